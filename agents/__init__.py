@@ -1,0 +1,1 @@
+"""Learning code: baselines, supervised recurrent regressors and RL agents."""

@@ -1,0 +1,1 @@
+"""MSMD piece model, loading, spectrograms, synthesis, engraving and dataset building."""
