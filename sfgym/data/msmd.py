@@ -1,0 +1,276 @@
+"""Reading and writing the MSMD score-following layout.
+
+One *split* is a directory::
+
+    <split>/score/<score>.npz              sheet, coords, coord2onset (one unrolled score)
+    <split>/performance/<piece>.mid        the performance's notes (synthesized if no audio)
+    <split>/performance/<piece>.wav        optional: the performance's audio (aligned to the .mid)
+    <split>/spectrogram/<piece>.spec78.npy optional cache of the 78-bin spectrogram (written by sfgym)
+
+A piece is named after its score (``<score>``, as in real MSMD). sfgym's builder adds further
+performances of the same score (other tempi, other soundfonts) as ``<score>@<variant>``; they share
+``score/<score>.npz``. Real MSMD splits therefore load unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sfgym.data.piece import FPS, N_SPEC_BINS, Piece, PieceFormatError
+
+SCORE_KEYS = ("sheet", "coords", "coord2onset")
+SPECTROGRAM_SUFFIX = ".spec78.npy"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+VARIANT_SEPARATOR = "@"
+
+
+# ---------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_score_npz(path: str | Path, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int]) -> None:
+    """Write an MSMD score file (``coord2onset`` wrapped in a 1-element object array, as MSMD does)."""
+    wrapped = np.empty(1, dtype=object)
+    wrapped[0] = {int(k): int(v) for k, v in coord2onset.items()}
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer, sheet=np.asarray(sheet, dtype=np.uint8), coords=np.asarray(coords, dtype=np.float32),
+        coord2onset=wrapped,
+    )
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_array_npy(path: str | Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+# ---------------------------------------------------------------------------- reading
+def read_score_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Read ``sheet``, ``coords`` and ``coord2onset`` from an MSMD score file.
+
+    Raises:
+        PieceFormatError: the file is missing, truncated, corrupt or lacks a key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PieceFormatError(path, "score file does not exist")
+    try:
+        with np.load(path, allow_pickle=True) as archive:
+            missing = [key for key in SCORE_KEYS if key not in archive.files]
+            if missing:
+                raise PieceFormatError(
+                    path, f"missing key(s) {missing}; an MSMD score file holds {list(SCORE_KEYS)}"
+                )
+            sheet = archive["sheet"]
+            coords = archive["coords"]
+            wrapped = archive["coord2onset"]
+    except PieceFormatError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise PieceFormatError(path, f"not a readable npz archive (truncated or corrupt?): {error}") from error
+    coord2onset = wrapped[0] if wrapped.dtype == object and wrapped.shape == (1,) else wrapped
+    if hasattr(coord2onset, "item") and not isinstance(coord2onset, dict):
+        coord2onset = coord2onset.item()
+    if not isinstance(coord2onset, dict):
+        raise PieceFormatError(path, f"'coord2onset' must wrap a dict, got {type(coord2onset).__name__}")
+    return sheet, coords, coord2onset
+
+
+def read_midi_notes(path: str | Path) -> np.ndarray:
+    """Note events ``(onset s, pitch, duration s)`` of a MIDI file, sorted by onset then pitch.
+
+    All non-drum instruments are merged, as MSMD's note list (and pretty_midi's ``get_onsets``) does.
+    """
+    import pretty_midi
+
+    path = Path(path)
+    if not path.is_file():
+        raise PieceFormatError(path, "performance MIDI does not exist")
+    try:
+        midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as error:  # pretty_midi/mido raise many types for broken files
+        raise PieceFormatError(path, f"not a readable MIDI file: {error}") from error
+    return notes_of_midi(midi, source=path)
+
+
+def notes_of_midi(midi, source: str | Path = "<midi>") -> np.ndarray:
+    """Sorted ``(onset, pitch, duration)`` rows of a ``pretty_midi.PrettyMIDI``; raises if it has none."""
+    rows = [
+        (note.start, note.pitch, note.end - note.start)
+        for instrument in midi.instruments
+        if not instrument.is_drum
+        for note in instrument.notes
+    ]
+    if not rows:
+        raise PieceFormatError(source, "empty performance: the MIDI contains no notes")
+    notes = np.array(rows, dtype=np.float64)
+    return notes[np.lexsort((notes[:, 1], notes[:, 0]))]
+
+
+@dataclass(frozen=True)
+class PieceFiles:
+    """Where one piece's files live in a split directory."""
+
+    name: str
+    score: Path
+    midi: Path
+    audio: Path | None
+    spectrogram: Path
+
+    @property
+    def split_dir(self) -> Path:
+        return self.score.parent.parent
+
+
+def piece_files(split_dir: str | Path, name: str) -> PieceFiles:
+    """The paths of piece ``name`` (``score`` or ``score@variant``) in ``split_dir``."""
+    split_dir = Path(split_dir)
+    score_name = name.split(VARIANT_SEPARATOR, 1)[0]
+    performance = split_dir / "performance"
+    audio = next((performance / f"{name}{s}" for s in AUDIO_SUFFIXES if (performance / f"{name}{s}").is_file()), None)
+    return PieceFiles(
+        name=name,
+        score=split_dir / "score" / f"{score_name}.npz",
+        midi=performance / f"{name}.mid",
+        audio=audio,
+        spectrogram=split_dir / "spectrogram" / f"{name}{SPECTROGRAM_SUFFIX}",
+    )
+
+
+def list_pieces(split_dir: str | Path) -> list[PieceFiles]:
+    """All pieces of a split: one per performance MIDI whose score exists, sorted by name.
+
+    Raises:
+        PieceFormatError: the directory is not an MSMD split or holds no piece.
+    """
+    split_dir = Path(split_dir)
+    if not (split_dir / "score").is_dir():
+        raise PieceFormatError(split_dir, "not an MSMD split directory (no 'score/' folder inside)")
+    pieces = []
+    for midi in sorted((split_dir / "performance").glob("*.mid")):
+        files = piece_files(split_dir, midi.stem)
+        if files.score.is_file():
+            pieces.append(files)
+    if not pieces:
+        raise PieceFormatError(split_dir, "holds no piece (no performance/*.mid with a matching score/*.npz)")
+    return pieces
+
+
+def find_split_dir(data: str | Path, split: str) -> Path:
+    """Resolve ``split`` inside a dataset root, or accept ``data`` if it is a split itself.
+
+    Accepts sfgym's layout (``<root>/train``), MSMD's (``<root>/msmd_all_train``) and any
+    ``<root>/*_<split>`` directory.
+    """
+    data = Path(data)
+    if not data.is_dir():
+        raise PieceFormatError(data, "data directory does not exist")
+    if (data / "score").is_dir():
+        return data
+    candidates = [data / split] + sorted(data.glob(f"*_{split}"))
+    for candidate in candidates:
+        if (candidate / "score").is_dir():
+            return candidate
+    available = sorted(p.name for p in data.iterdir() if (p / "score").is_dir())
+    raise PieceFormatError(
+        data, f"no split '{split}' here (looked for {split}/ and *_{split}/); splits found: {available or 'none'}"
+    )
+
+
+def _read_cached_spectrogram(files: PieceFiles) -> np.ndarray | None:
+    if not files.spectrogram.is_file():
+        return None
+    newest_input = max(p.stat().st_mtime for p in (files.midi, files.audio) if p is not None and p.exists())
+    if files.spectrogram.stat().st_mtime < newest_input:
+        return None  # stale: the performance changed after the cache was written
+    try:
+        spectrogram = np.load(files.spectrogram, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise PieceFormatError(files.spectrogram, f"unreadable spectrogram cache (delete it to rebuild): {error}") from error
+    return spectrogram
+
+
+def compute_spectrogram(files: PieceFiles, soundfont: str = "TimGM6mb") -> np.ndarray:
+    """The performance's 78-bin spectrogram: from its audio file, or else by synthesizing its MIDI."""
+    from sfgym.data.spectrogram import spectrogram_from_audio, spectrogram_from_file
+
+    if files.audio is not None:
+        return spectrogram_from_file(files.audio)
+    from sfgym.data.synth import synthesize_midi
+
+    sample_rate = 22050
+    try:
+        audio = synthesize_midi(files.midi, soundfont=soundfont, sample_rate=sample_rate)
+    except ValueError as error:
+        raise PieceFormatError(files.midi, str(error)) from error
+    return spectrogram_from_audio(audio, sample_rate)
+
+
+def load_piece(files: PieceFiles, *, soundfont: str = "TimGM6mb", cache_spectrogram: bool = True) -> Piece:
+    """Load and validate one piece.
+
+    The spectrogram comes from the cache next to the split when present and up to date, else from
+    the performance's audio, else from synthesizing its MIDI with ``soundfont``; a freshly computed
+    one is cached (atomically) when ``cache_spectrogram`` is set and the split is writable.
+    """
+    sheet, coords, coord2onset = read_score_npz(files.score)
+    notes = read_midi_notes(files.midi)
+    spectrogram = _read_cached_spectrogram(files)
+    if spectrogram is None:
+        spectrogram = compute_spectrogram(files, soundfont=soundfont)
+        if cache_spectrogram and os.access(files.split_dir, os.W_OK):
+            write_array_npy(files.spectrogram, spectrogram.astype(np.float32))
+    source = f"{files.score} + {files.midi.name}"
+    return Piece(
+        name=files.name, sheet=sheet, coords=coords, coord2onset=coord2onset, notes=notes,
+        spectrogram=spectrogram, source=source, fps=FPS,
+    )
+
+
+def load_split(
+    split_dir: str | Path, names: list[str] | None = None, *, progress: bool = True, **load_kwargs
+) -> list[Piece]:
+    """Load all (or the named) pieces of a split, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    available = {files.name: files for files in list_pieces(split_dir)}
+    if names is not None:
+        unknown = sorted(set(names) - set(available))
+        if unknown:
+            raise PieceFormatError(split_dir, f"unknown piece(s) {unknown}; available: {sorted(available)[:10]}...")
+        selected = [available[n] for n in names]
+    else:
+        selected = list(available.values())
+    return [
+        load_piece(files, **load_kwargs)
+        for files in tqdm(selected, desc=f"loading {Path(split_dir).name}", disable=not progress, leave=False)
+    ]
+
+
+__all__ = [
+    "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "find_split_dir", "list_pieces",
+    "load_piece", "load_split", "notes_of_midi", "piece_files", "read_midi_notes", "read_score_npz",
+    "write_array_npy", "write_score_npz",
+]
