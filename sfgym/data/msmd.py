@@ -3,6 +3,7 @@
 One *split* is a directory::
 
     <split>/score/<score>.npz              sheet, coords, coord2onset (one unrolled score)
+    <split>/score/<score>.mid              optional: the score's notes at the notated tempo
     <split>/performance/<piece>.mid        the performance's notes (synthesized if no audio)
     <split>/performance/<piece>.wav        optional: the performance's audio (aligned to the .mid)
     <split>/spectrogram/<piece>.spec78.npy optional cache of the 78-bin spectrogram (written by sfgym)
@@ -138,6 +139,7 @@ class PieceFiles:
     midi: Path
     audio: Path | None
     spectrogram: Path
+    score_midi: Path | None = None
 
     @property
     def split_dir(self) -> Path:
@@ -156,6 +158,7 @@ def piece_files(split_dir: str | Path, name: str) -> PieceFiles:
         midi=performance / f"{name}.mid",
         audio=audio,
         spectrogram=split_dir / "spectrogram" / f"{name}{SPECTROGRAM_SUFFIX}",
+        score_midi=score_midi if (score_midi := split_dir / "score" / f"{score_name}.mid").is_file() else None,
     )
 
 
@@ -228,6 +231,46 @@ def compute_spectrogram(files: PieceFiles, soundfont: str = "TimGM6mb") -> np.nd
     return spectrogram_from_audio(audio, sample_rate)
 
 
+def notes_to_midi(notes: np.ndarray, program: int = 0, resolution: int = 960):
+    """A one-instrument ``pretty_midi.PrettyMIDI`` (acoustic piano) playing ``(onset, pitch, duration)`` rows."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=120.0)
+    piano = pretty_midi.Instrument(program=program, name="piano")
+    for onset, pitch, duration in np.asarray(notes, dtype=np.float64)[:, :3]:
+        piano.notes.append(pretty_midi.Note(velocity=80, pitch=int(pitch), start=float(onset),
+                                            end=float(onset + max(duration, 0.01))))
+    midi.instruments.append(piano)
+    return midi
+
+
+def midi_bytes(midi) -> bytes:
+    buffer = io.BytesIO()
+    midi.write(buffer)
+    return buffer.getvalue()
+
+
+def write_piece(split_dir: str | Path, piece: Piece, *, audio: bytes | None = None, write_score: bool = True) -> PieceFiles:
+    """Write ``piece`` into ``split_dir`` in the MSMD layout (each file atomically).
+
+    The score files (``score/<score>.npz`` and, if the piece has them, the notated-tempo
+    ``score/<score>.mid``) are written when ``write_score`` is set, the performance MIDI and the
+    spectrogram cache always, the audio (WAV bytes) when given. The spectrogram cache is written
+    last, so it is never older than the performance it was computed from.
+    """
+    split_dir = Path(split_dir)
+    files = piece_files(split_dir, piece.name)
+    if write_score:
+        write_score_npz(files.score, piece.sheet, piece.coords, piece.coord2onset)
+        if piece.score_notes is not None:
+            atomic_write_bytes(split_dir / "score" / f"{piece.score_name}.mid", midi_bytes(notes_to_midi(piece.score_notes)))
+    atomic_write_bytes(files.midi, midi_bytes(notes_to_midi(piece.notes)))
+    if audio is not None:
+        atomic_write_bytes(files.midi.with_suffix(".wav"), audio)
+    write_array_npy(files.spectrogram, piece.spectrogram.astype(np.float32))
+    return piece_files(split_dir, piece.name)
+
+
 def load_piece(files: PieceFiles, *, soundfont: str = "TimGM6mb", cache_spectrogram: bool = True) -> Piece:
     """Load and validate one piece.
 
@@ -237,6 +280,7 @@ def load_piece(files: PieceFiles, *, soundfont: str = "TimGM6mb", cache_spectrog
     """
     sheet, coords, coord2onset = read_score_npz(files.score)
     notes = read_midi_notes(files.midi)
+    score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
     spectrogram = _read_cached_spectrogram(files)
     if spectrogram is None:
         spectrogram = compute_spectrogram(files, soundfont=soundfont)
@@ -245,7 +289,7 @@ def load_piece(files: PieceFiles, *, soundfont: str = "TimGM6mb", cache_spectrog
     source = f"{files.score} + {files.midi.name}"
     return Piece(
         name=files.name, sheet=sheet, coords=coords, coord2onset=coord2onset, notes=notes,
-        spectrogram=spectrogram, source=source, fps=FPS,
+        spectrogram=spectrogram, source=source, fps=FPS, score_notes=score_notes,
     )
 
 
@@ -271,6 +315,6 @@ def load_split(
 
 __all__ = [
     "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "find_split_dir", "list_pieces",
-    "load_piece", "load_split", "notes_of_midi", "piece_files", "read_midi_notes", "read_score_npz",
-    "write_array_npy", "write_score_npz",
+    "load_piece", "load_split", "midi_bytes", "notes_of_midi", "notes_to_midi", "piece_files",
+    "read_midi_notes", "read_score_npz", "write_array_npy", "write_piece", "write_score_npz",
 ]

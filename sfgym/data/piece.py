@@ -10,6 +10,9 @@ A :class:`Piece` is one *performance* of one *score*, in the MSMD score-followin
 - ``notes``: float64 ``(M, 3)`` rows of (onset seconds, MIDI pitch, duration seconds) of the
   performance, sorted by onset then pitch (the order of the MIDI's note list in MSMD).
 - ``spectrogram``: float32 ``(78, T)`` log-frequency spectrogram at 20 frames per second.
+- ``score_notes`` (optional): the same notes at the score's *notated* tempo (``<split>/score/<score>.mid``),
+  in the same order, so ``coord2onset`` applies to them too. Score-side followers (a metronome, on-line
+  DTW against a synthesized score) use it; it is never the performance's timing.
 
 Derived on construction, exactly as the reference code of Dorfer et al. does it:
 
@@ -97,6 +100,7 @@ class Piece:
     spectrogram: np.ndarray
     source: str = "<memory>"
     fps: int = FPS
+    score_notes: np.ndarray | None = None
     onset_frames: np.ndarray = field(init=False, repr=False)
     onset_coords: np.ndarray = field(init=False, repr=False)
     true_x: np.ndarray = field(init=False, repr=False)
@@ -182,6 +186,17 @@ class Piece:
         if np.any(np.diff(notes[:, 0]) < 0):
             raise fail("note events must be sorted by onset time")
         self.notes = notes[:, :3]
+
+        if self.score_notes is not None:
+            score_notes = np.asarray(self.score_notes, dtype=np.float64)
+            if score_notes.shape[0] != len(notes) or score_notes.ndim != 2 or score_notes.shape[1] < 3:
+                raise fail(
+                    f"the score MIDI has {score_notes.shape[0]} notes but the performance has {len(notes)}; "
+                    "they must be the same notes in the same order"
+                )
+            if not np.all(np.isfinite(score_notes[:, :3])):
+                raise fail("the score MIDI's note events contain NaN or inf")
+            self.score_notes = score_notes[:, :3]
 
         if not isinstance(self.coord2onset, dict) or not self.coord2onset:
             raise fail("'coord2onset' must be a non-empty dict {coord index: note index}")
