@@ -1,0 +1,1 @@
+"""Sub-commands of the ``sfgym`` command line (one module each, see :mod:`sfgym.cli`)."""
