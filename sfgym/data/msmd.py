@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +111,10 @@ def read_midi_notes(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise PieceFormatError(path, "performance MIDI does not exist")
     try:
-        midi = pretty_midi.PrettyMIDI(str(path))
+        with warnings.catch_warnings():
+            # MSMD's MIDIs keep tempo events on every track; pretty_midi warns but reads them right.
+            warnings.filterwarnings("ignore", message="Tempo, Key or Time signature change events", category=RuntimeWarning)
+            midi = pretty_midi.PrettyMIDI(str(path))
     except Exception as error:  # pretty_midi/mido raise many types for broken files
         raise PieceFormatError(path, f"not a readable MIDI file: {error}") from error
     return notes_of_midi(midi, source=path)

@@ -1,0 +1,104 @@
+"""``sfgym data build | import | info``: make and inspect MSMD-format data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="build, import and inspect MSMD-format data",
+                                   description="Build, import and inspect MSMD-format data.")
+    data_commands = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    build = data_commands.add_parser(
+        "build", help="build the default dataset (or a custom one) from public-domain scores",
+        description="Engrave, synthesize and analyse the built-in public-domain corpus into an MSMD-format "
+        "dataset. Without --out it builds the default dataset into the cache ($SFGYM_DATA_DIR or "
+        "~/.cache/sfgym/default-v1); an interrupted build resumes where it stopped.")
+    build.add_argument("--out", type=Path, help="dataset root to write (default: the default dataset's cache)")
+    build.add_argument("--max-pieces", type=int, help="build only the first N scores of the corpus")
+    build.add_argument("--tempo-ratios", default="0.9,1.0,1.1",
+                       help="comma-separated tempo ratios, one performance each (default: 0.9,1.0,1.1)")
+    build.add_argument("--soundfonts", help="comma-separated soundfont names (default: every one available)")
+    build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
+    build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
+    build.set_defaults(func=run_build)
+
+    importer = data_commands.add_parser(
+        "import", help="import your own score (and performance) as an MSMD-format piece",
+        description="Engrave a score and write it, with a performance, as one MSMD-format piece into a split "
+        "directory. Without --performance the score's own MIDI is synthesized. With a performance (MIDI or "
+        "audio) an alignment CSV (note_id,onset_s) is required. Repeated imports into one --out accumulate.")
+    importer.add_argument("--score", type=Path, required=True, help="MusicXML (.xml/.musicxml/.mxl), MEI, .krn or .abc")
+    importer.add_argument("--performance", type=Path, help="the performance: .mid or .wav/.flac/.ogg")
+    importer.add_argument("--alignment", type=Path, help="CSV with columns note_id,onset_s")
+    importer.add_argument("--out", type=Path, required=True, help="split directory to add the piece to")
+    importer.add_argument("--soundfont", default="TimGM6mb", help="soundfont for synthesis (default TimGM6mb)")
+    importer.set_defaults(func=run_import)
+
+    info = data_commands.add_parser("info", help="list pieces, durations, onsets and split sizes",
+                                    description="Summarize a dataset root or split directory.")
+    info.add_argument("dir", nargs="?", type=Path, help="dataset root or split (default: the default dataset)")
+    info.set_defaults(func=run_info)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from sfgym.data.dataset import BuildConfig, build_dataset, default_dataset_dir, default_dataset_root, read_manifest
+
+    config = BuildConfig(
+        tempo_ratios=tuple(float(t) for t in args.tempo_ratios.split(",")),
+        soundfonts=tuple(args.soundfonts.split(",")) if args.soundfonts else None,
+        seed=args.seed,
+        max_pieces=args.max_pieces,
+    )
+    if args.out is None and config == BuildConfig():
+        root = default_dataset_dir(workers=args.workers)
+    else:
+        root = build_dataset(args.out or default_dataset_root(), config=config, workers=args.workers)
+    manifest = read_manifest(root)
+    print(f"{root}: {manifest['split_sizes']} scores; built {manifest['scores_built_this_run']} now "
+          f"in {manifest['build_seconds_this_run']:.0f} s; {len(manifest['failed'])} failed")
+    for failure in manifest["failed"]:
+        print(f"  failed: {failure['score']}: {failure['error']}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from sfgym.data.importer import import_piece
+    from sfgym.data.msmd import load_piece
+
+    files = import_piece(args.score, args.out, performance=args.performance, alignment=args.alignment,
+                         soundfont=args.soundfont)
+    piece = load_piece(files)
+    print(f"imported {piece.name} into {args.out}: {len(piece.onset_frames)} onsets, {piece.duration_s:.1f} s")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sfgym.data.dataset import dataset_summary, default_dataset_dir, read_manifest
+
+    root = args.dir or default_dataset_dir(build=False)
+    rows = dataset_summary(root)
+    table = Table(title=str(root))
+    for column in ("split", "piece", "duration", "notes", "onsets", "noteheads", "audio"):
+        table.add_column(column, justify="left" if column in ("split", "piece") else "right")
+    for row in rows:
+        table.add_row(row["split"], row["piece"], f"{row['duration_s']:.1f} s", str(row["notes"]),
+                      str(row["onsets"]), str(row["noteheads"]), "wav" if row["audio"] else "synth")
+    console = Console()
+    console.print(table)
+    splits: dict[str, list[dict]] = {}
+    for row in rows:
+        splits.setdefault(row["split"], []).append(row)
+    for split, split_rows in splits.items():
+        scores = {r["piece"].split("@", 1)[0] for r in split_rows}
+        minutes = sum(r["duration_s"] for r in split_rows) / 60
+        console.print(f"{split}: {len(scores)} scores, {len(split_rows)} performances, {minutes:.1f} min")
+    manifest = read_manifest(root)
+    if manifest:
+        console.print(f"built with {manifest.get('versions', {})}")
+    return 0

@@ -1,0 +1,292 @@
+"""Building MSMD-format datasets offline, and the built-in default dataset.
+
+``build_dataset`` turns public-domain scores (by default :func:`sfgym.data.corpus.default_corpus`, which
+ships inside the music21 wheel) into an MSMD-layout dataset root::
+
+    <root>/manifest.json          source, versions, parameters, the split of every score
+    <root>/train|valid|test/      one MSMD split each (see :mod:`sfgym.data.msmd`)
+
+For every score: engrave it with verovio (unrolled sheet + notehead coordinates + notehead→note map),
+render its MIDI at several tempo ratios (MSMD's augmentation), synthesize each with every available
+piano soundfont, and compute the 78-bin spectrogram. The performance at tempo 1.0 with the first soundfont
+is named after the score; the others are ``<score>@t0.90-<soundfont>`` and so on, sharing the score file.
+The split is by score, never by performance, so no test score is ever heard in training.
+
+Writes are atomic per file and ordered so that a piece only appears (its ``performance/*.mid``) once its
+spectrogram is in place; the manifest is written last, so an interrupted build is resumed, not trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sfgym.data.msmd import atomic_write_bytes, list_pieces, piece_files, write_piece
+from sfgym.data.piece import Piece
+
+DEFAULT_DATASET_NAME = "default-v1"
+DATA_DIR_ENV = "SFGYM_DATA_DIR"
+MANIFEST = "manifest.json"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Parameters of a dataset build; recorded in the manifest.
+
+    Attributes:
+        tempo_ratios: performances per score at these tempo ratios (>1 is faster), MSMD used 0.9..1.1.
+        soundfonts: soundfont names (see :func:`sfgym.data.synth.available_soundfonts`); ``None`` = all found.
+        split_fractions: train / valid / test shares of the *scores*.
+        seed: seeds the split.
+        max_pieces: build only the first N scores of the corpus (``None`` = all).
+    """
+
+    tempo_ratios: tuple[float, ...] = (0.9, 1.0, 1.1)
+    soundfonts: tuple[str, ...] | None = None
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    max_pieces: int | None = None
+
+
+def assign_splits(score_names: list[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, str]:
+    """Deterministic split of scores: order by a seeded hash, cut by ``fractions``.
+
+    With three or more scores, valid and test get at least one each.
+    """
+    order = sorted(score_names, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
+    n = len(order)
+    n_valid = max(1 if n >= 3 else 0, round(n * fractions[1]))
+    n_test = max(1 if n >= 3 else 0, round(n * fractions[2]))
+    n_train = n - n_valid - n_test
+    return {name: ("train" if i < n_train else "valid" if i < n_train + n_valid else "test")
+            for i, name in enumerate(order)}
+
+
+def performance_name(score_name: str, tempo_ratio: float, soundfont: str, canonical: bool) -> str:
+    return score_name if canonical else f"{score_name}@t{tempo_ratio:.2f}-{soundfont}"
+
+
+def _build_one_score(score_source, score_name: str, split_dir: Path, tempo_ratios, soundfonts) -> dict:
+    """Engrave one score and write all its performances into ``split_dir``. Runs in a worker process."""
+    from sfgym.data.engrave import engrave
+    from sfgym.data.msmd import midi_bytes, notes_of_midi
+    from sfgym.data.spectrogram import spectrogram_from_audio
+    from sfgym.data.synth import synthesize_midi
+
+    started = time.perf_counter()
+    engraved = engrave(score_source)
+    score_notes = engraved.notes
+    performances = []
+    for tempo_ratio in tempo_ratios:
+        midi = engraved.to_midi(tempo_ratio=tempo_ratio)
+        notes = notes_of_midi(midi, source=score_name)
+        for soundfont_index, soundfont in enumerate(soundfonts):
+            canonical = tempo_ratio == 1.0 and soundfont_index == 0
+            name = performance_name(score_name, tempo_ratio, soundfont, canonical)
+            audio = synthesize_midi(midi_bytes(midi), soundfont=soundfont, sample_rate=22050)
+            spectrogram = spectrogram_from_audio(audio, 22050)
+            piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords,
+                          coord2onset=engraved.coord2onset, notes=notes, spectrogram=spectrogram,
+                          source=f"{score_name} (built)", score_notes=score_notes)
+            write_piece(split_dir, piece, write_score=not performances)
+            performances.append({"name": name, "tempo_ratio": tempo_ratio, "soundfont": soundfont,
+                                 "duration_s": round(piece.duration_s, 2), "onsets": len(piece.onset_frames)})
+    return {"score": score_name, "noteheads": len(engraved.coords), "sheet_width": int(engraved.sheet.shape[1]),
+            "performances": performances, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _score_complete(split_dir: Path, score_name: str, expected: list[str]) -> bool:
+    return all((f := piece_files(split_dir, name)).midi.is_file() and f.spectrogram.is_file() and f.score.is_file()
+               for name in expected)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("sfgym", "verovio", "music21", "midirenderer", "pretty_midi", "librosa", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def build_dataset(
+    out_dir: str | Path,
+    corpus: list | None = None,
+    config: BuildConfig = BuildConfig(),
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Build an MSMD-format dataset root from scores; resume an interrupted build.
+
+    Args:
+        out_dir: the dataset root to create (or complete).
+        corpus: :class:`sfgym.data.corpus.CorpusPiece` list, or ``(name, path_or_text)`` pairs; default: the
+            built-in public-domain corpus.
+        config: augmentation and split parameters.
+        workers: parallel processes (default: the machine's CPU count).
+        progress: show a progress bar.
+
+    Returns:
+        ``out_dir``, whose ``manifest.json`` lists every score, its split and its performances.
+    """
+    from tqdm.auto import tqdm
+
+    from sfgym.data.spectrogram import SpectrogramParams
+    from sfgym.data.synth import available_soundfonts
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = _resolve_corpus(corpus, config.max_pieces)
+    found_soundfonts = available_soundfonts()
+    soundfonts = tuple(config.soundfonts or found_soundfonts)
+    unknown = [s for s in soundfonts if s not in found_soundfonts]
+    if unknown:
+        raise ValueError(f"unknown soundfont(s) {unknown}; available: {sorted(found_soundfonts)}")
+    splits = assign_splits([name for name, _, _ in sources], config.split_fractions, config.seed)
+
+    entries, failures, todo = [], [], []
+    for name, source, meta in sources:
+        expected = [performance_name(name, t, s, t == 1.0 and i == 0)
+                    for t in config.tempo_ratios for i, s in enumerate(soundfonts)]
+        if _score_complete(out_dir / splits[name], name, expected):
+            entries.append({"score": name, "split": splits[name], "performances": expected, **meta})
+        else:
+            todo.append((name, source, meta))
+
+    started = time.perf_counter()
+    workers = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_build_one_score_safe, source, name, out_dir / splits[name],
+                               config.tempo_ratios, soundfonts): (name, meta) for name, source, meta in todo}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="building scores", disable=not progress):
+            name, meta = futures[future]
+            result = future.result()
+            if "error" in result:
+                failures.append({"score": name, "error": result["error"]})
+            else:
+                entries.append({"split": splits[name], **meta, **result,
+                                "performances": [p["name"] for p in result["performances"]]})
+    elapsed = time.perf_counter() - started
+
+    entries.sort(key=lambda e: e["score"])
+    manifest = {
+        "format": "msmd-score-following",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "source": "public-domain scores engraved with verovio, synthesized with midirenderer",
+        "build_config": asdict(config) | {"soundfonts": list(soundfonts)},
+        "spectrogram": SpectrogramParams().to_dict(),
+        "versions": _versions(),
+        "split_sizes": {s: sum(e["split"] == s for e in entries) for s in SPLITS},
+        "build_seconds_this_run": round(elapsed, 1),
+        "scores_built_this_run": len(todo) - len(failures),
+        "scores": entries,
+        "failed": failures,
+    }
+    atomic_write_bytes(out_dir / MANIFEST, json.dumps(manifest, indent=1).encode())
+    return out_dir
+
+
+def _build_one_score_safe(source, name, split_dir, tempo_ratios, soundfonts) -> dict:
+    """Worker wrapper: a score that cannot be built is reported, not fatal to the whole build."""
+    try:
+        if not isinstance(source, (str, Path)):
+            from sfgym.data.corpus import load_score_musicxml
+
+            source = load_score_musicxml(source)
+        return _build_one_score(source, name, Path(split_dir), tempo_ratios, soundfonts)
+    except Exception as error:  # noqa: BLE001 - reported in the manifest with its traceback's last line
+        return {"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=3)}
+
+
+def _resolve_corpus(corpus, max_pieces) -> list[tuple[str, object, dict]]:
+    """``(score name, source, metadata)`` triples; a source is a path, score text or a CorpusPiece."""
+    if corpus is None:
+        from sfgym.data.corpus import default_corpus
+
+        corpus = default_corpus()
+    triples = []
+    for item in corpus:
+        if isinstance(item, tuple):
+            name, source = item
+            triples.append((name, source, {}))
+        else:  # a CorpusPiece: the worker loads its MusicXML (music21 parsing is the slow part)
+            meta = {k: getattr(item, k) for k in ("source", "composer", "title", "kind") if hasattr(item, k)}
+            triples.append((item.name, item, meta))
+    names = [t[0] for t in triples]
+    if len(set(names)) != len(names):
+        raise ValueError("corpus piece names must be unique")
+    return triples[:max_pieces] if max_pieces else triples
+
+
+# ---------------------------------------------------------------------------- the default dataset
+def default_dataset_dir(*, build: bool = True, data_dir: str | Path | None = None, progress: bool = True,
+                        workers: int | None = None) -> Path:
+    """The built-in default dataset's root, built on first use and re-used afterwards.
+
+    Location: ``data_dir`` if given, else ``$SFGYM_DATA_DIR``, else ``$XDG_CACHE_HOME/sfgym/default-v1``
+    (``~/.cache/sfgym/default-v1``).
+    """
+    root = Path(data_dir) if data_dir else default_dataset_root()
+    if (root / MANIFEST).is_file():
+        manifest = json.loads((root / MANIFEST).read_text())
+        if not manifest.get("failed") or not build:
+            return root
+    if not build:
+        raise FileNotFoundError(f"{root}: the default dataset is not built yet (run 'sfgym data build')")
+    print(f"Building the default dataset into {root} (once; set ${DATA_DIR_ENV} to choose another place)")
+    return build_dataset(root, progress=progress, workers=workers)
+
+
+def default_dataset_root() -> Path:
+    """Where the default dataset lives (whether built or not)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sfgym" / DEFAULT_DATASET_NAME
+
+
+def read_manifest(root: str | Path) -> dict:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: corrupt manifest: {error}") from error
+
+
+def dataset_summary(root: str | Path) -> list[dict]:
+    """One row per piece of every split under ``root`` (or of ``root`` itself if it is a split)."""
+    from sfgym.data.msmd import read_midi_notes, read_score_npz
+
+    root = Path(root)
+    split_dirs = [root] if (root / "score").is_dir() else sorted(p for p in root.iterdir() if (p / "score").is_dir())
+    if not split_dirs:
+        raise FileNotFoundError(f"{root}: no MSMD split here (no score/ folder in it or its sub-folders)")
+    rows = []
+    for split_dir in split_dirs:
+        for files in list_pieces(split_dir):
+            notes = read_midi_notes(files.midi)
+            _, coords, _ = read_score_npz(files.score)
+            onset_frames = np.unique(np.floor(notes[:, 0] * 20 + 1e-9))
+            rows.append({"split": split_dir.name, "piece": files.name, "duration_s": float(notes[:, 0].max() + notes[-1, 2]),
+                         "notes": len(notes), "onsets": len(onset_frames), "noteheads": len(coords),
+                         "audio": files.audio is not None})
+    return rows
+
+
+__all__ = ["BuildConfig", "assign_splits", "build_dataset", "dataset_summary", "default_dataset_dir",
+           "default_dataset_root", "read_manifest"]

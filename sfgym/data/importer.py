@@ -1,0 +1,169 @@
+"""Importing a user's own piece (score + optional performance) as one MSMD-format piece.
+
+- Score only: the score's own MIDI (notated tempo) is synthesized and followed.
+- Score + performance (MIDI or audio) + alignment CSV (``note_id,onset_s``: the score's note id, as in the
+  MusicXML/MEI ``id`` / ``xml:id``, and when it was played): the ground truth follows the performance's real
+  timing. Notes missing from the CSV are placed by linear interpolation of the aligned ones over score time
+  (and extrapolated at the local tempo before the first and after the last aligned note).
+- A performance without an alignment is refused: automatic audio-to-score alignment is not part of sfgym yet.
+
+The piece is written into a split directory (``--out``): the score to ``score/<score>.npz`` (+ ``.mid`` at the
+notated tempo), the re-timed score notes to ``performance/<name>.mid`` (so ``coord2onset`` maps into them),
+the performance's audio (the given audio, or the performance MIDI synthesized) to ``performance/<name>.wav``.
+``name`` is the score's file stem, or ``<score stem>@<performance stem>`` with a performance, so several
+imports into one directory accumulate into an evaluation set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from sfgym.data.msmd import PieceFiles, midi_bytes, notes_of_midi, notes_to_midi, write_piece
+from sfgym.data.piece import Piece, PieceFormatError
+
+SAMPLE_RATE = 22050
+SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def read_alignment_csv(path: str | Path) -> dict[str, float]:
+    """``{note_id: onset seconds}`` from a CSV with a ``note_id,onset_s`` header."""
+    path = Path(path)
+    if not path.is_file():
+        raise PieceFormatError(path, "alignment file does not exist")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"note_id", "onset_s"} <= set(reader.fieldnames):
+            raise PieceFormatError(path, f"alignment CSV needs the columns note_id,onset_s; found {reader.fieldnames}")
+        alignment: dict[str, float] = {}
+        for line_number, row in enumerate(reader, start=2):
+            try:
+                onset = float(row["onset_s"])
+            except (TypeError, ValueError):
+                raise PieceFormatError(path, f"line {line_number}: onset_s {row['onset_s']!r} is not a number") from None
+            if not np.isfinite(onset) or onset < 0:
+                raise PieceFormatError(path, f"line {line_number}: onset_s must be a finite time >= 0, got {onset}")
+            alignment[row["note_id"].strip()] = onset
+    if not alignment:
+        raise PieceFormatError(path, "alignment CSV has no rows")
+    return alignment
+
+
+def retime_notes(score_notes: np.ndarray, note_ids: list[str], alignment: dict[str, float],
+                 source: str | Path = "<alignment>") -> np.ndarray:
+    """Score notes ``(onset, pitch, duration)`` moved to the performance's timing.
+
+    Aligned notes take their performed onset; the others are interpolated over score time between the
+    aligned ones (extrapolated at the first / last segment's tempo). Durations scale with the local tempo.
+    """
+    aligned = [(i, alignment[note_id]) for i, note_id in enumerate(note_ids) if note_id in alignment]
+    if len(aligned) < 2:
+        raise PieceFormatError(
+            source, f"only {len(aligned)} of the score's {len(note_ids)} note ids appear in the alignment; "
+            "need at least 2 (ids are the score's note id / xml:id attributes)"
+        )
+    score_times = score_notes[[i for i, _ in aligned], 0]
+    performed = np.array([t for _, t in aligned])
+    order = np.argsort(score_times, kind="stable")
+    score_times, performed = score_times[order], performed[order]
+    # Several notes of one chord share a score time: use their mean performed time as the anchor.
+    anchor_times, inverse = np.unique(score_times, return_inverse=True)
+    anchor_performed = np.bincount(inverse, weights=performed) / np.bincount(inverse)
+    if len(anchor_times) < 2:
+        raise PieceFormatError(source, "the aligned notes all start at the same score time; cannot infer a tempo")
+    if np.any(np.diff(anchor_performed) < 0):
+        raise PieceFormatError(source, "aligned onsets go backwards in time relative to the score order")
+
+    def to_performance(t: np.ndarray) -> np.ndarray:
+        inside = np.interp(t, anchor_times, anchor_performed)
+        first_rate = (anchor_performed[1] - anchor_performed[0]) / (anchor_times[1] - anchor_times[0])
+        last_rate = (anchor_performed[-1] - anchor_performed[-2]) / (anchor_times[-1] - anchor_times[-2])
+        inside = np.where(t < anchor_times[0], anchor_performed[0] + (t - anchor_times[0]) * first_rate, inside)
+        return np.where(t > anchor_times[-1], anchor_performed[-1] + (t - anchor_times[-1]) * last_rate, inside)
+
+    onsets = to_performance(score_notes[:, 0])
+    offsets = to_performance(score_notes[:, 0] + score_notes[:, 2])
+    for i, performed_onset in aligned:  # aligned notes keep their exact performed onset
+        onsets[i] = performed_onset
+    retimed = np.stack([np.maximum(onsets, 0.0), score_notes[:, 1], np.maximum(offsets - onsets, 0.01)], axis=1)
+    return retimed
+
+
+def import_piece(
+    score: str | Path,
+    out_dir: str | Path,
+    *,
+    performance: str | Path | None = None,
+    alignment: str | Path | None = None,
+    soundfont: str = "TimGM6mb",
+) -> PieceFiles:
+    """Engrave ``score`` and write it with its performance into the split directory ``out_dir``."""
+    import soundfile
+
+    from sfgym.data.engrave import engrave
+    from sfgym.data.spectrogram import spectrogram_from_audio, spectrogram_from_file
+    from sfgym.data.synth import synthesize_midi
+
+    score = Path(score)
+    if not score.is_file():
+        raise PieceFormatError(score, "score file does not exist")
+    if score.suffix.lower() not in SCORE_SUFFIXES:
+        raise PieceFormatError(score, f"unsupported score format {score.suffix!r}; use one of {SCORE_SUFFIXES}")
+    if performance is not None and alignment is None:
+        raise PieceFormatError(
+            performance, "a performance needs an alignment CSV (--alignment, columns note_id,onset_s) that says when "
+            "each score note was played; automatic alignment is not available yet"
+        )
+    engraved = engrave(score)
+    out_dir = Path(out_dir)
+
+    if performance is None:
+        name = score.stem
+        notes = engraved.notes
+        audio = synthesize_midi(midi_bytes(notes_to_midi(notes)), soundfont=soundfont, sample_rate=SAMPLE_RATE)
+        spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
+        audio_bytes = None  # re-synthesizable from the written MIDI
+    else:
+        performance = Path(performance)
+        if not performance.is_file():
+            raise PieceFormatError(performance, "performance file does not exist")
+        name = f"{score.stem}@{performance.stem}"
+        notes = retime_notes(engraved.notes, engraved.note_ids_of_notes, read_alignment_csv(alignment), alignment)
+        if performance.suffix.lower() in (".mid", ".midi"):
+            import pretty_midi
+
+            try:
+                performed_midi = pretty_midi.PrettyMIDI(str(performance))
+            except Exception as error:  # noqa: BLE001 - mido raises many kinds
+                raise PieceFormatError(performance, f"not a readable MIDI file: {error}") from error
+            notes_of_midi(performed_midi, source=performance)  # refuses an empty performance
+            audio = synthesize_midi(performed_midi, soundfont=soundfont, sample_rate=SAMPLE_RATE)
+            spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
+        elif performance.suffix.lower() in AUDIO_SUFFIXES:
+            audio, rate = soundfile.read(str(performance), dtype="float32", always_2d=True)
+            audio = audio.mean(axis=1)
+            spectrogram = spectrogram_from_file(performance)
+            if rate != SAMPLE_RATE:
+                import soxr
+
+                audio = soxr.resample(audio, rate, SAMPLE_RATE)
+        else:
+            raise PieceFormatError(performance, "performance must be a MIDI (.mid) or audio (.wav/.flac/.ogg) file")
+        buffer = io.BytesIO()
+        soundfile.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+        audio_bytes = buffer.getvalue()
+
+    # The performance's notes must be in onset order; re-point coord2onset through the sort. The score notes
+    # follow the same order (they differ only where a performer reorders notes, e.g. an arpeggiated chord).
+    order = np.lexsort((notes[:, 1], notes[:, 0]))
+    new_index = np.empty_like(order)
+    new_index[order] = np.arange(len(order))
+    coord2onset = {c: int(new_index[n]) for c, n in engraved.coord2onset.items()}
+    piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords, coord2onset=coord2onset,
+                  notes=notes[order], spectrogram=spectrogram, source=str(score),
+                  score_notes=engraved.notes[order])
+    return write_piece(out_dir, piece, audio=audio_bytes)

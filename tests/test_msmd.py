@@ -1,0 +1,170 @@
+"""The MSMD layout: loading the real sample, round trips, and every bad-input case."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from sfgym.data.msmd import (
+    find_split_dir, list_pieces, load_piece, load_split, piece_files, read_midi_notes, read_score_npz,
+    write_piece, write_score_npz,
+)
+from sfgym.data.piece import Piece, PieceFormatError, ground_truth_x, merge_onsets
+
+from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
+
+
+def test_real_msmd_sample_merges_to_113_increasing_onsets():
+    sheet, coords, coord2onset = read_score_npz(MSMD_SAMPLE_SPLIT / "score" / f"{MSMD_SAMPLE_PIECE}.npz")
+    notes = read_midi_notes(MSMD_SAMPLE_SPLIT / "performance" / f"{MSMD_SAMPLE_PIECE}.mid")
+    assert sheet.shape == (200, 2968) and sheet.dtype == np.uint8
+    assert len(coords) == len(coord2onset) == len(notes) == 228
+    piece = Piece("sample", sheet, coords, coord2onset, notes, np.zeros((78, 900), np.float32))
+    assert len(piece.onset_frames) == 113
+    assert np.all(np.diff(piece.onset_frames) > 0)
+    assert np.all(np.diff(piece.onset_x) > 0)
+    # Ground truth: exact at onsets, constant before the first and after the last.
+    assert np.allclose(piece.true_x[piece.onset_frames], piece.onset_x)
+    assert piece.true_x[0] == piece.onset_x[0] and piece.true_x[-1] == piece.onset_x[-1]
+
+
+def test_real_msmd_sample_loads_with_synthesized_spectrogram(tmp_path):
+    split = tmp_path / "sample"
+    shutil.copytree(MSMD_SAMPLE_SPLIT, split)
+    [piece] = load_split(split, progress=False)
+    assert piece.name == MSMD_SAMPLE_PIECE
+    assert piece.spectrogram.shape[0] == 78
+    # 41.9 s of MIDI at 20 fps, synthesized with release tails
+    assert 41.8 * 20 <= piece.n_frames <= 47 * 20
+    assert piece.spectrogram.max() > 0.5
+    assert piece_files(split, piece.name).spectrogram.is_file(), "the spectrogram is cached next to the split"
+    again = load_piece(piece_files(split, piece.name))
+    np.testing.assert_array_equal(again.spectrogram, piece.spectrogram)
+
+
+def test_merge_keeps_first_coord_per_frame_and_sorts():
+    onset_frames_of_notes = np.array([5, 5, 9, 2])
+    coords = np.array([[10, 100], [50, 101], [10, 150], [10, 40]], dtype=np.float32)
+    frames, kept = merge_onsets(onset_frames_of_notes, coords, {0: 0, 1: 1, 2: 2, 3: 3})
+    assert frames.tolist() == [2, 5, 9]
+    assert kept[:, 1].tolist() == [40, 100, 150]
+    assert ground_truth_x(12, frames, kept[:, 1])[[0, 2, 3, 5, 7, 11]].tolist() == [40, 40, 60, 100, 125, 150]
+
+
+def test_write_and_load_round_trip(tmp_path, toy_pieces):
+    piece = toy_pieces[0]
+    write_piece(tmp_path / "train", piece)
+    [loaded] = load_split(tmp_path / "train", progress=False)
+    np.testing.assert_array_equal(loaded.onset_frames, piece.onset_frames)
+    np.testing.assert_allclose(loaded.true_x, piece.true_x)
+    np.testing.assert_array_equal(loaded.sheet, piece.sheet)
+    assert loaded.score_notes is not None and len(loaded.score_notes) == len(piece.notes)
+
+
+def test_find_split_dir_accepts_roots_msmd_names_and_splits(tmp_path, toy_dataset):
+    assert find_split_dir(toy_dataset, "valid") == toy_dataset / "valid"
+    assert find_split_dir(toy_dataset / "test", "train") == toy_dataset / "test"
+    (tmp_path / "msmd_all_test" / "score").mkdir(parents=True)
+    assert find_split_dir(tmp_path, "test") == tmp_path / "msmd_all_test"
+    with pytest.raises(PieceFormatError, match="no split 'nope'"):
+        find_split_dir(toy_dataset, "nope")
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.fixture
+def toy_split(tmp_path, toy_pieces):
+    write_piece(tmp_path / "split", toy_pieces[0])
+    return tmp_path / "split", toy_pieces[0].name
+
+
+def _rewrite_score(split, name, **changes):
+    sheet, coords, coord2onset = read_score_npz(split / "score" / f"{name}.npz")
+    values = {"sheet": sheet, "coords": coords, "coord2onset": coord2onset} | changes
+    write_score_npz(split / "score" / f"{name}.npz", **values)
+
+
+def test_truncated_npz_names_the_file(toy_split):
+    split, name = toy_split
+    path = split / "score" / f"{name}.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(PieceFormatError, match=rf"{name}\.npz.*truncated or corrupt"):
+        load_piece(piece_files(split, name))
+
+
+def test_missing_key_is_named(toy_split):
+    split, name = toy_split
+    sheet, coords, _ = read_score_npz(split / "score" / f"{name}.npz")
+    np.savez(split / "score" / f"{name}.npz", sheet=sheet, coords=coords)
+    with pytest.raises(PieceFormatError, match=r"missing key\(s\) \['coord2onset'\]"):
+        load_piece(piece_files(split, name))
+
+
+def test_coords_outside_the_sheet(toy_split):
+    split, name = toy_split
+    _, coords, _ = read_score_npz(split / "score" / f"{name}.npz")
+    coords = coords.copy()
+    coords[3, 1] = 1e6
+    _rewrite_score(split, name, coords=coords)
+    with pytest.raises(PieceFormatError, match=r"outside the 200x\d+ sheet.*coord 3"):
+        load_piece(piece_files(split, name))
+
+
+def test_coord2onset_past_the_midi_notes(toy_split):
+    split, name = toy_split
+    _, _, coord2onset = read_score_npz(split / "score" / f"{name}.npz")
+    _rewrite_score(split, name, coord2onset=coord2onset | {0: 999})
+    with pytest.raises(PieceFormatError, match=r"to note 999, past the performance's 20 notes"):
+        load_piece(piece_files(split, name))
+
+
+def test_empty_performance(toy_split):
+    split, name = toy_split
+    pretty_midi.PrettyMIDI().write(str(split / "performance" / f"{name}.mid"))
+    with pytest.raises(PieceFormatError, match=rf"{name}\.mid: empty performance"):
+        load_piece(piece_files(split, name))
+
+
+def test_corrupt_midi(toy_split):
+    split, name = toy_split
+    (split / "performance" / f"{name}.mid").write_bytes(b"MThd garbage")
+    with pytest.raises(PieceFormatError, match="not a readable MIDI file"):
+        load_piece(piece_files(split, name))
+
+
+def test_nan_in_spectrogram(toy_pieces):
+    piece = toy_pieces[0]
+    spectrogram = piece.spectrogram.copy()
+    spectrogram[5, 7] = np.nan
+    with pytest.raises(PieceFormatError, match="1 NaN/inf"):
+        Piece("bad", piece.sheet, piece.coords, piece.coord2onset, piece.notes, spectrogram, source="bad.npz")
+
+
+def test_spectrogram_shorter_than_the_performance(toy_pieces):
+    piece = toy_pieces[0]
+    short = piece.spectrogram[:, : piece.last_onset_frame - 5]
+    with pytest.raises(PieceFormatError, match="mismatched lengths"):
+        Piece("short", piece.sheet, piece.coords, piece.coord2onset, piece.notes, short, source="short")
+
+
+def test_wrong_spectrogram_bins(toy_pieces):
+    piece = toy_pieces[0]
+    with pytest.raises(PieceFormatError, match=r"shape \(78, T>0\)"):
+        Piece("bins", piece.sheet, piece.coords, piece.coord2onset, piece.notes, piece.spectrogram[:40])
+
+
+def test_score_notes_of_another_length(toy_pieces):
+    piece = toy_pieces[0]
+    with pytest.raises(PieceFormatError, match="score MIDI has 3 notes"):
+        Piece("x", piece.sheet, piece.coords, piece.coord2onset, piece.notes, piece.spectrogram,
+              score_notes=piece.notes[:3])
+
+
+def test_empty_or_foreign_directory(tmp_path):
+    with pytest.raises(PieceFormatError, match="not an MSMD split"):
+        list_pieces(tmp_path)
+    (tmp_path / "score").mkdir()
+    with pytest.raises(PieceFormatError, match="holds no piece"):
+        list_pieces(tmp_path)
