@@ -1,0 +1,112 @@
+"""The multimodal trunk shared by every learned follower.
+
+Two convolutional branches — one reads the spectrogram window, one the score window — each end in a
+dense layer of 512 units; their outputs are concatenated and mixed by another dense layer of 512
+(Dorfer et al. 2018, the seed paper's Figure 3). The supervised regressors put a recurrent core and a
+linear head on top; the RL policies use the same module as stable-baselines3's features extractor, so
+weights move between the two (see :func:`trunk_state_dict` / :meth:`MultimodalTrunk.load_trunk`).
+
+All convolutions are unpadded, with ELU activations and dropout 0.2 where the figure says "DO".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+# (out_channels, kernel, stride, dropout after) per layer; the seed paper's Figure 3.
+SPECTROGRAM_LAYERS = (
+    (32, 3, 1, False), (32, 3, 1, False), (64, 3, 2, False), (64, 3, 1, True),
+    (64, 3, 2, False), (96, 3, 2, False), (96, 3, 1, False), (96, 1, 1, True),
+)
+SCORE_LAYERS = (
+    (32, 5, (1, 2), False), (32, 3, 1, False), (64, 3, 2, False), (64, 3, 1, True),
+    (64, 3, 2, False), (64, 3, 2, True), (96, 3, 2, False), (96, 1, 1, True),
+)
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """Shapes and sizes of the trunk.
+
+    Attributes:
+        spectrogram_shape: (channels, bins, frames) of the spectrogram observation.
+        score_shape: (channels, rows, columns) of the score observation.
+        features: units of each branch's dense layer and of the joint layer (512 in the paper).
+        dropout: dropout probability after the marked convolutions.
+        width: multiplies every convolution's channel count (1.0 = the paper; 0.25 for tiny test models).
+    """
+
+    spectrogram_shape: tuple[int, int, int] = (1, 78, 40)
+    score_shape: tuple[int, int, int] = (1, 80, 256)
+    features: int = 512
+    dropout: float = 0.2
+    width: float = 1.0
+
+
+def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    for out_channels, kernel, stride, with_dropout in layers:
+        out_channels = max(4, int(round(out_channels * width)))
+        modules += [nn.Conv2d(in_channels, out_channels, kernel_size=kernel, stride=stride), nn.ELU()]
+        if with_dropout:
+            modules.append(nn.Dropout(dropout))
+        in_channels = out_channels
+    modules.append(nn.Flatten())
+    return nn.Sequential(*modules)
+
+
+class MultimodalTrunk(nn.Module):
+    """Spectrogram branch + score branch → joint 512-d features.
+
+    ``forward(spectrogram, score)`` takes float tensors of shape ``(B, *spectrogram_shape)`` and
+    ``(B, *score_shape)`` and returns ``(B, features)``.
+    """
+
+    def __init__(self, config: TrunkConfig = TrunkConfig()):
+        super().__init__()
+        self.config = config
+        self.spectrogram_convs = _branch(config.spectrogram_shape[0], SPECTROGRAM_LAYERS, config.dropout, config.width)
+        self.score_convs = _branch(config.score_shape[0], SCORE_LAYERS, config.dropout, config.width)
+        with torch.no_grad():  # flattened sizes follow from the input shapes
+            spectrogram_flat = self.spectrogram_convs(torch.zeros(1, *config.spectrogram_shape)).shape[1]
+            score_flat = self.score_convs(torch.zeros(1, *config.score_shape)).shape[1]
+        self.spectrogram_dense = nn.Sequential(nn.Linear(spectrogram_flat, config.features), nn.ELU())
+        self.score_dense = nn.Sequential(nn.Linear(score_flat, config.features), nn.ELU())
+        self.joint = nn.Sequential(nn.Linear(2 * config.features, config.features), nn.ELU())
+
+    @property
+    def features_dim(self) -> int:
+        return self.config.features
+
+    def forward(self, spectrogram: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        spectrogram_features = self.spectrogram_dense(self.spectrogram_convs(spectrogram))
+        score_features = self.score_dense(self.score_convs(score))
+        return self.joint(torch.cat([spectrogram_features, score_features], dim=1))
+
+    def load_trunk(self, state_dict: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
+        """Load trunk weights, with a clear error if they come from a trunk of another shape."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        mismatched = [f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                      if k in state_dict and state_dict[k].shape != v.shape]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f"{source}: trunk weights do not fit this model "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]}, shape mismatches {mismatched[:3]}); "
+                "was it trained with another trunk configuration?"
+            )
+        self.load_state_dict(state_dict)
+
+
+def trunk_state_dict(module: nn.Module, prefix: str = "trunk.") -> dict[str, torch.Tensor]:
+    """The trunk's weights from a model that holds a :class:`MultimodalTrunk` under ``prefix``."""
+    return {k[len(prefix):]: v for k, v in module.state_dict().items() if k.startswith(prefix)}
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is present, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
