@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     build.add_argument("--max-pieces", type=int, help="build only the first N scores of the corpus")
     build.add_argument("--tempo-ratios", default="0.9,1.0,1.1",
                        help="comma-separated tempo ratios, one performance each (default: 0.9,1.0,1.1)")
-    build.add_argument("--soundfonts", help="comma-separated soundfont names (default: every one available)")
+    build.add_argument("--soundfonts", default="TimGM6mb",
+                       help="comma-separated soundfont names or .sf2 paths (default: TimGM6mb, shipped by pretty_midi)")
     build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
     build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     build.set_defaults(func=run_build)
@@ -48,7 +49,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     config = BuildConfig(
         tempo_ratios=tuple(float(t) for t in args.tempo_ratios.split(",")),
-        soundfonts=tuple(args.soundfonts.split(",")) if args.soundfonts else None,
+        soundfonts=tuple(args.soundfonts.split(",")),
         seed=args.seed,
         max_pieces=args.max_pieces,
     )

@@ -45,14 +45,16 @@ class BuildConfig:
 
     Attributes:
         tempo_ratios: performances per score at these tempo ratios (>1 is faster), MSMD used 0.9..1.1.
-        soundfonts: soundfont names (see :func:`sfgym.data.synth.available_soundfonts`); ``None`` = all found.
+        soundfonts: soundfont names (see :func:`sfgym.data.synth.available_soundfonts`) or ``.sf2`` paths; one
+            performance per soundfont and tempo. The default is the one piano soundfont that pip brings
+            (TimGM6mb); add e.g. Debian's ``/usr/share/sounds/sf2/FluidR3_GM.sf2`` for MSMD-like timbre variety.
         split_fractions: train / valid / test shares of the *scores*.
         seed: seeds the split.
         max_pieces: build only the first N scores of the corpus (``None`` = all).
     """
 
     tempo_ratios: tuple[float, ...] = (0.9, 1.0, 1.1)
-    soundfonts: tuple[str, ...] | None = None
+    soundfonts: tuple[str, ...] = ("TimGM6mb",)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     max_pieces: int | None = None
@@ -76,6 +78,21 @@ def performance_name(score_name: str, tempo_ratio: float, soundfont: str, canoni
     return score_name if canonical else f"{score_name}@t{tempo_ratio:.2f}-{soundfont}"
 
 
+def soundfont_label(soundfont: str) -> str:
+    """The soundfont's short name in performance names: a registered name, or an .sf2 file's stem."""
+    return Path(soundfont).stem if soundfont.endswith(".sf2") else soundfont
+
+
+def _check_soundfonts(soundfonts: tuple[str, ...]) -> tuple[str, ...]:
+    from sfgym.data.synth import available_soundfonts
+
+    known = available_soundfonts()
+    unknown = [s for s in soundfonts if s not in known and not Path(s).is_file()]
+    if unknown or not soundfonts:
+        raise ValueError(f"unknown soundfont(s) {unknown}: give installed names {sorted(known)} or .sf2 paths")
+    return tuple(soundfonts)
+
+
 def _build_one_score(score_source, score_name: str, split_dir: Path, tempo_ratios, soundfonts) -> dict:
     """Engrave one score and write all its performances into ``split_dir``. Runs in a worker process."""
     from sfgym.data.engrave import engrave
@@ -92,7 +109,7 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, tempo_ratio
         notes = notes_of_midi(midi, source=score_name)
         for soundfont_index, soundfont in enumerate(soundfonts):
             canonical = tempo_ratio == 1.0 and soundfont_index == 0
-            name = performance_name(score_name, tempo_ratio, soundfont, canonical)
+            name = performance_name(score_name, tempo_ratio, soundfont_label(soundfont), canonical)
             audio = synthesize_midi(midi_bytes(midi), soundfont=soundfont, sample_rate=22050)
             spectrogram = spectrogram_from_audio(audio, 22050)
             piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords,
@@ -146,21 +163,15 @@ def build_dataset(
     from tqdm.auto import tqdm
 
     from sfgym.data.spectrogram import SpectrogramParams
-    from sfgym.data.synth import available_soundfonts
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = _resolve_corpus(corpus, config.max_pieces)
-    found_soundfonts = available_soundfonts()
-    soundfonts = tuple(config.soundfonts or found_soundfonts)
-    unknown = [s for s in soundfonts if s not in found_soundfonts]
-    if unknown:
-        raise ValueError(f"unknown soundfont(s) {unknown}; available: {sorted(found_soundfonts)}")
+    soundfonts = _check_soundfonts(config.soundfonts)
     splits = assign_splits([name for name, _, _ in sources], config.split_fractions, config.seed)
 
     entries, failures, todo = [], [], []
     for name, source, meta in sources:
-        expected = [performance_name(name, t, s, t == 1.0 and i == 0)
+        expected = [performance_name(name, t, soundfont_label(s), t == 1.0 and i == 0)
                     for t in config.tempo_ratios for i, s in enumerate(soundfonts)]
         if _score_complete(out_dir / splits[name], name, expected):
             entries.append({"score": name, "split": splits[name], "performances": expected, **meta})
