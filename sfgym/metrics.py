@@ -26,8 +26,8 @@ A run of one follower over one piece is recorded as a :class:`Trajectory`. For t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

@@ -1,0 +1,19 @@
+"""Non-learned followers: the references every learned follower is compared with.
+
+- ``oracle``: on the ground truth (a sanity check; the one follower that reads the performance side).
+- ``constant_tempo``: a metronome at the score's notated tempo, deaf to the audio.
+- ``online_dtw``: on-line time warping (Dixon 2005) of the audio against the synthesized score.
+"""
+
+from agents.baselines.constant_tempo import ConstantTempoFollower
+from agents.baselines.online_dtw import OnlineDTWFollower
+from agents.baselines.oracle import OracleFollower
+
+BASELINES = {
+    OracleFollower.name: OracleFollower,
+    ConstantTempoFollower.name: ConstantTempoFollower,
+    OnlineDTWFollower.name: OnlineDTWFollower,
+}
+"""Baseline followers by name (the names ``make_follower`` and ``sfgym evaluate --agents`` accept)."""
+
+__all__ = ["BASELINES", "ConstantTempoFollower", "OnlineDTWFollower", "OracleFollower"]

@@ -1,0 +1,182 @@
+"""On-line time warping (Dixon 2005), compact and vectorized.
+
+Dixon, S. (2005). "Live tracking of musical performances using on-line time warping." DAFx.
+
+The algorithm aligns a live input sequence (the performance, one feature vector per frame, arriving
+one at a time) to a reference sequence known in advance (the score, synthesized), in linear time:
+the accumulated-cost matrix is only evaluated in a band of ``window`` cells behind the current
+end of the path. After each cell row/column, the path end is moved by comparing the
+length-normalized accumulated cost on the frontier (the newest row and the newest column): if the
+best cell lies on the newest *row* but at an older input frame, the input is ahead and the reference
+is advanced; if it lies on the newest *column* at an older reference frame, the reference is ahead
+and only the input advances; if it is the corner, both advance. ``max_run_count`` bounds runs of
+the same direction (i.e. the local tempo ratio to [1/max_run_count, max_run_count]).
+
+Only the ``window × window`` block of the cost matrix ending at the path end is kept; a new column
+(or row) is computed at once with the cumulative-minimum form of the DTW recursion::
+
+    D[r] = min(X[r], D[r-1] + d[r])   with   X[r] = d[r] + min(D_prev[r], D_prev[r-1] + d[r])
+    =>  D = C + cummin(X - C),  C = cumsum(d)
+
+(the diagonal step weighs the local distance twice, so all paths between two cells have the same
+total weight and costs normalized by path length are comparable).
+
+This is written here rather than taken from ``pymatchmaker`` because its current release pins
+``numpy<2`` (which would downgrade this project's numpy 2 / torch / pandas stack) and evaluates one
+cell at a time in Python; see the report in ``agents/baselines/online_dtw.py``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import numpy as np
+
+
+class Direction(Enum):
+    REFERENCE = "reference"  # advance the reference only (the input is ahead)
+    INPUT = "input"  # advance the input only (the reference is ahead)
+    BOTH = "both"
+
+
+def _extend(previous: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """A new column (or row) of accumulated costs from the previous one and the local distances.
+
+    Steps into a cell: from ``previous[r]`` (cost ``d``), from ``previous[r-1]`` (diagonal, ``2d``)
+    and from the new line's own ``r-1`` (cost ``d``).
+    """
+    diagonal = np.concatenate([[np.inf], previous[:-1]]) + local
+    from_previous = local + np.minimum(previous, diagonal)
+    cumulative = np.cumsum(local)
+    with np.errstate(invalid="ignore"):  # inf - finite is fine; inf - inf cannot happen (local is finite)
+        return cumulative + np.minimum.accumulate(from_previous - cumulative)
+
+
+class OnlineTimeWarping:
+    """Dixon's on-line time warping of a live input against a fixed reference.
+
+    Args:
+        reference: ``(N, F)`` reference feature vectors, unit-normalized (the distance is
+            ``1 - cosine similarity``).
+        window: the band width ``c`` in frames (the search reaches this far back).
+        max_run_count: the most consecutive advances in one direction.
+    """
+
+    def __init__(self, reference: np.ndarray, window: int = 100, max_run_count: int = 3):
+        reference = np.asarray(reference, dtype=np.float64)
+        if reference.ndim != 2 or len(reference) == 0:
+            raise ValueError(f"reference features must be a non-empty (N, F) array, got shape {reference.shape}")
+        if window < 2 or max_run_count < 1:
+            raise ValueError(f"need window >= 2 and max_run_count >= 1, got {window}, {max_run_count}")
+        self.reference = reference
+        self.window = int(window)
+        self.max_run_count = int(max_run_count)
+        self._started = False
+
+    # ------------------------------------------------------------------ public API
+    def start(self, reference_index: int, feature: np.ndarray) -> int:
+        """Anchor the path: the first input frame ``feature`` is at ``reference_index``."""
+        c = self.window
+        self.anchor = int(np.clip(reference_index, 0, len(self.reference) - 1))
+        self.ref_end = self.anchor  # reference index of the newest row
+        self.input_end = 0  # input index of the newest column
+        self.cost = np.full((c, c), np.inf)  # cost[r, k]: ref ref_end-c+1+r, input input_end-c+1+k
+        self.inputs = np.zeros((c, self.reference.shape[1]))  # the last c input features, newest last
+        self.inputs[-1] = feature
+        self.cost[-1, -1] = self._distance(self.reference[self.anchor], feature[None])[0]
+        self.ref_run = self.input_run = 0
+        self.position = self.anchor
+        self._started = True
+        return self.position
+
+    def step(self, feature: np.ndarray) -> int:
+        """Take the next input frame; return the reference index it is aligned to."""
+        if not self._started:
+            raise RuntimeError("call start() before step()")
+        direction = self._direction()
+        while direction is Direction.REFERENCE:  # catch up with the input first
+            self._advance_reference()
+            self.ref_run, self.input_run = self.ref_run + 1, 0
+            direction = self._direction()
+        self._advance_input(feature)
+        if direction is Direction.BOTH and self._can_advance_reference():
+            self._advance_reference()
+            self.ref_run = self.input_run = 0
+        else:
+            self.input_run, self.ref_run = self.input_run + 1, 0
+        # the current input frame's best reference frame: the cheapest cell of the newest column
+        column = self.cost[:, -1] / self._path_lengths_of_column()
+        self.position = self.ref_end - (self.window - 1) + int(np.argmin(column))
+        return self.position
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _distance(reference_rows: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        return np.maximum(0.0, 1.0 - np.sum(reference_rows * inputs, axis=-1))
+
+    def _can_advance_reference(self) -> bool:
+        return self.ref_end < len(self.reference) - 1
+
+    def _path_lengths_of_column(self) -> np.ndarray:
+        refs = self.ref_end - (self.window - 1) + np.arange(self.window)
+        return np.maximum(1.0, 1.0 + (refs - self.anchor) + self.input_end)  # >= 1 also outside the path
+
+    def _path_lengths_of_row(self) -> np.ndarray:
+        inputs = self.input_end - (self.window - 1) + np.arange(self.window)
+        return np.maximum(1.0, 1.0 + (self.ref_end - self.anchor) + inputs)
+
+    def _direction(self) -> Direction:
+        if not self._can_advance_reference():
+            return Direction.INPUT
+        if self.ref_run >= self.max_run_count:
+            return Direction.INPUT
+        if self.input_run >= self.max_run_count:
+            return Direction.REFERENCE
+        column = self.cost[:, -1] / self._path_lengths_of_column()
+        row = self.cost[-1, :] / self._path_lengths_of_row()
+        best_in_column, best_in_row = int(np.argmin(column)), int(np.argmin(row))
+        corner = self.window - 1
+        if column[best_in_column] < row[best_in_row]:
+            return Direction.BOTH if best_in_column == corner else Direction.INPUT
+        return Direction.BOTH if best_in_row == corner else Direction.REFERENCE
+
+    def _advance_input(self, feature: np.ndarray) -> None:
+        self.input_end += 1
+        self.cost[:, :-1] = self.cost[:, 1:]
+        self.inputs[:-1] = self.inputs[1:]
+        self.inputs[-1] = feature
+        refs = self.ref_end - (self.window - 1) + np.arange(self.window)
+        valid = refs >= self.anchor
+        local = np.zeros(self.window)
+        local[valid] = self._distance(self.reference[refs[valid]], feature[None])
+        new_column = _extend(self.cost[:, -2], local)
+        new_column[~valid] = np.inf
+        self.cost[:, -1] = new_column
+
+    def _advance_reference(self) -> None:
+        self.ref_end += 1
+        self.cost[:-1] = self.cost[1:]
+        inputs = self.input_end - (self.window - 1) + np.arange(self.window)
+        valid = inputs >= 0
+        local = np.zeros(self.window)
+        local[valid] = self._distance(self.reference[self.ref_end][None], self.inputs[valid])
+        new_row = _extend(self.cost[-2], local)
+        new_row[~valid] = np.inf
+        self.cost[-1] = new_row
+
+
+def unit_features(spectrogram: np.ndarray, onset_weight: float = 1.0, silence: float = 0.02) -> np.ndarray:
+    """Per-frame DTW features of a ``(bins, T)`` log spectrogram: ``(T, 2 * bins + 1)``, unit length.
+
+    Each frame is its spectrum, its half-wave rectified difference to the previous frame (note
+    onsets, as Dixon uses) weighted by ``onset_weight``, and a small constant ``silence`` term so
+    that silent frames resemble each other rather than nothing.
+    """
+    spectrogram = np.asarray(spectrogram, dtype=np.float64)
+    previous = np.concatenate([spectrogram[:, :1], spectrogram[:, :-1]], axis=1)
+    onsets = np.maximum(0.0, spectrogram - previous) * onset_weight
+    features = np.concatenate([spectrogram, onsets, np.full((1, spectrogram.shape[1]), silence)], axis=0).T
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+__all__ = ["Direction", "OnlineTimeWarping", "unit_features"]

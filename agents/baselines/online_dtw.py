@@ -1,0 +1,152 @@
+"""The classical audio-to-score follower: on-line time warping against a synthesized score.
+
+Before the performance starts, the score's own notes at the notated tempo (``piece.score_notes``) are
+synthesized (:func:`sfgym.data.synth.synthesize_midi`) and turned into the same 78-bin spectrogram the
+performance has (:func:`sfgym.data.spectrogram.spectrogram_from_audio`). During the performance, each
+new spectrogram frame is aligned on line to that reference with Dixon's on-line time warping
+(:mod:`agents.baselines.oltw`); the aligned reference frame is a notated time, which the noteheads
+map to a sheet x (:class:`~agents.baselines.score_side.ScoreMap`).
+
+This is the non-learned anchor that learned followers must beat. It uses the score side only.
+
+Why not ``pymatchmaker`` (CPJKU's real-time alignment package, which has this algorithm as
+``OnlineTimeWarpingDixonFrame``): its release 0.3.0 requires ``numpy<2`` and would downgrade the
+project's numpy 2.x (and pandas) under torch, and its frame loop evaluates one matrix cell at a time
+through ``scipy.spatial.distance.cdist`` in Python; the ~150 lines of :mod:`~agents.baselines.oltw`
+do the same vectorized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agents.baselines.oltw import OnlineTimeWarping, unit_features
+from agents.baselines.score_side import ScoreMap, notated_notes
+from sfgym.data.piece import Piece
+from sfgym.followers import Follower
+
+SAMPLE_RATE = 22050
+LOOK_AHEAD = 2
+"""Frames between the newest observed spectrogram frame and the frame the action is applied to."""
+
+ReferenceSpectrogram = Callable[[np.ndarray], np.ndarray]
+"""``(score notes (M, 3)) -> (78, N)`` spectrogram of the score at ``piece.fps``."""
+
+
+def synthesized_spectrogram(score_notes: np.ndarray, soundfont: str = "TimGM6mb") -> np.ndarray:
+    """The 78-bin spectrogram of ``score_notes`` synthesized with ``soundfont`` (the default reference)."""
+    from sfgym.data.msmd import notes_to_midi
+    from sfgym.data.spectrogram import spectrogram_from_audio
+    from sfgym.data.synth import synthesize_midi
+
+    audio = synthesize_midi(notes_to_midi(score_notes), soundfont=soundfont, sample_rate=SAMPLE_RATE)
+    return spectrogram_from_audio(audio, SAMPLE_RATE)
+
+
+class _ReferenceCache:
+    """Reference features per score, kept in memory (synthesis costs ~0.5 s per minute of music).
+
+    Keyed by the score's notes (and the synthesis), so the performances of one score (``score@variant``)
+    share one entry.
+    """
+
+    def __init__(self, max_entries: int = 64):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        value = compute()
+        self._entries[key] = value
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return value
+
+
+_REFERENCE_CACHE = _ReferenceCache()
+
+
+class OnlineDTWFollower(Follower):
+    """On-line time warping of the incoming spectrogram against the synthesized score.
+
+    Per frame it takes the newest spectrogram column of the observation (``spectrogram[0, :, -1]``, the
+    frame just before the current one; the column before it gives the onset feature), advances the
+    alignment, and asks the ``position`` action for the x of the frame after the current one,
+    extrapolated with the tempo ratio of the last ``tempo_frames`` aligned frames.
+
+    Args:
+        window: OLTW band width in frames (search reach; 100 = 5 s).
+        max_run_count: OLTW's bound on consecutive one-sided steps (local tempo ratio within 1/3..3).
+        soundfont: soundfont of the score synthesis.
+        px_per_second: stand-in speed for pieces without notated timing (see
+            :func:`~agents.baselines.score_side.notated_notes`).
+        reference_spectrogram: replaces the synthesis (tests use a toy renderer).
+        onset_weight: weight of the onset (spectral difference) part of the features.
+        tempo_frames: frames over which the local tempo ratio is measured for the one-frame look-ahead.
+    """
+
+    name = "online_dtw"
+    action_type = "position"
+    stochastic = False
+
+    def __init__(self, window: int = 100, max_run_count: int = 3, soundfont: str = "TimGM6mb",
+                 px_per_second: float | None = None, reference_spectrogram: ReferenceSpectrogram | None = None,
+                 onset_weight: float = 1.0, tempo_frames: int = 20):
+        self.window = window
+        self.max_run_count = max_run_count
+        self.soundfont = soundfont
+        self.px_per_second = px_per_second
+        self.reference_spectrogram = reference_spectrogram
+        self.onset_weight = onset_weight
+        self.tempo_frames = tempo_frames
+
+    # ------------------------------------------------------------------ per piece
+    def _reference_features(self, score_notes: np.ndarray) -> np.ndarray:
+        if self.reference_spectrogram is not None:  # a custom renderer (tests): cheap, not cached
+            return unit_features(self.reference_spectrogram(score_notes), onset_weight=self.onset_weight)
+        digest = hashlib.sha1(np.ascontiguousarray(score_notes, dtype=np.float64).tobytes()).hexdigest()
+        return _REFERENCE_CACHE.get(
+            f"{self.soundfont}:{self.onset_weight}:{digest}",
+            lambda: unit_features(synthesized_spectrogram(score_notes, self.soundfont), onset_weight=self.onset_weight),
+        )
+
+    def reset(self, piece: Piece, seed: int | None = None) -> None:
+        score_notes = notated_notes(piece, self.px_per_second)
+        self._map = ScoreMap.of(piece, score_notes)
+        self._fps = float(piece.fps)
+        self._width = float(piece.sheet_width)
+        self._dtw = OnlineTimeWarping(self._reference_features(score_notes), window=self.window,
+                                      max_run_count=self.max_run_count)
+        self._path: list[int] = []
+
+    # ------------------------------------------------------------------ per frame
+    def _current_feature(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        spectrogram = np.asarray(observation["spectrogram"])[0]  # channel 0: the spectrogram itself
+        return unit_features(spectrogram[:, -2:], onset_weight=self.onset_weight)[-1]
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        # The newest column of the observation is the frame *before* the current one (the environment
+        # shows frames frame-40 .. frame-1), and the returned position applies to the frame after the
+        # current one: the alignment of the newest heard frame is extrapolated LOOK_AHEAD frames.
+        feature = self._current_feature(observation)
+        if not self._path:  # the episode starts at the first onset: anchor the path just before it
+            start = int(round(self._map.first_onset_time * self._fps)) - 1
+            position = self._dtw.start(max(start, 0), feature)
+        else:
+            position = self._dtw.step(feature)
+        self._path.append(position)
+        look_back = min(self.tempo_frames, len(self._path) - 1)
+        tempo = (self._path[-1] - self._path[-1 - look_back]) / look_back if look_back else 1.0
+        next_reference_frame = position + LOOK_AHEAD * float(np.clip(tempo, 0.0, self.max_run_count))
+        x = float(self._map.x_at(next_reference_frame / self._fps))
+        return np.array([x / self._width])
+
+
+__all__ = ["OnlineDTWFollower", "synthesized_spectrogram"]

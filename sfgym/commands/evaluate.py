@@ -1,0 +1,98 @@
+"""``sfgym evaluate``: run followers over a split and write one results table for all of them."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
+"""Baselines that need the notated timing (``score/<score>.mid``) or a stand-in speed."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="evaluate followers (baselines, checkpoints) on a split: results.csv, summary.md, plots",
+        description="Run every follower on every piece of a split (several seeds for stochastic ones) in the "
+        "MSMDFollow environment and write results.csv (one row per agent, piece and seed), summary.csv and "
+        "summary.md (one row per agent: TR, TUE, alignment errors, time-tolerance shares, ms/frame) and plots "
+        "(position against time for every piece, error histogram) into --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--agents", required=True,
+                        help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
+                        "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC")
+    parser.add_argument("--data", type=Path,
+                        help="dataset root or split directory (e.g. from 'sfgym data import'); "
+                        "default: the default dataset (built on first use)")
+    parser.add_argument("--split", default="test", help="split to evaluate when --data is a dataset root")
+    parser.add_argument("--pieces", help="comma-separated piece names (default: all of the split)")
+    parser.add_argument("--max-pieces", type=int, help="evaluate only the first N pieces (by name)")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per piece of stochastic followers")
+    parser.add_argument("--workers", type=int, help="worker processes (default: min(2, CPUs))")
+    parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
+                        help="for pieces without a score MIDI (real MSMD): the speed that stands in for the "
+                        "notated tempo of constant_tempo / online_dtw (default: the median of the train split)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the plots")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.set_defaults(func=run)
+
+
+def _stand_in_speed(args: argparse.Namespace, data: Path, split_dir: Path) -> float:
+    """The speed for score-side baselines on pieces without notated timing: --score-speed or the train median."""
+    from agents.baselines.score_side import median_speed_px_per_s
+    from sfgym.data.msmd import find_split_dir
+
+    if args.score_speed is not None:
+        return args.score_speed
+    for root in dict.fromkeys([data, split_dir.parent]):  # a root, or the folder around a split
+        try:
+            train = find_split_dir(root, "train") if root != split_dir else None
+        except ValueError:
+            continue
+        if train is not None and train.resolve() != split_dir.resolve():
+            speed = median_speed_px_per_s(train)
+            print(f"pieces without a score MIDI: {', '.join(SCORE_SIDE_BASELINES)} move at the train split's "
+                  f"median speed, {speed:.1f} px/s ({train})")
+            return speed
+    raise ValueError(f"{split_dir}: some pieces have no score MIDI (score/<score>.mid), so the score-side "
+                     f"baselines ({', '.join(SCORE_SIDE_BASELINES)}) need a stand-in tempo and no train split "
+                     "was found next to it to measure one; pass --score-speed PX_PER_S")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sfgym.data.msmd import find_split_dir, list_pieces, load_split
+    from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
+
+    agents = [AgentSpec.parse(text) for text in args.agents.split(",") if text.strip()]
+    if not agents:
+        raise ValueError("--agents: name at least one follower")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.data is None:
+        from sfgym.data.dataset import default_dataset_dir
+
+        data = default_dataset_dir()
+    else:
+        data = args.data
+    split_dir = find_split_dir(data, args.split)
+    names = [n.strip() for n in args.pieces.split(",")] if args.pieces else None
+    if names is None and args.max_pieces is not None:
+        names = [files.name for files in list_pieces(split_dir)][: args.max_pieces]
+    pieces = load_split(split_dir, names)
+
+    follower_kwargs = {}
+    score_side = [a for a in agents if a.spec in SCORE_SIDE_BASELINES]
+    if score_side and any(piece.score_notes is None for piece in pieces):
+        speed = _stand_in_speed(args, Path(data), split_dir)
+        follower_kwargs = {a.label: {"px_per_second": speed} for a in score_side}
+    agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
+
+    started = time.perf_counter()
+    evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers)
+    elapsed = time.perf_counter() - started
+    title = f"Evaluation on {split_dir} ({len(pieces)} pieces, seeds={args.seeds})"
+    written = write_report(evaluation, pieces, args.out, title=title, plots=not args.no_plots, progress=True)
+    print(summary_markdown(evaluation.summary()))
+    print(f"evaluated in {elapsed:.1f} s; wrote {written['results']}, {written['summary_md']}"
+          + (f" and {len(written['positions'])} plots" if "positions" in written else ""))
+    return 0

@@ -1,0 +1,118 @@
+"""`sfgym evaluate` end to end on the toy dataset, and the Python evaluation API."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agents.baselines import BASELINES, OracleFollower
+from sfgym.cli import main
+from sfgym.data.msmd import write_piece
+from sfgym.evaluation import evaluate, run_evaluation
+
+TIMING_COLUMNS = ["ms_per_frame", "reset_s"]
+
+
+def test_evaluate_command_on_the_toy_dataset(toy_dataset, tmp_path, capsys):
+    out = tmp_path / "results"
+    rc = main(["evaluate", "--agents", "oracle,constant_tempo", "--data", str(toy_dataset), "--split", "test",
+               "--workers", "1", "--out", str(out)])
+    assert rc == 0
+
+    results = pd.read_csv(out / "results.csv")
+    for column in ("agent", "piece", "tr", "tue", "error_mean_px", "error_median_px", "within_0.5s", "ms_per_frame"):
+        assert column in results.columns
+    assert sorted(results["piece"].unique()) == ["toy_b", "toy_c"]  # the test split
+    assert list(results["agent"].unique()) == ["oracle", "constant_tempo"] and len(results) == 4
+    oracle = results[results["agent"] == "oracle"]
+    assert (oracle["tr"] == 1.0).all() and oracle["tue"].all()
+    assert np.allclose(oracle[["error_mean_px", "error_median_px"]], 0.0, atol=1e-9)
+    # the toy pieces are performed in strict notated time (up to the MIDI's tick rounding), so the metronome
+    # follows them to the end
+    assert (results[results["agent"] == "constant_tempo"]["tr"] == 1.0).all()
+    assert (results["ms_per_frame"] > 0).all()
+
+    summary = (out / "summary.md").read_text()
+    assert "| agent | TR | TUE |" in summary and "ms/frame" in summary
+    oracle_row = next(line for line in summary.splitlines() if line.startswith("| oracle |"))
+    assert oracle_row.startswith("| oracle | 1.000 | 1.000 | 0.0 |")
+    assert "| constant_tempo |" in summary
+    assert (out / "plots" / "error_histogram.png").stat().st_size > 1000
+    assert sorted(p.name for p in (out / "plots" / "positions").iterdir()) == ["toy_b.png", "toy_c.png"]
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+    assert "| oracle | 1.000" in capsys.readouterr().out
+
+
+def test_evaluate_command_accepts_a_split_directory(toy_dataset, tmp_path):
+    out = tmp_path / "results"
+    rc = main(["evaluate", "--agents", "oracle", "--data", str(toy_dataset / "valid"), "--workers", "1",
+               "--no-plots", "--out", str(out)])
+    assert rc == 0
+    assert pd.read_csv(out / "results.csv")["piece"].tolist() == ["toy_a"]
+    assert not (out / "plots").exists()
+
+
+def test_evaluate_command_reports_bad_followers(toy_dataset, tmp_path, capsys):
+    assert main(["evaluate", "--agents", "oracle,metronome", "--data", str(toy_dataset), "--out", str(tmp_path)]) == 1
+    assert "unknown follower 'metronome'" in capsys.readouterr().err
+    missing = tmp_path / "nothing.pt"
+    assert main(["evaluate", "--agents", str(missing), "--data", str(toy_dataset), "--out", str(tmp_path)]) == 1
+    assert "no such checkpoint" in capsys.readouterr().err
+
+
+def test_pieces_without_score_midi_use_the_train_median_speed(toy_pieces, tmp_path, capsys):
+    root = tmp_path / "unnotated"
+    for split, pieces in {"train": toy_pieces, "test": toy_pieces[:1]}.items():
+        for piece in pieces:
+            write_piece(root / split, replace(piece, score_notes=None))
+    rc = main(["evaluate", "--agents", "constant_tempo", "--data", str(root), "--workers", "1", "--no-plots",
+               "--out", str(tmp_path / "out")])
+    assert rc == 0
+    assert "median speed" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "out" / "results.csv")["tr"].iloc[0] > 0
+
+
+class JitteryOracle(OracleFollower):
+    """A stochastic follower: the truth plus seeded noise of a few pixels."""
+
+    name = "jittery"
+    stochastic = True
+
+    def reset(self, piece, seed=None):
+        super().reset(piece, seed)
+        self._rng = np.random.default_rng(seed)
+
+    def act(self, observation, info):
+        return super().act(observation, info) + self._rng.normal(0, 3 / self._width)
+
+
+def test_stochastic_followers_run_once_per_seed(toy_pieces, monkeypatch):
+    monkeypatch.setitem(BASELINES, "jittery", JitteryOracle)
+    results = evaluate(["oracle", "jittery"], toy_pieces[:2], seeds=3, workers=1, progress=False)
+    counts = results.groupby("agent").size()
+    assert counts["oracle"] == 2 and counts["jittery"] == 6
+    jittery = results[results["agent"] == "jittery"]
+    assert jittery["seed"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert jittery["error_mean_px"].nunique() == 6 and (jittery["error_mean_px"] > 0).all()
+    again = evaluate(["jittery"], toy_pieces[:2], seeds=3, workers=1, progress=False)
+    pd.testing.assert_series_equal(again["error_mean_px"], jittery["error_mean_px"].reset_index(drop=True))
+
+
+def test_parallel_workers_give_the_same_results(toy_pieces):
+    serial = evaluate(["oracle", "constant_tempo"], toy_pieces, workers=1, progress=False)
+    parallel = run_evaluation(["oracle", "constant_tempo"], toy_pieces, workers=2, progress=False)
+    pd.testing.assert_frame_equal(serial.drop(columns=TIMING_COLUMNS),
+                                  parallel.results.drop(columns=TIMING_COLUMNS))
+    summary = parallel.summary()
+    assert summary["agent"].tolist() == ["oracle", "constant_tempo"]
+    assert summary.loc[0, "tr"] == 1.0 and summary.loc[0, "error_mean_px"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_labels_must_be_distinct(toy_pieces):
+    with pytest.raises(ValueError, match="distinct labels"):
+        evaluate(["oracle", "oracle"], toy_pieces[:1], workers=1, progress=False)
+    results = evaluate(["a=oracle", "b=oracle"], toy_pieces[:1], workers=1, progress=False)
+    assert results["agent"].tolist() == ["a", "b"]
