@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 from sfgym.data.piece import Piece  # noqa: E402
 
 SAMPLE_SPLIT = ROOT / "tests" / "fixtures" / "msmd_sample"
+WARP_CURVES = [(1.0, 0.0), (0.8, 0.15), (1.2, 0.15), (0.7, 0.3)]
+"""(mean tempo ratio, relative depth of a 12 s sinusoidal tempo wobble) of the warped performances."""
 
 
 def tempo_warp(times: np.ndarray, mean_ratio: float, rubato: float, period_s: float = 12.0) -> np.ndarray:
@@ -41,12 +43,16 @@ def tempo_warp(times: np.ndarray, mean_ratio: float, rubato: float, period_s: fl
 
 
 def warped_performances(score_piece: Piece, curves: list[tuple[float, float]]) -> list[Piece]:
-    """Performances of ``score_piece`` (its notes = the notated timing) at the given (ratio, rubato) curves."""
+    """Performances of ``score_piece`` at the given (tempo ratio, rubato) curves.
+
+    The notated timing is ``score_piece.score_notes``, or its performance's notes if it has none (an MSMD
+    performance MIDI is the score played at its notated tempo).
+    """
     from sfgym.data.msmd import notes_to_midi
     from sfgym.data.spectrogram import spectrogram_from_audio
     from sfgym.data.synth import synthesize_midi
 
-    score_notes = score_piece.notes.copy()
+    score_notes = (score_piece.notes if score_piece.score_notes is None else score_piece.score_notes).copy()
     pieces = []
     for ratio, rubato in curves:
         notes = score_notes.copy()
@@ -71,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="dataset root or split (default: tempo-warped MSMD sample)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-pieces", type=int, default=5)
+    parser.add_argument("--warp", action="store_true",
+                        help="follow tempo-warped performances of the --data pieces' scores instead of the pieces")
     args = parser.parse_args(argv)
 
     from sfgym.data.msmd import find_split_dir, list_pieces, load_piece, load_split
@@ -78,14 +86,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.data is None:
         sample = load_piece(list_pieces(SAMPLE_SPLIT)[0], cache_spectrogram=False)
-        curves = [(1.0, 0.0), (0.8, 0.15), (1.2, 0.15), (0.7, 0.3)]
-        pieces = warped_performances(sample, curves)
-        where = f"the MSMD sample {sample.name} as score, performed at (tempo ratio, rubato) {curves}"
+        pieces = warped_performances(sample, WARP_CURVES)
+        where = f"the MSMD sample {sample.name} as score, performed at (tempo ratio, rubato) {WARP_CURVES}"
     else:
         split = find_split_dir(args.data, args.split)
         names = [files.name for files in list_pieces(split)][: args.max_pieces]
-        pieces = load_split(split, names)
+        pieces = load_split(split, names, progress=False)
         where = f"{split} (first {len(pieces)} pieces)"
+        if args.warp:
+            pieces = [warped for piece in pieces for warped in warped_performances(piece, WARP_CURVES)]
+            where += f", performed at (tempo ratio, rubato) {WARP_CURVES}"
 
     frames = sum(p.last_onset_frame - p.first_onset_frame for p in pieces)
     print(f"{where}: {len(pieces)} pieces, {frames} frames; {platform.processor() or platform.machine()}, "

@@ -37,11 +37,21 @@ FIXED_ENV_KWARGS = {"reward_threshold": DEFAULT_THRESHOLD_PX}
 
 @dataclass(frozen=True)
 class AgentSpec:
-    """One follower to evaluate: its display ``label``, the ``spec`` for ``make_follower`` and its kwargs."""
+    """One follower to evaluate: its display ``label``, the ``spec`` for ``make_follower`` and its kwargs.
+
+    ``instance`` instead holds a ready follower object (e.g. a model being trained); it is pickled to the
+    worker processes, or used as is with ``workers=1``.
+    """
 
     label: str
     spec: str
     kwargs: tuple[tuple[str, Any], ...] = ()
+    instance: Any = field(default=None, compare=False, hash=False, repr=False)
+
+    @classmethod
+    def of_instance(cls, follower, label: str | None = None) -> AgentSpec:
+        name = label or follower.name
+        return cls(label=name, spec=f"<{type(follower).__name__} {name}>", instance=follower)
 
     @classmethod
     def parse(cls, text: str, kwargs: dict[str, Any] | None = None) -> AgentSpec:
@@ -63,6 +73,7 @@ class Evaluation:
     agents: list[AgentSpec]
     metrics: list[PieceMetrics]
     trajectories: list[Trajectory] = field(repr=False)
+    workers: int = 1
 
     @property
     def results(self) -> pd.DataFrame:
@@ -122,6 +133,8 @@ _FOLLOWERS: dict[AgentSpec, Any] = {}
 
 
 def _follower(agent: AgentSpec):
+    if agent.instance is not None:
+        return agent.instance
     if agent not in _FOLLOWERS:
         from agents.registry import make_follower
 
@@ -165,7 +178,7 @@ def run_evaluation(
     """Evaluate followers on pieces; see the module docstring.
 
     Args:
-        agents: follower specs (strings for :meth:`AgentSpec.parse`) or :class:`AgentSpec`.
+        agents: follower specs (strings for :meth:`AgentSpec.parse`), :class:`AgentSpec` or follower objects.
         pieces: the pieces to follow.
         seeds: runs per piece for stochastic followers (seeds ``0 .. seeds-1``).
         workers: worker processes (default ``min(2, cpus)``); 1 runs everything in this process.
@@ -180,6 +193,8 @@ def run_evaluation(
     for agent in agents:
         if isinstance(agent, AgentSpec):
             specs.append(agent)
+        elif not isinstance(agent, str):
+            specs.append(AgentSpec.of_instance(agent))
         else:
             parsed = AgentSpec.parse(agent)
             extra = follower_kwargs.get(parsed.label, follower_kwargs.get(parsed.spec))
@@ -194,7 +209,9 @@ def run_evaluation(
     workers = default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, len(pieces))
 
-    # Build every follower once here first: a missing checkpoint fails now, not in a worker.
+    # Build every follower once here first: a missing checkpoint fails now, not in a worker. Followers of
+    # an earlier evaluation are dropped: the checkpoint behind a path may have changed since.
+    _FOLLOWERS.clear()
     for spec in specs:
         _follower(spec)
 
@@ -220,7 +237,8 @@ def run_evaluation(
     agent_order = {label: i for i, label in enumerate(labels)}
     piece_order = {piece.name: i for i, piece in enumerate(pieces)}
     results.sort(key=lambda r: (agent_order[r[0].agent], piece_order[r[0].piece], r[0].seed))
-    return Evaluation(agents=specs, metrics=[m for m, _ in results], trajectories=[t for _, t in results])
+    return Evaluation(agents=specs, metrics=[m for m, _ in results], trajectories=[t for _, t in results],
+                      workers=workers)
 
 
 def evaluate(
@@ -344,7 +362,8 @@ def write_report(evaluation: Evaluation, pieces: Sequence[Piece], out_dir: str |
     atomic_write_bytes(written["summary_csv"], summary.to_csv(index=False).encode())
 
     n_runs = len(evaluation.metrics)
-    text = [f"# {title}\n", f"{len({m.piece for m in evaluation.metrics})} pieces, {n_runs} runs.\n",
+    text = [f"# {title}\n", f"{len({m.piece for m in evaluation.metrics})} pieces, {n_runs} runs, "
+            f"{evaluation.workers} worker process(es) on {os.cpu_count()} CPUs.\n",
             summary_markdown(summary),
             "TR: onsets reached before the target is first lost (error > "
             f"{DEFAULT_THRESHOLD_PX:.0f} px), over all onsets. TUE: share of runs tracked to the last onset. "

@@ -116,3 +116,9 @@ def test_labels_must_be_distinct(toy_pieces):
         evaluate(["oracle", "oracle"], toy_pieces[:1], workers=1, progress=False)
     results = evaluate(["a=oracle", "b=oracle"], toy_pieces[:1], workers=1, progress=False)
     assert results["agent"].tolist() == ["a", "b"]
+
+
+def test_follower_objects_can_be_evaluated_directly(toy_pieces):
+    follower = JitteryOracle()  # e.g. a model in training, never saved
+    results = evaluate([follower], toy_pieces[:1], seeds=2, workers=1, progress=False)
+    assert results["agent"].tolist() == ["jittery", "jittery"] and (results["tr"] == 1.0).all()

@@ -81,9 +81,12 @@ class OnlineTimeWarping:
         self.ref_end = self.anchor  # reference index of the newest row
         self.input_end = 0  # input index of the newest column
         self.cost = np.full((c, c), np.inf)  # cost[r, k]: ref ref_end-c+1+r, input input_end-c+1+k
-        self.inputs = np.zeros((c, self.reference.shape[1]))  # the last c input features, newest last
-        self.inputs[-1] = feature
-        self.cost[-1, -1] = self._distance(self.reference[self.anchor], feature[None])[0]
+        # Input features, newest last; a buffer of 4 windows, compacted when full (no shift per frame).
+        self._inputs = np.zeros((4 * c, self.reference.shape[1]))
+        self._inputs[0] = feature
+        self._n_inputs = 1
+        self._offsets = np.arange(c)
+        self.cost[-1, -1] = max(0.0, 1.0 - float(self.reference[self.anchor] @ feature))
         self.ref_run = self.input_run = 0
         self.position = self.anchor
         self._started = True
@@ -110,19 +113,15 @@ class OnlineTimeWarping:
         return self.position
 
     # ------------------------------------------------------------------ internals
-    @staticmethod
-    def _distance(reference_rows: np.ndarray, inputs: np.ndarray) -> np.ndarray:
-        return np.maximum(0.0, 1.0 - np.sum(reference_rows * inputs, axis=-1))
-
     def _can_advance_reference(self) -> bool:
         return self.ref_end < len(self.reference) - 1
 
     def _path_lengths_of_column(self) -> np.ndarray:
-        refs = self.ref_end - (self.window - 1) + np.arange(self.window)
+        refs = self.ref_end - (self.window - 1) + self._offsets
         return np.maximum(1.0, 1.0 + (refs - self.anchor) + self.input_end)  # >= 1 also outside the path
 
     def _path_lengths_of_row(self) -> np.ndarray:
-        inputs = self.input_end - (self.window - 1) + np.arange(self.window)
+        inputs = self.input_end - (self.window - 1) + self._offsets
         return np.maximum(1.0, 1.0 + (self.ref_end - self.anchor) + inputs)
 
     def _direction(self) -> Direction:
@@ -140,28 +139,36 @@ class OnlineTimeWarping:
             return Direction.BOTH if best_in_column == corner else Direction.INPUT
         return Direction.BOTH if best_in_row == corner else Direction.REFERENCE
 
+    def _recent_inputs(self) -> np.ndarray:
+        """The inputs of the window's columns that exist (up to ``window``), oldest first."""
+        return self._inputs[max(0, self._n_inputs - self.window) : self._n_inputs]
+
     def _advance_input(self, feature: np.ndarray) -> None:
+        if self._n_inputs == len(self._inputs):  # compact: keep the last window - 1 inputs
+            keep = self.window - 1
+            self._inputs[:keep] = self._inputs[self._n_inputs - keep : self._n_inputs]
+            self._n_inputs = keep
+        self._inputs[self._n_inputs] = feature
+        self._n_inputs += 1
         self.input_end += 1
         self.cost[:, :-1] = self.cost[:, 1:]
-        self.inputs[:-1] = self.inputs[1:]
-        self.inputs[-1] = feature
-        refs = self.ref_end - (self.window - 1) + np.arange(self.window)
-        valid = refs >= self.anchor
+        # rows of the window that exist: reference frames from the anchor on
+        first = max(self.anchor, self.ref_end - self.window + 1)
+        n_valid = self.ref_end + 1 - first
         local = np.zeros(self.window)
-        local[valid] = self._distance(self.reference[refs[valid]], feature[None])
+        local[-n_valid:] = np.maximum(0.0, 1.0 - self.reference[first : self.ref_end + 1] @ feature)
         new_column = _extend(self.cost[:, -2], local)
-        new_column[~valid] = np.inf
+        new_column[: self.window - n_valid] = np.inf
         self.cost[:, -1] = new_column
 
     def _advance_reference(self) -> None:
         self.ref_end += 1
         self.cost[:-1] = self.cost[1:]
-        inputs = self.input_end - (self.window - 1) + np.arange(self.window)
-        valid = inputs >= 0
+        inputs = self._recent_inputs()
         local = np.zeros(self.window)
-        local[valid] = self._distance(self.reference[self.ref_end][None], self.inputs[valid])
+        local[-len(inputs):] = np.maximum(0.0, 1.0 - inputs @ self.reference[self.ref_end])
         new_row = _extend(self.cost[-2], local)
-        new_row[~valid] = np.inf
+        new_row[: self.window - len(inputs)] = np.inf
         self.cost[-1] = new_row
 
 
