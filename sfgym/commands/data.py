@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -86,11 +87,11 @@ def run_info(args: argparse.Namespace) -> int:
     rows = dataset_summary(root)
     table = Table(title=str(root))
     for column in ("split", "piece", "duration", "notes", "onsets", "noteheads", "audio"):
-        table.add_column(column, justify="left" if column in ("split", "piece") else "right")
+        table.add_column(column, justify="left" if column in ("split", "piece") else "right", no_wrap=True)
     for row in rows:
         table.add_row(row["split"], row["piece"], f"{row['duration_s']:.1f} s", str(row["notes"]),
                       str(row["onsets"]), str(row["noteheads"]), "wav" if row["audio"] else "synth")
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: don't wrap names
     console.print(table)
     splits: dict[str, list[dict]] = {}
     for row in rows:

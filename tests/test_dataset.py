@@ -1,0 +1,155 @@
+"""Building MSMD-format datasets from scores, and importing a user's own piece."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from sfgym.cli import main as sfgym_main
+from sfgym.data.dataset import BuildConfig, assign_splits, build_dataset, dataset_summary
+from sfgym.data.engrave import engrave
+from sfgym.data.importer import import_piece, retime_notes
+from sfgym.data.msmd import find_split_dir, list_pieces, load_split, notes_to_midi
+from sfgym.data.piece import PieceFormatError
+
+from scores import SCALE, melody_musicxml
+
+TINY_CORPUS = [
+    ("tiny_scale", melody_musicxml(SCALE * 2, tempo_bpm=120)),
+    ("tiny_chords", melody_musicxml(SCALE[::-1] * 2, tempo_bpm=100, chord_every=2)),
+    ("tiny_long", melody_musicxml(SCALE * 5, tempo_bpm=140, chord_every=3)),
+]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("built")
+    build_dataset(root, TINY_CORPUS, BuildConfig(tempo_ratios=(0.9, 1.0)), workers=2, progress=False)
+    return root
+
+
+def test_build_writes_msmd_splits_with_a_manifest(built):
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["failed"] == []
+    assert manifest["split_sizes"] == {"train": 1, "valid": 1, "test": 1}
+    assert manifest["build_config"]["tempo_ratios"] == [0.9, 1.0]
+    assert manifest["spectrogram"]["fps"] == 20 and "verovio" in manifest["versions"]
+    splits = {entry["score"]: entry["split"] for entry in manifest["scores"]}
+    for score, split in splits.items():
+        names = [files.name for files in list_pieces(built / split)]
+        # one score file per score, one performance per tempo ratio, all in the score's split
+        assert names == [score, f"{score}@t0.90-TimGM6mb"]
+
+
+def test_built_pieces_are_aligned(built):
+    for split in ("train", "valid", "test"):
+        for piece in load_split(find_split_dir(built, split), progress=False):
+            assert piece.sheet.shape[0] == 200
+            # every onset maps to a notehead, and noteheads move right with time (one system here)
+            assert len(piece.onset_frames) == len(np.unique(np.floor(piece.notes[:, 0] * 20 + 1e-9)))
+            assert np.all(np.diff(piece.onset_x) > 0)
+            # the sheet has ink under every kept notehead centre
+            rows, cols = piece.onset_coords[:, 0].astype(int), piece.onset_coords[:, 1].astype(int)
+            assert np.all(piece.sheet[rows, cols] < 128)
+            # the performance is audible at its onsets
+            assert piece.spectrogram[:, piece.onset_frames].sum(axis=0).min() > 0
+
+
+def test_tempo_variant_is_slower_and_shares_the_score(built):
+    split = next(s for s in ("train", "valid", "test") if any(f.name == "tiny_long" for f in list_pieces(built / s)))
+    canonical, slower = load_split(built / split, ["tiny_long", "tiny_long@t0.90-TimGM6mb"], progress=False)
+    np.testing.assert_allclose(slower.notes[:, 0], canonical.notes[:, 0] / 0.9, atol=1e-3)
+    np.testing.assert_array_equal(slower.sheet, canonical.sheet)
+    np.testing.assert_allclose(slower.score_notes, canonical.score_notes, atol=1e-3)
+
+
+def test_rebuild_resumes_and_skips_finished_scores(built):
+    build_dataset(built, TINY_CORPUS, BuildConfig(tempo_ratios=(0.9, 1.0)), workers=1, progress=False)
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["scores_built_this_run"] == 0
+    assert len(manifest["scores"]) == 3
+
+
+def test_a_broken_score_is_reported_not_fatal(tmp_path):
+    corpus = TINY_CORPUS[:1] + [("broken", "<score-partwise>not music</score-partwise>")]
+    build_dataset(tmp_path, corpus, BuildConfig(tempo_ratios=(1.0,)), workers=1, progress=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [f["score"] for f in manifest["failed"]] == ["broken"]
+    assert [e["score"] for e in manifest["scores"]] == ["tiny_scale"]
+
+
+def test_split_is_by_score_deterministic_and_seeded():
+    names = [f"piece{i}" for i in range(50)]
+    first = assign_splits(names, seed=0)
+    assert first == assign_splits(list(reversed(names)), seed=0)
+    assert first != assign_splits(names, seed=1)
+    assert sorted(np.unique(list(first.values()), return_counts=True)[1]) == [5, 5, 40]
+
+
+def test_data_info_lists_pieces(built, capsys):
+    assert sfgym_main(["data", "info", str(built)]) == 0
+    output = capsys.readouterr().out
+    assert "tiny_long@t0.90-TimGM6mb" in output and "1 scores, 2 performances" in output
+    rows = dataset_summary(built)
+    assert len(rows) == 6 and all(row["onsets"] > 0 for row in rows)
+
+
+# ----------------------------------------------------------------------------- import
+@pytest.fixture
+def score_file(tmp_path):
+    path = tmp_path / "etude.musicxml"
+    path.write_text(melody_musicxml(SCALE * 2, tempo_bpm=120, chord_every=4))
+    return path
+
+
+def test_import_score_only_synthesizes_its_own_midi(tmp_path, score_file):
+    out = tmp_path / "eval"
+    import_piece(score_file, out)
+    [piece] = load_split(out, progress=False)
+    assert piece.name == "etude"
+    np.testing.assert_allclose(piece.notes[:, 0], piece.score_notes[:, 0], atol=1e-3)
+    assert piece.onset_frames[:3].tolist() == [0, 10, 20]  # quarter notes at 120 bpm: 0.5 s apart
+
+
+def test_import_with_performance_follows_the_alignment(tmp_path, score_file):
+    engraved = engrave(score_file)
+    # The performer plays twice as slowly as notated and starts after 1 s; note n5 is missing from the CSV.
+    alignment = tmp_path / "align.csv"
+    with alignment.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["note_id", "onset_s"])
+        for note_id, (onset, _, _) in zip(engraved.note_ids_of_notes, engraved.notes):
+            if note_id != "n5":
+                writer.writerow([note_id, 1.0 + 2 * onset])
+    performance = tmp_path / "take1.mid"
+    performed = engraved.notes.copy()
+    performed[:, 0] = 1.0 + 2 * performed[:, 0]
+    notes_to_midi(performed).write(str(performance))
+
+    out = tmp_path / "eval"
+    import_piece(score_file, out, performance=performance, alignment=alignment)
+    import_piece(score_file, out)  # a second import accumulates in the same directory
+    assert [f.name for f in list_pieces(out)] == ["etude", "etude@take1"]
+    piece = load_split(out, ["etude@take1"], progress=False)[0]
+    np.testing.assert_allclose(piece.notes[:, 0], 1.0 + 2 * piece.score_notes[:, 0], atol=1e-3)
+    assert piece.onset_frames[0] == 20 and piece.onset_frames[5] == 20 + 5 * 20  # n5 interpolated
+    assert (out / "performance" / "etude@take1.wav").is_file()
+
+
+def test_import_rejects_a_performance_without_alignment(tmp_path, score_file):
+    with pytest.raises(PieceFormatError, match="needs an alignment CSV"):
+        import_piece(score_file, tmp_path / "out", performance=tmp_path / "take.mid")
+
+
+def test_alignment_csv_errors_are_clear(tmp_path, score_file):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,time\nn0,0.0\n")
+    performance = tmp_path / "p.mid"
+    notes_to_midi(np.array([[0.0, 60, 0.5]])).write(str(performance))
+    assert sfgym_main(["data", "import", "--score", str(score_file), "--performance", str(performance),
+                       "--alignment", str(bad), "--out", str(tmp_path / "out")]) == 1
+    with pytest.raises(PieceFormatError, match="only 0 of the score's"):
+        retime_notes(np.array([[0.0, 60, 1.0], [1.0, 62, 1.0]]), ["a", "b"], {"zzz": 1.0})
