@@ -32,11 +32,9 @@ def main() -> None:
         manifest = json.loads((Path(tmp) / "manifest.json").read_text())
     scores = len(manifest["scores"])
     performances = sum(len(entry["performances"]) for entry in manifest["scores"])
-    audio_minutes = sum(p["duration_s"] for e in manifest["scores"] for p in e.get("performances_detail", [])) / 60
     print(f"built {scores} scores ({performances} performances, {len(manifest['failed'])} failed) "
           f"with {args.workers} workers in {elapsed:.1f} s")
     print(f"build rate: {scores / elapsed * 60:.1f} pieces/min, {performances / elapsed * 60:.1f} performances/min")
-    del audio_minutes
 
 
 if __name__ == "__main__":
