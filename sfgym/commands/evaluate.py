@@ -16,18 +16,17 @@ def register(subparsers) -> None:
         description="Run every follower on every piece of a split (several seeds for stochastic ones) in the "
         "MSMDFollow environment and write results.csv (one row per agent, piece and seed), summary.csv and "
         "summary.md (one row per agent: TR, TUE, alignment errors, time-tolerance shares, ms/frame) and plots "
-        "(position against time for every piece, error histogram) into --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "(position against time for every piece, error histogram) into --out.")
     parser.add_argument("--agents", required=True,
                         help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
                         "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC")
     parser.add_argument("--data", type=Path,
                         help="dataset root or split directory (e.g. from 'sfgym data import'); "
                         "default: the default dataset (built on first use)")
-    parser.add_argument("--split", default="test", help="split to evaluate when --data is a dataset root")
+    parser.add_argument("--split", default="test", help="split to evaluate when --data is a dataset root (default: test)")
     parser.add_argument("--pieces", help="comma-separated piece names (default: all of the split)")
     parser.add_argument("--max-pieces", type=int, help="evaluate only the first N pieces (by name)")
-    parser.add_argument("--seeds", type=int, default=1, help="runs per piece of stochastic followers")
+    parser.add_argument("--seeds", type=int, default=1, help="runs per piece of stochastic followers (default: 1)")
     parser.add_argument("--workers", type=int, help="worker processes (default: min(2, CPUs))")
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="for pieces without a score MIDI (real MSMD): the speed that stands in for the "
