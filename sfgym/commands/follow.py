@@ -1,0 +1,215 @@
+"""``sfgym follow``: follow a recording as if it were live, printing the position and page turns."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SCORE_FILE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "follow", help="follow an audio file live: position, page-turn events, per-frame latency",
+        description="Feed a recording to a follower as if it came from a sound card: blocks at the audio's own "
+        "pace, each spectrogram frame computed as soon as its samples arrive (causally), the follower stepped as "
+        "soon as its observation is complete. Prints the position, emits page-turn (system-change) events with "
+        "their latency, and ends with the per-frame latency (feature extraction + follower step). The score is "
+        "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
+        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("audio", nargs="?", type=Path, help="the recording (.wav/.flac/.ogg); default: --piece's own")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--score", type=Path, help="MSMD score .npz (score/<name>.npz; a <name>.mid beside it "
+                        "gives the notated timing) or a score file (.xml/.musicxml/.mxl/.mei/.krn/.abc)")
+    source.add_argument("--piece", help="a piece of the dataset (as in 'sfgym data info')")
+    parser.add_argument("--data", type=Path, help="dataset root or split for --piece (default: the default dataset)")
+    parser.add_argument("--split", help="split to look in (default: every split of --data)")
+    parser.add_argument("--agent", default=None,
+                        help="the follower: a baseline name or a .pt / .zip checkpoint [default: online_dtw]")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="1 feeds the audio in real time, 0 as fast as possible (benchmarks)")
+    parser.add_argument("--print-every", type=float, default=1.0, metavar="SECONDS",
+                        help="print the position every this many seconds of audio (0: every frame)")
+    parser.add_argument("--show", action="store_true", help="also show the follower in a pygame window")
+    parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
+                        help="stand-in notated tempo for score-side followers when the score has no timing")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def _load_audio(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: audio file not found")
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as error:  # libsndfile's errors are of several types
+        raise ValueError(f"{path}: cannot read audio ({error})") from error
+    if len(samples) == 0:
+        raise ValueError(f"{path}: the audio file holds no samples")
+    return samples.mean(axis=1), int(rate)
+
+
+def _score_side(args: argparse.Namespace):
+    """``(name, sheet, coords, coord2onset, score_notes, system_bounds or None, piece files or None)``."""
+    if args.piece is not None:
+        from sfgym.data.msmd import read_midi_notes, read_score_npz
+        from sfgym.rendering.pieces import find_piece_files
+
+        files = find_piece_files(args.piece, args.data, args.split)
+        sheet, coords, coord2onset = read_score_npz(files.score)
+        score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
+        return files.name, sheet, coords, coord2onset, score_notes, None, files
+    path: Path = args.score
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: score file not found")
+    if path.suffix.lower() == ".npz":
+        from sfgym.data.msmd import read_midi_notes, read_score_npz
+
+        sheet, coords, coord2onset = read_score_npz(path)
+        midi = path.with_suffix(".mid")
+        score_notes = read_midi_notes(midi) if midi.is_file() else None
+        return path.stem, sheet, coords, coord2onset, score_notes, None, None
+    if path.suffix.lower() in SCORE_FILE_SUFFIXES:
+        from sfgym.data.engrave import engrave
+
+        engraved = engrave(path)
+        return (path.stem, engraved.sheet, engraved.coords, engraved.coord2onset, engraved.notes,
+                engraved.system_bounds, None)
+    raise ValueError(f"{path}: unknown score type {path.suffix!r}; give an MSMD .npz or "
+                     f"{'/'.join(SCORE_FILE_SUFFIXES)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.registry import make_follower
+    from sfgym.data.msmd import read_midi_notes
+    from sfgym.data.piece import FPS
+    from sfgym.rendering.live import LiveFollowing, live_piece
+    from sfgym.rendering.systems import detect_system_bounds
+    from sfgym.rendering.video import performance_audio
+
+    if args.speed < 0:
+        raise ValueError(f"--speed must be >= 0, got {args.speed}")
+    if args.audio is None and args.piece is None:
+        raise ValueError("give the AUDIO file to follow (or --piece NAME to follow a piece's own performance)")
+    name, sheet, coords, coord2onset, score_notes, bounds, files = _score_side(args)
+    if bounds is None:
+        bounds = detect_system_bounds(sheet)
+    if args.audio is not None:
+        samples, rate = _load_audio(args.audio)
+        audio_source = str(args.audio)
+    else:
+        samples, rate, audio_source = performance_audio(files)
+
+    hop = rate / FPS
+    n_frames = int(np.ceil(len(samples) / hop))
+    truth_known = args.audio is None  # the piece's own performance: its MIDI is the ground truth
+    notes = read_midi_notes(files.midi) if truth_known else None
+    if truth_known:
+        n_frames = max(n_frames, int(np.floor(notes[:, 0].max() * FPS)) + 1)
+    piece = live_piece(name, sheet, coords, coord2onset, n_frames, notes=notes, score_notes=score_notes)
+
+    spec = args.agent or "online_dtw"
+    kwargs = {}
+    if spec in ("constant_tempo", "online_dtw") and score_notes is None:
+        if args.score_speed is None:
+            raise ValueError(f"{name}: the score has no notated timing (no score MIDI), so {spec} needs "
+                             "--score-speed PX_PER_S (or give a score file / a built piece)")
+        kwargs["px_per_second"] = args.score_speed
+    follower = make_follower(spec, **kwargs)
+    live = LiveFollowing(follower, piece, bounds, truth_known=truth_known, seed=args.seed)
+
+    print(f"following {audio_source} ({len(samples) / rate:.1f} s) in {name}: {len(bounds)} systems, "
+          f"follower {spec}, {'real time' if args.speed == 1 else 'as fast as possible' if args.speed == 0 else f'x{args.speed:g}'}")
+    printer = _Printer(args.print_every, len(bounds))
+    window = _Window(live, name, spec, bounds) if args.show else None
+    try:
+        report = live.run(samples, rate, speed=args.speed,
+                          on_step=(lambda step: (printer.step(step), window.show(step))) if window else printer.step,
+                          on_event=printer.event, should_stop=window.closed if window else None)
+    finally:
+        live.close()
+        if window is not None:
+            window.close()
+
+    latency = report.latency_summary()
+    feature = np.array(report.feature_ms)
+    print(f"done: {len(report.steps)} frames in {report.wall_seconds:.1f} s for {report.audio_seconds:.1f} s of audio; "
+          f"{len(report.events)} page turns")
+    print(f"per-frame latency (audio block arrival -> follower position), ms: mean {latency['mean_ms']:.2f}, "
+          f"median {latency['median_ms']:.2f}, p95 {latency['p95_ms']:.2f}, max {latency['max_ms']:.2f}; "
+          f"feature extraction alone {feature.mean():.2f} ms per block")
+    tracking = report.tracking_summary()
+    if tracking is not None:
+        print(f"against the ground truth: mean error {tracking['mean_error_px']:.1f} px, median "
+              f"{tracking['median_error_px']:.1f} px, {100 * tracking['tracked_share']:.1f} % of frames within 170 px")
+    return 0
+
+
+class _Printer:
+    """Prints the position every ``every`` seconds of audio and every page turn."""
+
+    def __init__(self, every: float, n_systems: int):
+        self.every = every
+        self.n_systems = n_systems
+        self._next = 0.0
+
+    def step(self, step) -> None:
+        from sfgym.data.piece import FPS
+
+        time_s = step.frame / FPS
+        if time_s + 1e-9 < self._next:
+            return
+        self._next = time_s + self.every
+        error = "" if step.error is None else f"  error {step.error:6.1f} px"
+        print(f"  t={time_s:7.2f} s  x={step.x:8.1f} px  system {step.system + 1}/{self.n_systems}"
+              f"{error}  ({step.latency_ms:.1f} ms)")
+
+    def event(self, event) -> None:
+        from sfgym.data.piece import FPS
+
+        truth = "" if event.delay_s is None else f", {event.delay_s:+.2f} s after the true position"
+        print(f"PAGE TURN  system {event.from_system + 1} -> {event.to_system + 1} at t={event.frame / FPS:.2f} s "
+              f"(latency {event.latency_ms:.1f} ms{truth})")
+        sys.stdout.flush()
+
+
+class _Window:
+    """``--show``: the side-by-side view with the one follower, updated every step."""
+
+    def __init__(self, live, name: str, label: str, bounds):
+        from sfgym.rendering.view import SideBySideView
+
+        import pygame
+
+        self._pygame = pygame
+        self.view = SideBySideView(name, live.piece.sheet, live.spectrogram, [label], bounds,
+                                   end_frame=live.piece.last_onset_frame, observed_frames=live.spec_window)
+        self.live = live
+        pygame.display.init()
+        pygame.display.set_caption(f"sfgym follow: {name}")
+        self.screen = pygame.display.set_mode((self.view.layout.width, self.view.layout.height))
+        self._closed = False
+
+    def show(self, step) -> None:
+        from sfgym.rendering.view import STATUS_TRACKING, AgentFrame, FrameState
+
+        self.view.spectrogram = self.live.spectrogram  # the buffer may have been re-allocated as it grew
+        agent = AgentFrame(self.view.labels[0], step.x, step.error, STATUS_TRACKING)
+        state = FrameState(frame=step.frame, true_x=step.true_x, agents=[agent])
+        self.screen.blit(self.view.draw(state, status="live"), (0, 0))
+        self._pygame.display.flip()
+        for event in self._pygame.event.get():
+            if event.type == self._pygame.QUIT or (event.type == self._pygame.KEYDOWN and event.key == self._pygame.K_ESCAPE):
+                self._closed = True
+
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._pygame.display.quit()

@@ -1,0 +1,131 @@
+"""``sfgym render``: watch several followers follow one piece side by side, live or into a video."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "render", help="show followers side by side on one piece (pygame window or mp4 video)",
+        description="Every follower follows the same performance at once (one environment each). The view shows "
+        "the score around the true position with one marker per follower, the current system strip, the "
+        "scrolling spectrogram and each follower's error and tracked/lost state. In a window it plays in real "
+        "time (space: pause, right arrow: step while paused / +5 s, left arrow: -5 s, esc: quit). With --video, "
+        "or headless (SDL_VIDEODRIVER=dummy), the frames go into an mp4, with the performance's audio muxed in "
+        "when ffmpeg (or the imageio-ffmpeg package) is available.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--agents", required=True,
+                        help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
+                        ".pt / .zip checkpoints, each optionally as LABEL=SPEC")
+    parser.add_argument("--piece", required=True, help="the piece's name (as in 'sfgym data info')")
+    parser.add_argument("--data", type=Path, help="dataset root or split (default: the default dataset)")
+    parser.add_argument("--split", help="split to look in (default: every split of --data)")
+    parser.add_argument("--video", type=Path, help="write an mp4 instead of (or, with a window, as well as) playing")
+    parser.add_argument("--speed", type=float,
+                        help="playback speed: 1 = real time (20 frames per second of audio), 0 = as fast as "
+                        "possible (video export only) [default: 1 in a window, 0 when headless]")
+    parser.add_argument("--max-seconds", type=float, help="video: stop after this many seconds of the piece")
+    parser.add_argument("--no-audio", action="store_true", help="no sound in the window, a silent video")
+    parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
+                        help="for pieces without a score MIDI: the stand-in notated tempo of constant_tempo / "
+                        "online_dtw (default: the median of the train split next to the piece)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the followers and environments")
+    parser.add_argument("--still", type=Path, metavar="PNG",
+                        help="also save the frame at --still-at seconds as a PNG (e.g. for a README)")
+    parser.add_argument("--still-at", type=float, default=20.0, help="time of the --still frame, seconds")
+    parser.set_defaults(func=run)
+
+
+def make_followers(agents: str, piece, split_dir: Path, score_speed: float | None) -> list[tuple[str, object]]:
+    """``(label, follower)`` for each comma-separated spec; score-side baselines get a stand-in tempo if needed."""
+    from agents.registry import make_follower
+    from sfgym.evaluation import AgentSpec
+
+    specs = [AgentSpec.parse(text) for text in agents.split(",") if text.strip()]
+    if not specs:
+        raise ValueError("--agents: no follower given")
+    followers = []
+    for spec in specs:
+        kwargs = {}
+        if spec.spec in SCORE_SIDE_BASELINES and piece.score_notes is None:
+            kwargs["px_per_second"] = score_speed if score_speed is not None else _train_median_speed(split_dir)
+        followers.append((spec.label, make_follower(spec.spec, **kwargs)))
+    return followers
+
+
+def _train_median_speed(split_dir: Path) -> float:
+    from agents.baselines.score_side import median_speed_px_per_s
+    from sfgym.data.msmd import find_split_dir
+
+    try:
+        train = find_split_dir(split_dir.parent, "train")
+    except ValueError:
+        train = None
+    if train is None or train.resolve() == split_dir.resolve():
+        raise ValueError(f"{split_dir}: the piece has no score MIDI, so constant_tempo / online_dtw need a "
+                         "stand-in tempo and there is no other train split to measure one; pass --score-speed")
+    return median_speed_px_per_s(train)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sfgym.data.msmd import load_piece
+    from sfgym.rendering.pieces import find_piece_files
+    from sfgym.rendering.player import export_video, headless, play_interactive
+    from sfgym.rendering.session import SideBySideSession
+    from sfgym.rendering.systems import system_bounds_of
+    from sfgym.rendering.video import performance_audio
+    from sfgym.rendering.view import SideBySideView, surface_rgb
+
+    no_display = headless()
+    if no_display and args.video is None:
+        raise ValueError("no display (SDL_VIDEODRIVER is dummy/offscreen): give --video out.mp4 to write the frames")
+    speed = args.speed if args.speed is not None else (0.0 if no_display else 1.0)
+    if speed < 0:
+        raise ValueError(f"--speed must be >= 0, got {speed}")
+    if speed == 0 and args.video is None:
+        raise ValueError("--speed 0 renders as fast as possible and is for video export: give --video")
+
+    files = find_piece_files(args.piece, args.data, args.split)
+    piece = load_piece(files)
+    followers = make_followers(args.agents, piece, files.split_dir, args.score_speed)
+    session = SideBySideSession(piece, followers, seed=args.seed)
+    view = SideBySideView(piece.name, piece.sheet, piece.spectrogram, session.labels, system_bounds_of(piece),
+                          fps=piece.fps, threshold=session.threshold, end_frame=session.end_frame,
+                          observed_frames=session.observed_frames)
+    audio = None
+    if not args.no_audio:
+        samples, rate, source = performance_audio(files)
+        audio = (samples, rate)
+        print(f"audio: {source}")
+    try:
+        if args.still is not None:
+            _save_still(view, session, args.still, args.still_at, surface_rgb)
+        if args.video is not None:
+            max_frames = None if args.max_seconds is None else int(round(args.max_seconds * piece.fps)) + 1
+            report = export_video(session, view, args.video, speed=speed, audio=audio, window=not no_display,
+                                  max_frames=max_frames)
+            print(f"{report.message}; {report.frames} frames ({report.frames / piece.fps:.1f} s of the piece) "
+                  f"in {report.seconds:.1f} s, {report.ms_per_frame:.1f} ms/frame")
+        else:
+            play_interactive(session, view, speed=speed, audio=audio)
+    finally:
+        session.close()
+    return 0
+
+
+def _save_still(view, session, path: Path, at_seconds: float, surface_rgb) -> None:
+    import cv2
+
+    from sfgym.data.msmd import atomic_write_bytes
+
+    frame = int(round(at_seconds * session.piece.fps))
+    rgb = surface_rgb(view.draw(session.state(frame)))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise ValueError(f"{path}: could not encode the still as PNG")
+    atomic_write_bytes(path, png.tobytes())
+    print(f"still: {path} (frame {min(frame, session.end_frame)})")

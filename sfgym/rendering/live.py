@@ -1,0 +1,277 @@
+"""Following an audio stream as if it were live, with page-turn (system-change) events.
+
+:class:`LiveFollowing` feeds a recording block by block at its own pace (or as fast as possible), computes
+each spectrogram frame as soon as its samples have arrived (:class:`~sfgym.rendering.streaming.StreamingSpectrogram`:
+causal, only samples up to the frame's end), and steps the follower as soon as the frames its next
+observation shows exist. The score side of the observation and the follower's dynamics are those of
+:class:`~sfgym.envs.MSMDFollowEnv` itself (an environment over a piece whose spectrogram is all zeros);
+only the observation's spectrogram window is replaced by the frames computed so far, with the
+environment's convention: at frame ``f`` the follower sees frames ``f - 40 .. f - 1``.
+
+Without a ground truth (a user's recording) the environment's piece gets *stand-in* performance timing
+(the score's notes spread evenly over the recording) so that an episode spans the whole recording; no
+follower may use it (fair followers never read ``Piece.notes``), errors are not reported, and the
+environment's loss threshold is lifted: live following never stops early. With a ground truth (a built
+piece and its own performance) errors and tracked / lost state (170 px) are reported too.
+
+A *system change* is emitted the first time the follower's position enters a later system than any before
+(a follower hovering at a boundary does not turn pages back and forth), with its processing latency
+(wall clock from the arrival of the audio block that completed the last frame the decision needed, to the
+event) and, with a ground truth, how many seconds after the true position crossed the same boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
+from sfgym.followers import Follower
+from sfgym.rendering.streaming import StreamingSpectrogram
+from sfgym.rendering.systems import system_index
+
+LOSS_THRESHOLD_PX = 170.0
+_NEVER_LOST_PX = 1e12  # the environment's threshold while following live: it never terminates
+
+
+@dataclass
+class LiveStep:
+    """The follower after one step."""
+
+    frame: int  # the environment frame the position is for
+    x: float
+    system: int
+    audio_time_s: float  # audio received when the step was taken
+    latency_ms: float  # arrival of the audio block that completed the needed frame -> step done
+    true_x: float | None = None
+
+    @property
+    def error(self) -> float | None:
+        return None if self.true_x is None else abs(self.x - self.true_x)
+
+
+@dataclass
+class SystemChange:
+    """The follower entered a later system: turn the page."""
+
+    frame: int
+    from_system: int
+    to_system: int
+    audio_time_s: float
+    latency_ms: float
+    true_frame: int | None = None  # when the true position entered ``to_system``, if known
+
+    @property
+    def delay_s(self) -> float | None:
+        """Seconds after the true crossing (negative: early), if the truth is known."""
+        return None if self.true_frame is None else (self.frame - self.true_frame) / FPS
+
+
+@dataclass
+class LiveReport:
+    """Everything a live run produced."""
+
+    steps: list[LiveStep] = field(default_factory=list)
+    events: list[SystemChange] = field(default_factory=list)
+    feature_ms: list[float] = field(default_factory=list)  # per audio block: spectrogram frames computed
+    wall_seconds: float = 0.0
+    audio_seconds: float = 0.0
+
+    @property
+    def latencies_ms(self) -> np.ndarray:
+        return np.array([step.latency_ms for step in self.steps])
+
+    def latency_summary(self) -> dict[str, float]:
+        """Mean, median, 95th percentile and maximum per-frame latency in ms."""
+        values = self.latencies_ms
+        if len(values) == 0:
+            return {"mean_ms": math.nan, "median_ms": math.nan, "p95_ms": math.nan, "max_ms": math.nan}
+        return {"mean_ms": float(values.mean()), "median_ms": float(np.median(values)),
+                "p95_ms": float(np.percentile(values, 95)), "max_ms": float(values.max())}
+
+    def tracking_summary(self) -> dict[str, float] | None:
+        """Mean / median error and share of steps within 170 px, if the truth was known."""
+        errors = np.array([s.error for s in self.steps if s.error is not None])
+        if len(errors) == 0:
+            return None
+        return {"mean_error_px": float(errors.mean()), "median_error_px": float(np.median(errors)),
+                "tracked_share": float(np.mean(errors <= LOSS_THRESHOLD_PX))}
+
+
+def stand_in_notes(score_notes: np.ndarray | None, n_notes: int, n_frames: int, fps: int = FPS) -> np.ndarray:
+    """Performance notes spread over ``n_frames``: first onset at 0 s, last onset in the last frame.
+
+    The score's own notes (rescaled in time) if given, else ``n_notes`` evenly spaced notes of pitch 60.
+    Only the environment's episode length depends on them (see the module docstring).
+    """
+    if n_frames < 2:
+        raise ValueError("the recording is too short to follow (fewer than 2 spectrogram frames)")
+    end_s = (n_frames - 0.5) / fps  # floor(end_s * fps) == n_frames - 1
+    if score_notes is not None and len(score_notes):
+        notes = np.array(score_notes, dtype=np.float64)[:, :3]
+        first, last = notes[:, 0].min(), notes[:, 0].max()
+        span = last - first
+        notes[:, 0] = (notes[:, 0] - first) * (end_s / span) if span > 0 else np.linspace(0, end_s, len(notes))
+        order = np.argsort(notes[:, 0], kind="stable")
+        if not np.array_equal(order, np.arange(len(notes))):
+            raise ValueError("score notes must be sorted by onset")
+        return notes
+    onsets = np.linspace(0.0, end_s, n_notes)
+    return np.stack([onsets, np.full(n_notes, 60.0), np.full(n_notes, 0.25)], axis=1)
+
+
+def live_piece(name: str, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int], n_frames: int,
+               *, notes: np.ndarray | None = None, score_notes: np.ndarray | None = None) -> Piece:
+    """The environment's piece for live following: the score, a zero spectrogram of ``n_frames``, and the
+    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes`."""
+    if notes is None:
+        n_notes = max(int(v) for v in coord2onset.values()) + 1
+        notes = stand_in_notes(score_notes, n_notes, n_frames)
+    return Piece(name=name, sheet=sheet, coords=coords, coord2onset=dict(coord2onset), notes=notes,
+                 spectrogram=np.zeros((N_SPEC_BINS, n_frames), dtype=np.float32), source=f"live:{name}",
+                 score_notes=score_notes)
+
+
+class LiveFollowing:
+    """One follower following one recording live.
+
+    Args:
+        follower: the follower.
+        piece: the score side (sheet, coords, coord2onset, score_notes) and the timeline (see :func:`live_piece`);
+            its spectrogram is never shown to the follower.
+        system_bounds: ``(S, 2)`` system columns of the sheet.
+        truth_known: whether ``piece.notes`` are the recording's real timing (errors are then reported).
+        seed: seeds the follower and the environment.
+    """
+
+    def __init__(self, follower: Follower, piece: Piece, system_bounds: np.ndarray, *, truth_known: bool,
+                 seed: int = 0):
+        from sfgym.envs import MSMDFollowEnv
+
+        self.follower = follower
+        self.piece = piece
+        self.system_bounds = np.asarray(system_bounds, dtype=np.int64).reshape(-1, 2)
+        self.truth_known = truth_known
+        env_kwargs = {**getattr(follower, "env_kwargs", {}), "reward_threshold": _NEVER_LOST_PX}
+        self.env = MSMDFollowEnv(data=[piece], action_type=follower.action_type, **env_kwargs)
+        self.spec_window = self.env.spec_window
+        self.difference_channels = self.env.difference_channels
+        self.seed = seed
+        #: spectrogram frames computed so far (columns ``[0, frames_computed)``); grows as audio arrives
+        self.spectrogram = np.zeros((N_SPEC_BINS, piece.n_frames + 8), dtype=np.float32)
+        self.frames_computed = 0
+
+    # ------------------------------------------------------------------ observation
+    def spectrogram_window(self, frame: int) -> np.ndarray:
+        """Frames ``frame - spec_window .. frame - 1`` of the computed spectrogram, zeros before frame 0."""
+        if frame > self.frames_computed:
+            raise RuntimeError(f"frame {frame - 1} is needed but only {self.frames_computed} frames have arrived")
+        window = np.zeros((N_SPEC_BINS, self.spec_window), dtype=np.float32)
+        first = frame - self.spec_window
+        lo = max(first, 0)
+        window[:, lo - first :] = self.spectrogram[:, lo:frame]
+        return window[np.newaxis]
+
+    def _add_frames(self, frames: np.ndarray) -> None:
+        k = frames.shape[1]
+        end = self.frames_computed + k
+        if end > self.spectrogram.shape[1]:
+            grown = np.zeros((N_SPEC_BINS, max(end, 2 * self.spectrogram.shape[1])), dtype=np.float32)
+            grown[:, : self.frames_computed] = self.spectrogram[:, : self.frames_computed]
+            self.spectrogram = grown
+        self.spectrogram[:, self.frames_computed : end] = frames
+        self.frames_computed = end
+
+    # ------------------------------------------------------------------ running
+    def run(self, audio: np.ndarray, sample_rate: int, *, speed: float = 1.0, block_size: int = 512,
+            on_step: Callable[[LiveStep], None] | None = None,
+            on_event: Callable[[SystemChange], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> LiveReport:
+        """Feed ``audio`` (mono) in blocks of ``block_size`` samples and follow it.
+
+        Args:
+            audio: the recording, 1-D (float in [-1, 1] or integer PCM).
+            sample_rate: its rate (resampled on the fly to 22.05 kHz if different).
+            speed: 1 feeds the audio at its own pace (block ``i`` arrives when it would from a sound
+                card), 2 twice as fast, 0 as fast as possible.
+            block_size: samples per block (512 at 22.05 kHz: 23 ms, a usual audio buffer).
+            on_step, on_event: called after every step / system change (printing, drawing).
+            should_stop: polled once per block; ``True`` ends the run early (e.g. a closed window).
+        """
+        audio = np.asarray(audio)
+        if audio.ndim != 1 or len(audio) == 0:
+            raise ValueError(f"audio must be non-empty mono samples, got shape {audio.shape}")
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        stream = StreamingSpectrogram(sample_rate)
+        report = LiveReport(audio_seconds=len(audio) / sample_rate)
+        self.follower.reset(self.piece, seed=self.seed)
+        observation, info = self.env.reset(seed=self.seed, options={"piece": self.piece.name})
+        state = {"observation": observation, "info": info, "over": False, "previous_window": None,
+                 "reached": system_index(self.system_bounds, info["follower_x"])}
+        started = time.perf_counter()
+        for first in range(0, len(audio) + 1, block_size):
+            last_block = first + block_size >= len(audio)
+            end = min(first + block_size, len(audio))
+            if speed > 0:
+                delay = started + end / sample_rate / speed - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            arrival = time.perf_counter()
+            frames = stream.push(audio[first:end]) if end > first else np.zeros((N_SPEC_BINS, 0), np.float32)
+            if last_block:
+                frames = np.concatenate([frames, stream.finish()], axis=1)
+            self._add_frames(frames)
+            report.feature_ms.append(1000.0 * (time.perf_counter() - arrival))
+            self._step_while_ready(state, arrival, end / sample_rate, report, on_step, on_event)
+            if state["over"] or last_block or (should_stop is not None and should_stop()):
+                break
+        report.wall_seconds = time.perf_counter() - started
+        return report
+
+    def _step_while_ready(self, state: dict, arrival: float, audio_time_s: float, report: LiveReport,
+                          on_step, on_event) -> None:
+        while not state["over"] and self.frames_computed >= state["info"]["frame"]:
+            frame = state["info"]["frame"]
+            window = self.spectrogram_window(frame)
+            if self.difference_channels:
+                previous = window if state["previous_window"] is None else state["previous_window"]
+                state["previous_window"] = window
+                window = np.concatenate([window, window - previous])
+            observation = {**state["observation"], "spectrogram": window}
+            action = self.follower.act(observation, state["info"])
+            state["observation"], _, terminated, truncated, state["info"] = self.env.step(action)
+            state["over"] = terminated or truncated
+            info = state["info"]
+            latency_ms = 1000.0 * (time.perf_counter() - arrival)
+            system = system_index(self.system_bounds, info["follower_x"])
+            step = LiveStep(frame=info["frame"], x=float(info["follower_x"]), system=system,
+                            audio_time_s=audio_time_s, latency_ms=latency_ms,
+                            true_x=float(info["true_x"]) if self.truth_known else None)
+            report.steps.append(step)
+            if system > state["reached"]:
+                event = SystemChange(frame=step.frame, from_system=state["reached"], to_system=system,
+                                     audio_time_s=audio_time_s, latency_ms=latency_ms,
+                                     true_frame=self._true_crossing(system))
+                state["reached"] = system
+                report.events.append(event)
+                if on_event is not None:
+                    on_event(event)
+            if on_step is not None:
+                on_step(step)
+
+    def _true_crossing(self, system: int) -> int | None:
+        if not self.truth_known:
+            return None
+        crossed = np.flatnonzero(self.piece.true_x >= self.system_bounds[system, 0])
+        return int(crossed[0]) if len(crossed) else None
+
+    def close(self) -> None:
+        self.env.close()
+
+
+__all__ = ["LiveFollowing", "LiveReport", "LiveStep", "SystemChange", "live_piece", "stand_in_notes"]
