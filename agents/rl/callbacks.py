@@ -1,0 +1,172 @@
+"""Training callbacks: validation with the tracking metrics, model selection, checkpoints, trunk freezing.
+
+All callbacks count *environment steps summed over the parallel envs* (SB3's ``num_timesteps``),
+the unit of ``total_timesteps`` and of the learning curve's x axis.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.rl.curves import CURVE_CSV, CURVE_PNG, plot_learning_curves, write_curve_csv
+from agents.rl.extractor import set_trunk_trainable
+from agents.rl.follower import RLFollower, save_model
+from sfgym.data.piece import Piece
+from sfgym.followers import Follower
+from sfgym.evaluation import run_episode
+from sfgym.metrics import PieceMetrics, aggregate, piece_metrics
+
+BEST_MODEL = "best_model.zip"
+BEST_JSON = "best.json"
+
+
+def evaluate_follower(follower: Follower, pieces: Sequence[Piece], seed: int = 0) -> list[PieceMetrics]:
+    """The metrics of ``follower`` on every piece, each followed once with ``seed``, in this process."""
+    return [piece_metrics(run_episode(follower, piece, seed), piece) for piece in pieces]
+
+
+class TrackingEvalCallback(BaseCallback):
+    """Evaluate on held-out pieces every ``every_steps``; keep the model with the best TR.
+
+    Each evaluation follows every piece once (greedy actions unless ``deterministic=False``) with
+    :func:`sfgym.evaluation.run_episode`, the runner of ``sfgym evaluate``, aggregates TR / TUE /
+    error with :func:`sfgym.metrics.aggregate`, logs them (``eval/*``),
+    appends a row to ``learning_curve.csv`` and redraws ``learning_curve.png``. A model whose TR
+    beats every earlier one (ties: lower mean error) is saved as ``best_model.zip``, its numbers
+    in ``best.json``. An evaluation also runs before training (step 0) and at the end.
+
+    Args:
+        pieces: the pieces to follow.
+        run_dir: where the curve and the best model go.
+        every_steps: steps between evaluations (0: only at the start and the end).
+        env_kwargs: the environment arguments the model trains with (its observation settings).
+        metadata: stored in saved models (see :func:`agents.rl.follower.save_model`).
+        deterministic: greedy actions (default) or sampled ones.
+        seed: the seed of every evaluation episode.
+    """
+
+    def __init__(self, pieces: Sequence[Piece], run_dir: str | Path, every_steps: int,
+                 env_kwargs: dict[str, Any], metadata: dict[str, Any], deterministic: bool = True, seed: int = 0,
+                 verbose: int = 0):
+        super().__init__(verbose)
+        if not pieces:
+            raise ValueError("TrackingEvalCallback: no evaluation pieces")
+        self.env_kwargs = dict(env_kwargs)
+        self.pieces = list(pieces)
+        self.run_dir = Path(run_dir)
+        self.every_steps = int(every_steps)
+        self.metadata = metadata
+        self.deterministic = deterministic
+        self.seed = seed
+        self.rows: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self._next_evaluation = 0
+        self._start_time = time.time()
+
+    def _on_training_start(self) -> None:
+        self._start_time = time.time()
+        self._next_evaluation = self.num_timesteps
+        self._maybe_evaluate()
+
+    def _on_step(self) -> bool:
+        self._maybe_evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.rows or self.rows[-1]["step"] != self.num_timesteps:
+            self.evaluate()
+
+    def _maybe_evaluate(self) -> None:
+        if self.every_steps and self.num_timesteps >= self._next_evaluation:
+            self.evaluate()
+        elif not self.every_steps and not self.rows:
+            self.evaluate()  # the step-0 point of the curve
+
+    def evaluate(self) -> dict[str, Any]:
+        """Evaluate the current model now; returns the aggregated metrics."""
+        follower = RLFollower(self.model, name="valid", stochastic=not self.deterministic, env_kwargs=self.env_kwargs)
+        summary = aggregate(evaluate_follower(follower, self.pieces, seed=self.seed))
+        row = {"step": self.num_timesteps, "wall_s": round(time.time() - self._start_time, 1), **summary}
+        self.rows.append(row)
+        if self.every_steps:
+            while self._next_evaluation <= self.num_timesteps:
+                self._next_evaluation += self.every_steps
+
+        for key in ("tr", "tue", "error_mean_px"):
+            self.logger.record(f"eval/{key}", summary[key])
+        if self._is_best(row):
+            self.best = row
+            save_model(self.model, self.run_dir / BEST_MODEL, self.metadata)
+            (self.run_dir / BEST_JSON).write_text(json.dumps(row, indent=2, default=float) + "\n")
+        self.logger.record("eval/best_tr", self.best["tr"])
+        write_curve_csv(self.run_dir / CURVE_CSV, self.rows)
+        plot_learning_curves([(self.run_dir.name, self.rows)], self.run_dir / CURVE_PNG)
+        if self.verbose:
+            print(f"step {row['step']}: valid TR {row['tr']:.3f}, TUE {row['tue']:.2f}, "
+                  f"error {row['error_mean_px']:.1f} px (best TR {self.best['tr']:.3f} at step {self.best['step']})")
+        return row
+
+    def _is_best(self, row: dict[str, Any]) -> bool:
+        if self.best is None:
+            return True
+        if row["tr"] != self.best["tr"]:
+            return row["tr"] > self.best["tr"]
+        return row["error_mean_px"] < self.best["error_mean_px"]
+
+
+class AtomicCheckpointCallback(BaseCallback):
+    """Save ``checkpoints/step_<N>.zip`` every ``every_steps`` (atomically, unlike SB3's own)."""
+
+    def __init__(self, run_dir: str | Path, every_steps: int, metadata: dict[str, Any], verbose: int = 0):
+        super().__init__(verbose)
+        self.directory = Path(run_dir) / "checkpoints"
+        self.every_steps = int(every_steps)
+        self.metadata = metadata
+        self._next = self.every_steps
+
+    def _on_step(self) -> bool:
+        if self.every_steps and self.num_timesteps >= self._next:
+            path = save_model(self.model, self.directory / f"step_{self.num_timesteps:09d}.zip", self.metadata)
+            while self._next <= self.num_timesteps:
+                self._next += self.every_steps
+            if self.verbose:
+                print(f"checkpoint {path}")
+        return True
+
+
+class FreezeTrunkCallback(BaseCallback):
+    """Keep the policy's trunk frozen for the first ``steps`` environment steps, then train it.
+
+    The unfreezing takes effect at the next gradient update after ``steps`` (SB3 updates once per
+    rollout of ``n_steps × n_envs`` steps).
+    """
+
+    def __init__(self, steps: int, verbose: int = 0):
+        super().__init__(verbose)
+        self.steps = int(steps)
+        self.frozen = False
+        self.unfrozen_at: int | None = None
+
+    def _on_training_start(self) -> None:
+        if self.num_timesteps < self.steps:
+            set_trunk_trainable(self.model.policy, False)
+            self.frozen = True
+
+    def _on_step(self) -> bool:
+        if self.frozen and self.num_timesteps >= self.steps:
+            set_trunk_trainable(self.model.policy, True)
+            self.frozen = False
+            self.unfrozen_at = self.num_timesteps
+            if self.verbose:
+                print(f"step {self.num_timesteps}: trunk unfrozen")
+        self.logger.record("train/trunk_frozen", int(self.frozen))
+        return True
+
+
+__all__ = ["AtomicCheckpointCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "TrackingEvalCallback",
+           "evaluate_follower"]

@@ -1,0 +1,110 @@
+"""Learning curves: validation tracking ratio against environment steps.
+
+Every RL run writes ``learning_curve.csv`` (one row per evaluation) and ``learning_curve.png`` in
+its run directory. :func:`plot_learning_curves` draws several runs in one figure — the
+with/without supervised initialization comparison::
+
+    python -m agents.rl.curves runs/rl/ppo-scratch runs/rl/ppo-init \\
+        --labels "from scratch" "supervised init" --out ppo_init_comparison.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+CURVE_CSV = "learning_curve.csv"
+CURVE_PNG = "learning_curve.png"
+CURVE_COLUMNS = ("step", "tr", "tue", "error_mean_px", "error_median_px", "onsets", "onsets_reached", "runs",
+                 "wall_s")
+"""Columns of ``learning_curve.csv``: environment steps, the aggregated metrics of
+:func:`sfgym.metrics.aggregate` on the validation pieces, and seconds since training started."""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_curve_csv(path: str | Path, rows: Sequence[dict]) -> None:
+    """Write the learning-curve rows (all of them: the file is rewritten atomically each time)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(Path(path), buffer.getvalue().encode())
+
+
+def read_curve_csv(path: str | Path) -> list[dict[str, float]]:
+    """The rows of a ``learning_curve.csv`` (or of the one in a run directory), as floats."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CURVE_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: learning curve not found")
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        missing = {"step", "tr"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: not a learning curve (missing columns {sorted(missing)})")
+        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in reader]
+
+
+def plot_learning_curves(curves: Sequence[tuple[str, Sequence[dict]]], out: str | Path,
+                         title: str = "Validation tracking ratio") -> Path:
+    """Plot valid TR against steps for one or more runs (``(label, rows)`` pairs) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    for label, rows in curves:
+        steps = [row["step"] for row in rows]
+        axis.plot(steps, [row["tr"] for row in rows], marker="o", markersize=3, label=label)
+    axis.set_xlabel("environment steps")
+    axis.set_ylabel("tracking ratio (valid)")
+    axis.set_ylim(0.0, 1.02)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    if len(curves) > 1:
+        axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    out = Path(out)
+    _atomic_write(out, buffer.getvalue())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Plot valid TR against steps for RL runs in one figure.")
+    parser.add_argument("runs", nargs="+", help="run directories or learning_curve.csv files")
+    parser.add_argument("--labels", nargs="+", help="legend labels (default: the run directories' names)")
+    parser.add_argument("--out", required=True, help="PNG to write")
+    parser.add_argument("--title", default="Validation tracking ratio")
+    args = parser.parse_args(argv)
+    if args.labels and len(args.labels) != len(args.runs):
+        parser.error(f"got {len(args.labels)} labels for {len(args.runs)} runs")
+    labels = args.labels or [Path(run).name if Path(run).is_dir() else Path(run).parent.name for run in args.runs]
+    out = plot_learning_curves([(label, read_curve_csv(run)) for label, run in zip(labels, args.runs)],
+                               args.out, title=args.title)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

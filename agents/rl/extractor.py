@@ -1,0 +1,116 @@
+"""The features extractor of every RL policy: the shared multimodal trunk, nothing else.
+
+stable-baselines3's ``MultiInputPolicy`` (and sb3-contrib's ``MultiInputLstmPolicy``) turn the
+environment's dict observation into a feature vector with a *features extractor* and put the
+policy and value heads on top. :class:`TrunkExtractor` is that extractor; it holds the very
+:class:`agents.networks.MultimodalTrunk` the supervised regressors use, under the same attribute
+name ``trunk``, so a supervised checkpoint's ``trunk.*`` weights load into it unchanged
+(:func:`load_supervised_trunk`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from agents.networks import MultimodalTrunk, TrunkConfig
+
+SPECTROGRAM_KEY = "spectrogram"
+SCORE_KEY = "score"
+
+
+class TrunkExtractor(BaseFeaturesExtractor):
+    """``{"spectrogram": (B, C, 78, 40), "score": (B, C, 80, 256)}`` → ``(B, features)``.
+
+    The input shapes come from the observation space (so the environment's window sizes and
+    ``difference_channels`` need no second setting); the remaining trunk settings are keyword
+    arguments, set from the ``trunk`` section of an RL config.
+
+    Args:
+        observation_space: the environment's ``Dict`` observation space.
+        features: units of the branch and joint dense layers (512 in the paper).
+        dropout: dropout probability in the convolutional branches.
+        width: multiplier of every convolution's channel count.
+    """
+
+    def __init__(self, observation_space: spaces.Dict, features: int = 512, dropout: float = 0.2,
+                 width: float = 1.0):
+        if not isinstance(observation_space, spaces.Dict) or {SPECTROGRAM_KEY, SCORE_KEY} - set(observation_space.spaces):
+            raise ValueError(
+                f"TrunkExtractor needs a Dict observation space with '{SPECTROGRAM_KEY}' and '{SCORE_KEY}' "
+                f"entries, got {observation_space}"
+            )
+        config = TrunkConfig(
+            spectrogram_shape=tuple(observation_space[SPECTROGRAM_KEY].shape),
+            score_shape=tuple(observation_space[SCORE_KEY].shape),
+            features=int(features), dropout=float(dropout), width=float(width),
+        )
+        super().__init__(observation_space, features_dim=config.features)
+        self.trunk = MultimodalTrunk(config)
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.trunk(observations[SPECTROGRAM_KEY], observations[SCORE_KEY])
+
+
+def policy_trunks(policy: nn.Module) -> Iterator[MultimodalTrunk]:
+    """Every trunk of an SB3 policy: one when the extractor is shared (the default), else the
+    actor's and the critic's."""
+    seen: set[int] = set()
+    for module in policy.modules():
+        if isinstance(module, TrunkExtractor) and id(module.trunk) not in seen:
+            seen.add(id(module.trunk))
+            yield module.trunk
+
+
+def read_supervised_trunk(checkpoint: str | Path) -> dict[str, torch.Tensor]:
+    """The trunk weights of a supervised checkpoint.
+
+    A supervised checkpoint is a ``torch.save``d dict with ``model_state`` (the model's
+    ``state_dict``, the trunk under ``trunk.*``) and ``config``; see :mod:`agents.supervised`.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: supervised checkpoint not found")
+    try:
+        # weights_only: a checkpoint is data, never code to run
+        content: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a bad file
+        raise ValueError(f"{path}: not a readable torch checkpoint ({error})") from error
+    if not isinstance(content, dict) or not isinstance(content.get("model_state"), dict):
+        raise ValueError(f"{path}: not a supervised checkpoint (expected a dict with a 'model_state' entry)")
+    state = {key[len("trunk."):]: value for key, value in content["model_state"].items()
+             if key.startswith("trunk.")}
+    if not state:
+        raise ValueError(f"{path}: its 'model_state' has no 'trunk.*' weights; is it a supervised follower's checkpoint?")
+    return state
+
+
+def load_supervised_trunk(policy: nn.Module, checkpoint: str | Path) -> int:
+    """Copy a supervised checkpoint's trunk into every trunk of ``policy``; returns how many.
+
+    Raises ``ValueError`` naming the checkpoint when the trunks differ in shape (another
+    ``width``/``features``, or ``difference_channels`` on one side only).
+    """
+    state = read_supervised_trunk(checkpoint)
+    trunks = list(policy_trunks(policy))
+    if not trunks:
+        raise ValueError("the policy has no TrunkExtractor to load the supervised trunk into")
+    for trunk in trunks:
+        trunk.load_trunk(state, source=str(checkpoint))
+    return len(trunks)
+
+
+def set_trunk_trainable(policy: nn.Module, trainable: bool) -> None:
+    """Freeze (``False``) or unfreeze the policy's trunk(s).
+
+    A frozen parameter gets no gradient, and SB3's optimizers (``zero_grad`` sets gradients to
+    ``None``) skip parameters without one, so frozen weights stay exactly as loaded.
+    """
+    for trunk in policy_trunks(policy):
+        for parameter in trunk.parameters():
+            parameter.requires_grad_(trainable)

@@ -1,0 +1,159 @@
+"""Trained SB3 models as score followers, and how they are saved and found again.
+
+A model saved by :func:`save_model` is an ordinary stable-baselines3 ``.zip`` that also carries
+``sfgym_metadata`` (algorithm, environment arguments, trunk settings), so :func:`load_follower`
+needs nothing but the path, and evaluation can build the environment the model was trained on
+(:attr:`RLFollower.env_kwargs`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sfgym.data.piece import Piece
+from sfgym.followers import Follower
+
+METADATA_KEY = "sfgym_metadata"
+"""Attribute of a saved model (stored by SB3 with its other attributes) holding sfgym's metadata."""
+
+METADATA_FORMAT = 1
+
+MODEL_FILES = ("best_model.zip", "final_model.zip")
+"""Models :func:`load_follower` looks for, in this order, when given a run directory."""
+
+
+# ---------------------------------------------------------------------------- saving and finding
+def save_model(model, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Save an SB3 model atomically (temp file in the same directory, then ``os.replace``).
+
+    ``metadata`` (JSON-serializable) is stored in the zip as ``sfgym_metadata``; without it the
+    model's existing metadata is kept.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if metadata is not None:
+        setattr(model, METADATA_KEY, {"format": METADATA_FORMAT, **metadata})
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            model.save(file)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A model file, or the best (else final) model of a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        for name in MODEL_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: run directory holds no model ({' or '.join(MODEL_FILES)})")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: RL model not found")
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The ``sfgym_metadata`` of a saved model, read from the zip without loading the model."""
+    path = resolve_model_path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a stable-baselines3 model file ({error})") from error
+    metadata = data.get(METADATA_KEY)
+    if not isinstance(metadata, dict) or "algorithm" not in metadata:
+        raise ValueError(f"{path}: an SB3 model without sfgym metadata; was it saved by 'sfgym train rl'?")
+    return metadata
+
+
+# ---------------------------------------------------------------------------- the follower
+class RLFollower(Follower):
+    """A trained PPO / A2C / RecurrentPPO policy following a score.
+
+    ``act`` returns the discrete action index (into the environment's ``actions``), the policy's
+    most probable action by default, a sampled one with ``stochastic=True``. Sampling draws from
+    the follower's own torch generator state, seeded in :meth:`reset`, so a run is reproducible
+    and does not disturb (nor depend on) the global torch random state.
+
+    A recurrent policy keeps its LSTM state across ``act`` calls; :meth:`reset` clears it.
+
+    Args:
+        model: a loaded SB3 model.
+        name: shown in tables and legends.
+        stochastic: sample actions instead of taking the most probable one.
+        env_kwargs: the environment arguments the model was trained with (observation settings).
+    """
+
+    action_type = "discrete"
+
+    def __init__(self, model, name: str = "rl", stochastic: bool = False, env_kwargs: dict[str, Any] | None = None):
+        from sb3_contrib import RecurrentPPO
+
+        self.model = model
+        self.name = name
+        self.stochastic = bool(stochastic)
+        self.env_kwargs = dict(env_kwargs or {})
+        self.recurrent = isinstance(model, RecurrentPPO)
+        self._lstm_state: tuple[np.ndarray, ...] | None = None
+        self._episode_start = np.ones((1,), dtype=bool)
+        self._rng_state = torch.Generator().manual_seed(0).get_state()
+
+    def reset_seed(self, seed: int) -> None:
+        """Seed the sampling of stochastic actions."""
+        self._rng_state = torch.Generator().manual_seed(int(seed)).get_state()
+
+    def reset(self, piece: Piece | None = None, seed: int | None = None) -> None:
+        self._lstm_state = None
+        self._episode_start = np.ones((1,), dtype=bool)
+        if seed is not None:
+            self.reset_seed(seed)
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any] | None = None) -> int:
+        deterministic = not self.stochastic
+        if deterministic:
+            action, state = self._predict(observation, deterministic=True)
+        else:
+            # SB3 samples with the global torch generator: run it on this follower's own state.
+            with torch.random.fork_rng(devices=[]):
+                torch.random.default_generator.set_state(self._rng_state)
+                action, state = self._predict(observation, deterministic=False)
+                self._rng_state = torch.random.default_generator.get_state()
+        if self.recurrent:
+            self._lstm_state = state
+            self._episode_start = np.zeros((1,), dtype=bool)
+        return int(np.asarray(action).reshape(-1)[0])
+
+    def _predict(self, observation, deterministic: bool):
+        if self.recurrent:
+            return self.model.predict(observation, state=self._lstm_state, episode_start=self._episode_start,
+                                      deterministic=deterministic)
+        return self.model.predict(observation, deterministic=deterministic)
+
+
+def load_follower(path: str | Path, *, stochastic: bool = False, device: str | torch.device = "cpu",
+                  name: str | None = None) -> RLFollower:
+    """Load a model saved by ``sfgym train rl`` (a ``.zip``, or a run directory: its best model) as a follower."""
+    from agents.rl.config import algorithm_class
+
+    path = resolve_model_path(path)
+    metadata = read_metadata(path)
+    model = algorithm_class(metadata["algorithm"]).load(path, device=device)
+    return RLFollower(model, name=name or metadata["algorithm"], stochastic=stochastic,
+                      env_kwargs=metadata.get("env", {}))
+
+
+__all__ = ["METADATA_KEY", "MODEL_FILES", "RLFollower", "load_follower", "read_metadata", "resolve_model_path",
+           "save_model"]

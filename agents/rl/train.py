@@ -1,0 +1,223 @@
+"""``sfgym train rl``: train a PPO / A2C / RecurrentPPO velocity agent on MSMDFollow-v0.
+
+One YAML config per run (:mod:`agents.rl.config`); a run directory receives::
+
+    config.yaml               the resolved config (after command-line overrides)
+    best_model.zip            the model with the best validation TR (model selection)
+    best.json                 its step and validation metrics
+    final_model.zip           the model after the last step
+    learning_curve.csv/.png   validation TR (and TUE, error) against environment steps
+    checkpoints/step_N.zip    periodic checkpoints (checkpoint_every_steps)
+    tensorboard/              TensorBoard logs, when tensorboard is installed
+
+Every model file loads as a follower with :func:`agents.rl.load_follower`.
+
+Hybrid training: ``--init-from SUPERVISED_CHECKPOINT`` copies a supervised follower's trunk into the
+policy's features extractor before the first step, and ``--freeze-trunk-steps N`` keeps it fixed
+for the first N steps, so that the freshly initialized heads do not wreck it with their first,
+noisy gradients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.rl.callbacks import AtomicCheckpointCallback, FreezeTrunkCallback, TrackingEvalCallback
+from agents.rl.config import RLConfig, algorithm_class, load_config, policy_name
+from agents.rl.extractor import TrunkExtractor, load_supervised_trunk
+from agents.rl.follower import save_model
+from sfgym.data.piece import Piece
+
+FINAL_MODEL = "final_model.zip"
+
+
+# ---------------------------------------------------------------------------- building blocks
+def resolve_data(config: RLConfig) -> Path:
+    """The dataset root (or split dir) of a config; the default dataset (built once) when unset."""
+    if config.data is not None:
+        path = Path(config.data).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{config.source}: data directory {path} does not exist")
+        return path
+    from sfgym.data.dataset import default_dataset_dir
+
+    return default_dataset_dir()
+
+
+def load_pieces(data: Path, split: str, max_pieces: int | None = None) -> list[Piece]:
+    """The pieces of one split, sorted by name, the first ``max_pieces`` of them if given."""
+    from sfgym.data.msmd import find_split_dir, list_pieces, load_split
+
+    split_dir = find_split_dir(data, split)
+    names = sorted(files.name for files in list_pieces(split_dir))
+    if max_pieces is not None:
+        names = names[:max_pieces]
+    return load_split(split_dir, names, progress=False)
+
+
+def make_training_env(config: RLConfig, data: Path):
+    """``n_envs`` seeded, Monitor-wrapped copies of the environment on the train split.
+
+    ``dummy``: all envs in this process, sharing one list of pieces. ``subproc``: one process per
+    env, each loading the split itself (pieces are not shipped through pipes).
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    from sfgym.envs import MSMDFollowEnv
+
+    if config.vec_env == "dummy":
+        env_kwargs = {**config.env, "data": load_pieces(data, "train")}
+        vec_env_cls = DummyVecEnv
+    else:
+        env_kwargs = {**config.env, "data": str(data), "split": "train"}
+        vec_env_cls = SubprocVecEnv
+    return make_vec_env(MSMDFollowEnv, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
+                        vec_env_cls=vec_env_cls)
+
+
+def build_model(config: RLConfig, env, tensorboard_log: str | None = None):
+    """The SB3 model of ``config`` on ``env``, its features extractor the shared trunk."""
+    kwargs = config.algorithm_kwargs()
+    kwargs["policy_kwargs"].update(
+        features_extractor_class=TrunkExtractor,
+        features_extractor_kwargs=dataclasses.asdict(config.trunk),
+    )
+    cls = algorithm_class(config.algorithm)
+    return cls(policy_name(config.algorithm), env, seed=config.seed, device=config.device,
+               tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+
+
+def model_metadata(config: RLConfig) -> dict[str, Any]:
+    """What :func:`agents.rl.follower.load_follower` needs besides the weights."""
+    return {"algorithm": config.algorithm, "env": config.env, "trunk": dataclasses.asdict(config.trunk),
+            "init_from": config.init_from, "seed": config.seed}
+
+
+def default_run_dir(config: RLConfig) -> Path:
+    stem = Path(config.source).stem if config.source != "<memory>" else config.algorithm
+    return Path("runs") / "rl" / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _write_yaml(path: Path, data: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    plain = json.loads(json.dumps(data))  # tuples → lists: plain YAML
+    temporary.write_text(yaml.safe_dump(plain, sort_keys=False))
+    temporary.replace(path)
+
+
+# ---------------------------------------------------------------------------- training
+def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
+    """Train per ``config`` into ``run_dir``; returns a summary (best and final validation metrics)."""
+    run_dir = Path(run_dir)
+    if config.freeze_trunk_steps and not config.init_from:
+        raise ValueError(f"{config.source}: freeze_trunk_steps needs init_from (a supervised checkpoint to freeze)")
+    if config.init_from and not Path(config.init_from).is_file():
+        raise FileNotFoundError(f"{config.init_from}: supervised checkpoint not found (init_from)")
+    if (run_dir / FINAL_MODEL).exists():
+        raise ValueError(f"{run_dir}: already holds a finished run; choose another --out")
+    if config.torch_threads is not None:
+        # On a small shared CPU, torch's default (one thread per core) oversubscribes it badly.
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_yaml(run_dir / "config.yaml", config.to_dict())
+
+    data = resolve_data(config)
+    evaluation = config.evaluation
+    eval_pieces = load_pieces(data, evaluation.split, evaluation.max_pieces)
+    tensorboard_log = str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
+    env = make_training_env(config, data)
+    try:
+        model = build_model(config, env, tensorboard_log)
+        if config.init_from:
+            load_supervised_trunk(model.policy, config.init_from)
+        metadata = model_metadata(config)
+        callbacks = [
+            TrackingEvalCallback(eval_pieces, run_dir, every_steps=evaluation.every_steps, env_kwargs=config.env,
+                                 metadata=metadata, deterministic=evaluation.deterministic, seed=config.seed,
+                                 verbose=1),
+        ]
+        if config.checkpoint_every_steps:
+            callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_every_steps, metadata))
+        if config.freeze_trunk_steps:
+            callbacks.append(FreezeTrunkCallback(config.freeze_trunk_steps, verbose=1))
+
+        start = time.time()
+        model.learn(total_timesteps=config.total_timesteps, callback=callbacks, progress_bar=config.progress_bar,
+                    tb_log_name="run")
+        save_model(model, run_dir / FINAL_MODEL, metadata)
+    finally:
+        env.close()
+
+    evaluator = callbacks[0]
+    summary = {"steps": int(model.num_timesteps), "seconds": round(time.time() - start, 1),
+               "best": evaluator.best, "final": evaluator.rows[-1]}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return summary
+
+
+# ---------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sfgym train rl``."""
+    parser.add_argument("--config", required=True, help="RL config YAML (configs/rl/ppo.yaml, a2c.yaml, "
+                                                        "recurrent_ppo.yaml, tiny.yaml)")
+    parser.add_argument("--out", help="run directory (default: runs/rl/<config>-<date-time>)")
+    parser.add_argument("--init-from", metavar="SUPERVISED_CHECKPOINT",
+                        help="initialize the policy's trunk from a supervised follower's checkpoint")
+    parser.add_argument("--freeze-trunk-steps", type=int, metavar="N",
+                        help="with --init-from: keep the loaded trunk frozen for the first N steps")
+    parser.add_argument("--total-timesteps", type=int, metavar="N", help="override the config's total_timesteps")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--device", help="override the config's device (auto, cpu, cuda)")
+    parser.add_argument("--data", help="override the config's dataset root / split directory")
+    parser.add_argument("--n-envs", type=int, help="override the config's number of parallel environments")
+    parser.add_argument("--torch-threads", type=int, metavar="N", help="override the config's torch_threads")
+    parser.add_argument("--vec-env", choices=("subproc", "dummy"),
+                        help="override the config's vec_env (dummy: all envs in this process)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_with_overrides(config: RLConfig, args: argparse.Namespace) -> RLConfig:
+    """Apply the command-line overrides of :func:`add_arguments` to a config."""
+    overrides = {name: getattr(args, name, None) for name in
+                 ("init_from", "freeze_trunk_steps", "total_timesteps", "seed", "device", "data", "n_envs",
+                  "vec_env", "torch_threads")}
+    overrides = {name: value for name, value in overrides.items() if value is not None}
+    if getattr(args, "no_progress", False):
+        overrides["progress_bar"] = False
+    if not overrides:
+        return config
+    from agents.rl.config import config_from_dict
+
+    raw = {**config.to_dict(), **overrides}
+    return config_from_dict(raw, source=config.source)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``sfgym train rl`` with parsed ``args``."""
+    config = config_with_overrides(load_config(args.config), args)
+    run_dir = Path(args.out) if getattr(args, "out", None) else default_run_dir(config)
+    print(f"training {config.algorithm} for {config.total_timesteps} steps into {run_dir}")
+    summary = train(config, run_dir)
+    best = summary["best"]
+    print(f"done in {summary['seconds']:.0f} s: best valid TR {best['tr']:.3f} at step {best['step']} "
+          f"({run_dir / 'best_model.zip'}); learning curve in {run_dir / 'learning_curve.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m agents.rl.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    raise SystemExit(main(parser.parse_args()))

@@ -1,0 +1,276 @@
+"""RL agents: configs, the shared-trunk extractor, hybrid initialization, training end to end, followers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from agents.networks import MultimodalTrunk, TrunkConfig
+from agents.rl import RLFollower, load_follower
+from agents.rl.config import config_from_dict, load_config
+from agents.rl.curves import read_curve_csv
+from agents.rl.extractor import TrunkExtractor, load_supervised_trunk, policy_trunks
+from agents.rl.follower import read_metadata, save_model
+from agents.rl.train import add_arguments, build_model, main
+from sfgym.envs import MSMDFollowEnv
+from sfgym.evaluation import run_episode
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "rl"
+TINY = CONFIGS / "tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The test machines are small and shared: one thread is several times faster than an oversubscribed two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tiny_raw() -> dict:
+    return yaml.safe_load(TINY.read_text())
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+class _SupervisedLike(nn.Module):
+    """A stand-in for a supervised follower: the shared trunk under ``trunk``, plus its own head."""
+
+    def __init__(self, trunk_config: TrunkConfig):
+        super().__init__()
+        self.trunk = MultimodalTrunk(trunk_config)
+        self.head = nn.Linear(trunk_config.features, 1)
+
+
+def _supervised_checkpoint(path: Path, observation_space, features: int, width: float) -> dict[str, torch.Tensor]:
+    """Write a checkpoint in the supervised format (``model_state`` with ``trunk.*``, ``config``);
+    returns its trunk weights."""
+    torch.manual_seed(123)
+    model = _SupervisedLike(TrunkConfig(spectrogram_shape=observation_space["spectrogram"].shape,
+                                        score_shape=observation_space["score"].shape, features=features, width=width))
+    torch.save({"model_state": model.state_dict(), "config": {"model": {"trunk_features": features,
+                                                                         "trunk_width": width}}}, path)
+    return {k: v.clone() for k, v in model.trunk.state_dict().items()}
+
+
+def _trunk_equals(trunk: nn.Module, weights: dict[str, torch.Tensor]) -> bool:
+    state = trunk.state_dict()
+    return set(state) == set(weights) and all(torch.equal(state[k].cpu(), weights[k]) for k in weights)
+
+
+# ---------------------------------------------------------------------------- configs
+def test_shipped_configs_are_valid():
+    for name in ("ppo", "a2c", "recurrent_ppo", "tiny"):
+        config = load_config(CONFIGS / f"{name}.yaml")
+        assert config.algorithm == {"tiny": "ppo"}.get(name, name)
+    ppo = load_config(CONFIGS / "ppo.yaml")  # the reference setup
+    assert ppo.n_envs == 8 and ppo.hyperparameters["learning_rate"] == 1e-4
+    assert (ppo.hyperparameters["ent_coef"], ppo.hyperparameters["vf_coef"], ppo.hyperparameters["max_grad_norm"]) \
+        == (0.05, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("where, key", [
+    (None, "total_steps"),                 # top level
+    ("hyperparameters", "n_step"),         # not an argument of PPO
+    ("env", "spectrogram_window"),         # not an argument of MSMDFollowEnv
+    ("trunk", "depth"),
+    ("evaluation", "every"),
+])
+def test_unknown_key_is_rejected_naming_key_and_file(tmp_path, where, key):
+    raw = _tiny_raw()
+    (raw if where is None else raw.setdefault(where, {}))[key] = 1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError) as error:
+        load_config(path)
+    assert repr(key) in str(error.value) and str(path) in str(error.value)
+
+
+def test_hyperparameters_are_checked_against_the_algorithm_and_its_policy():
+    raw = _tiny_raw()
+    raw["hyperparameters"]["batch_size"] = 64
+    raw["algorithm"] = "a2c"  # A2C has no batch_size
+    with pytest.raises(ValueError, match="'batch_size'.*A2C"):
+        config_from_dict(raw, "a2c-test.yaml")
+    raw = _tiny_raw()
+    raw["hyperparameters"]["policy_kwargs"]["lstm_hidden_size"] = 8  # only recurrent policies have an LSTM
+    with pytest.raises(ValueError, match="'lstm_hidden_size'"):
+        config_from_dict(raw, "ppo-test.yaml")
+    raw["algorithm"] = "recurrent_ppo"
+    assert config_from_dict(raw, "rppo-test.yaml").hyperparameters["policy_kwargs"]["lstm_hidden_size"] == 8
+    raw["hyperparameters"]["policy_kwargs"]["activation_fn"] = "swish"
+    with pytest.raises(ValueError, match="activation_fn"):
+        config_from_dict(raw, "rppo-test.yaml")
+
+
+# ---------------------------------------------------------------------------- extractor and hybrid init
+def test_extractor_is_the_shared_trunk_and_loads_a_supervised_checkpoint(tmp_path, toy_pieces):
+    env = MSMDFollowEnv(data=toy_pieces)
+    config = config_from_dict(_tiny_raw(), "tiny")
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    model = build_model(config, DummyVecEnv([lambda: env]))
+    extractor = model.policy.features_extractor
+    assert isinstance(extractor, TrunkExtractor) and isinstance(extractor.trunk, MultimodalTrunk)
+    assert extractor.trunk.config.score_shape == env.observation_space["score"].shape
+
+    weights = _supervised_checkpoint(tmp_path / "supervised.pt", env.observation_space, features=32, width=0.25)
+    assert not _trunk_equals(extractor.trunk, weights)
+    assert load_supervised_trunk(model.policy, tmp_path / "supervised.pt") == 1
+    assert _trunk_equals(extractor.trunk, weights)
+
+    # a trunk of another shape is refused, naming the checkpoint
+    _supervised_checkpoint(tmp_path / "wide.pt", env.observation_space, features=32, width=0.5)
+    with pytest.raises(ValueError, match="wide.pt"):
+        load_supervised_trunk(model.policy, tmp_path / "wide.pt")
+    torch.save({"model_state": {"head.weight": torch.zeros(1)}}, tmp_path / "no_trunk.pt")
+    with pytest.raises(ValueError, match="trunk"):
+        load_supervised_trunk(model.policy, tmp_path / "no_trunk.pt")
+
+
+# ---------------------------------------------------------------------------- end to end
+def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_dataset, toy_pieces):
+    """``train rl`` with tiny.yaml: init from a supervised trunk, frozen for the first update only."""
+    observation_space = MSMDFollowEnv(data=toy_pieces).observation_space
+    weights = _supervised_checkpoint(tmp_path / "supervised.pt", observation_space, features=32, width=0.25)
+    run = tmp_path / "run"
+    # 2 envs x 64 steps = 128 steps per update, 256 in all: update 1 (after step 128) is frozen,
+    # the trunk is unfrozen at step 256, before update 2.
+    assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run),
+                        "--init-from", str(tmp_path / "supervised.pt"), "--freeze-trunk-steps", "200"])) == 0
+
+    for name in ("config.yaml", "best_model.zip", "best.json", "final_model.zip", "learning_curve.csv",
+                 "learning_curve.png", "summary.json"):
+        assert (run / name).is_file(), name
+    curve = read_curve_csv(run)
+    assert [row["step"] for row in curve] == [0, 128, 256]
+    assert all(0.0 <= row["tr"] <= 1.0 for row in curve)
+    best = json.loads((run / "best.json").read_text())
+    assert best["tr"] == max(row["tr"] for row in curve)
+    assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(tmp_path / "supervised.pt")
+
+    def policy(path: Path):
+        return load_follower(path).model.policy
+
+    before_update, after_frozen_update = (policy(run / "checkpoints" / f"step_{n:09d}.zip") for n in (128, 256))
+    final = policy(run / "final_model.zip")
+    # the loaded trunk survives the frozen update unchanged while the heads learn ...
+    assert _trunk_equals(before_update.features_extractor.trunk, weights)
+    assert _trunk_equals(after_frozen_update.features_extractor.trunk, weights)
+    assert not torch.equal(before_update.action_net.weight, after_frozen_update.action_net.weight)
+    # ... and trains once unfrozen
+    assert not _trunk_equals(final.features_extractor.trunk, weights)
+
+    # the saved model is a follower like any other
+    follower = load_follower(run)  # a run directory means its best model
+    assert isinstance(follower, RLFollower) and follower.action_type == "discrete" and not follower.stochastic
+    assert read_metadata(run / "best_model.zip")["algorithm"] == "ppo"
+    trajectory = run_episode(follower, toy_pieces[1], seed=0)
+    assert trajectory.piece == "toy_b" and len(trajectory.frames) >= 2
+
+
+def test_run_directory_is_not_overwritten(tmp_path, toy_dataset):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "final_model.zip").write_bytes(b"")
+    with pytest.raises(ValueError, match="already holds a finished run"):
+        main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run)]))
+
+
+def test_freeze_without_init_is_rejected(tmp_path, toy_dataset):
+    with pytest.raises(ValueError, match="freeze_trunk_steps needs init_from"):
+        main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(tmp_path / "run"),
+                     "--freeze-trunk-steps", "10"]))
+
+
+# ---------------------------------------------------------------------------- followers
+def _untrained_model(algorithm: str, toy_pieces, tmp_path: Path) -> Path:
+    raw = _tiny_raw()
+    raw["algorithm"] = algorithm
+    if algorithm == "recurrent_ppo":
+        raw["hyperparameters"]["policy_kwargs"]["lstm_hidden_size"] = 8
+    config = config_from_dict(raw, "tiny")
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    model = build_model(config, DummyVecEnv([lambda: MSMDFollowEnv(data=toy_pieces)]))
+    return save_model(model, tmp_path / f"{algorithm}.zip", {"algorithm": algorithm, "env": {}})
+
+
+def _observations(toy_pieces, n: int) -> list[dict[str, np.ndarray]]:
+    env = MSMDFollowEnv(data=toy_pieces)
+    observation, _ = env.reset(seed=0, options={"piece": "toy_b"})
+    observations = [observation]
+    for action in np.random.default_rng(0).integers(3, size=n - 1):
+        observation, _, terminated, truncated, _ = env.step(int(action))
+        if terminated or truncated:
+            observation, _ = env.reset(options={"piece": "toy_b"})
+        observations.append(observation)
+    return observations
+
+
+def test_recurrent_follower_keeps_lstm_state_across_acts_and_clears_it_on_reset(tmp_path, toy_pieces):
+    follower = load_follower(_untrained_model("recurrent_ppo", toy_pieces, tmp_path))
+    assert follower.recurrent
+    observations = _observations(toy_pieces, 3)
+    follower.reset(toy_pieces[1])
+    follower.act(observations[0], {})
+    state_1 = [s.copy() for s in follower._lstm_state]
+    follower.act(observations[1], {})
+    state_2 = [s.copy() for s in follower._lstm_state]
+    assert not all(np.array_equal(a, b) for a, b in zip(state_1, state_2))  # the state moves on
+
+    follower.reset(toy_pieces[1])
+    assert follower._lstm_state is None
+    follower.act(observations[0], {})
+    assert all(np.allclose(a, b) for a, b in zip(state_1, follower._lstm_state))  # same start, same state
+
+
+def test_follower_actions_deterministic_by_default_and_seeded_when_stochastic(tmp_path, toy_pieces):
+    path = _untrained_model("ppo", toy_pieces, tmp_path)
+    observations = _observations(toy_pieces, 40)
+    greedy = load_follower(path)
+    policy = greedy.model.policy
+    expected = []
+    with torch.no_grad():
+        for observation in observations:
+            tensors = {k: torch.as_tensor(v)[None] for k, v in observation.items()}
+            expected.append(int(policy.get_distribution(tensors).distribution.probs.argmax()))
+    greedy.reset(toy_pieces[1])
+    assert [greedy.act(o, {}) for o in observations] == expected
+
+    sampler = load_follower(path, stochastic=True)
+    assert sampler.stochastic
+
+    def run(seed: int) -> list[int]:
+        sampler.reset(toy_pieces[1], seed=seed)
+        return [sampler.act(o, {}) for o in observations]
+
+    torch.manual_seed(0)
+    global_state = torch.get_rng_state()
+    first = run(1)
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global torch random state is untouched
+    assert run(1) == first
+    assert any(run(seed) != first for seed in (2, 3, 4))
+    assert all(0 <= a < 3 for a in first)
+
+
+def test_load_follower_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_follower(tmp_path / "missing.zip")
+    with pytest.raises(FileNotFoundError, match="no model"):
+        load_follower(tmp_path)
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="junk.zip"):
+        load_follower(tmp_path / "junk.zip")
