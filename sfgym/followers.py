@@ -8,6 +8,8 @@ action for :class:`sfgym.envs.MSMDFollowEnv` with the follower's ``action_type``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -24,11 +26,14 @@ class Follower(ABC):
             the velocity-change set), ``"continuous"`` (velocity change in px/frame) or ``"position"``
             (normalized score position in [0, 1]).
         stochastic: whether repeated runs with other seeds differ (evaluation then runs several seeds).
+        env_kwargs: environment arguments the follower was trained with (e.g. ``difference_channels``,
+            ``actions``); evaluation and rendering build its environment with them.
     """
 
     name: str = "follower"
     action_type: str = "discrete"
     stochastic: bool = False
+    env_kwargs: Mapping[str, Any] = MappingProxyType({})
 
     def reset(self, piece: Piece, seed: int | None = None) -> None:
         """Start following ``piece``.

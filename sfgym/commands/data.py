@@ -23,6 +23,9 @@ def register(subparsers) -> None:
                        help="comma-separated tempo ratios, one performance each (default: 0.9,1.0,1.1)")
     build.add_argument("--soundfonts", default="TimGM6mb",
                        help="comma-separated soundfont names or .sf2 paths (default: TimGM6mb, shipped by pretty_midi)")
+    build.add_argument("--tempo-curve-depth", type=float, default=0.1,
+                       help="depth of each performance's smooth tempo fluctuation (default 0.1 = ±10%%; 0 = MSMD's "
+                       "constant tempo)")
     build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
     build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     build.set_defaults(func=run_build)
@@ -52,6 +55,7 @@ def run_build(args: argparse.Namespace) -> int:
         tempo_ratios=tuple(float(t) for t in args.tempo_ratios.split(",")),
         soundfonts=tuple(args.soundfonts.split(",")),
         seed=args.seed,
+        tempo_curve_depth=args.tempo_curve_depth,
         max_pieces=args.max_pieces,
     )
     if args.out is None and config == BuildConfig():

@@ -7,8 +7,11 @@ ships inside the music21 wheel) into an MSMD-layout dataset root::
     <root>/train|valid|test/      one MSMD split each (see :mod:`sfgym.data.msmd`)
 
 For every score: engrave it with verovio (unrolled sheet + notehead coordinates + notehead→note map),
-render its MIDI at several tempo ratios (MSMD's augmentation), synthesize each with every available
-piano soundfont, and compute the 78-bin spectrogram. The performance at tempo 1.0 with the first soundfont
+render its MIDI at several tempo ratios (MSMD's augmentation), synthesize each with every requested
+piano soundfont, and compute the 78-bin spectrogram. Unlike MSMD, whose performances keep one constant
+tempo, each performance also bends its tempo along a smooth, seeded curve (±10 % by default,
+``tempo_curve_depth``), so that a follower must listen rather than count: a metronome that knows the
+notated tempo is not already perfect. ``tempo_curve_depth=0`` gives MSMD's constant-tempo performances. The performance at tempo 1.0 with the first soundfont
 is named after the score; the others are ``<score>@t0.90-<soundfont>`` and so on, sharing the score file.
 The split is by score, never by performance, so no test score is ever heard in training.
 
@@ -51,6 +54,7 @@ class BuildConfig:
         split_fractions: train / valid / test shares of the *scores*.
         seed: seeds the split.
         max_pieces: build only the first N scores of the corpus (``None`` = all).
+        tempo_curve_depth: relative depth of the smooth tempo fluctuation of every performance (0 = constant).
     """
 
     tempo_ratios: tuple[float, ...] = (0.9, 1.0, 1.1)
@@ -58,6 +62,32 @@ class BuildConfig:
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     max_pieces: int | None = None
+    tempo_curve_depth: float = 0.1
+
+
+def expressive_timing(notes: np.ndarray, tempo_ratio: float, depth: float, seed: int) -> np.ndarray:
+    """Notes ``(onset, pitch, duration)`` at notated time, played at ``tempo_ratio`` with a smooth tempo curve.
+
+    The local tempo factor is ``1 + depth * c(t)``, ``c`` a sum of three slow sinusoids (periods 4–16 s,
+    seeded phases) scaled to [-1, 1]; performance time is the integral of ``1 / (ratio * factor)``.
+    """
+    if tempo_ratio <= 0:
+        raise ValueError(f"tempo ratio must be positive, got {tempo_ratio}")
+    notes = np.asarray(notes, dtype=np.float64)
+    end = float((notes[:, 0] + notes[:, 2]).max()) + 1.0
+    grid = np.arange(0.0, end + 0.01, 0.01)
+    rng = np.random.default_rng(seed)
+    periods, phases = rng.uniform(4.0, 16.0, size=3), rng.uniform(0, 2 * np.pi, size=3)
+    curve = np.sin(2 * np.pi * grid[:, None] / periods + phases).sum(axis=1) / 3.0
+    factor = 1.0 + depth * curve
+    performance_time = np.concatenate([[0.0], np.cumsum(0.01 / (tempo_ratio * factor[:-1]))])
+    onsets = np.interp(notes[:, 0], grid, performance_time)
+    offsets = np.interp(notes[:, 0] + notes[:, 2], grid, performance_time)
+    return np.stack([onsets, notes[:, 1], np.maximum(offsets - onsets, 0.01)], axis=1)
+
+
+def _performance_seed(seed: int, score_name: str, tempo_ratio: float) -> int:
+    return int(hashlib.sha256(f"{seed}:{score_name}:{tempo_ratio}".encode()).hexdigest()[:8], 16)
 
 
 def assign_splits(score_names: list[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, str]:
@@ -93,10 +123,10 @@ def _check_soundfonts(soundfonts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(soundfonts)
 
 
-def _build_one_score(score_source, score_name: str, split_dir: Path, tempo_ratios, soundfonts) -> dict:
+def _build_one_score(score_source, score_name: str, split_dir: Path, config: BuildConfig, soundfonts) -> dict:
     """Engrave one score and write all its performances into ``split_dir``. Runs in a worker process."""
     from sfgym.data.engrave import engrave
-    from sfgym.data.msmd import midi_bytes, notes_of_midi
+    from sfgym.data.msmd import midi_bytes, notes_of_midi, notes_to_midi
     from sfgym.data.spectrogram import spectrogram_from_audio
     from sfgym.data.synth import synthesize_midi
 
@@ -104,8 +134,10 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, tempo_ratio
     engraved = engrave(score_source)
     score_notes = engraved.notes
     performances = []
-    for tempo_ratio in tempo_ratios:
-        midi = engraved.to_midi(tempo_ratio=tempo_ratio)
+    for tempo_ratio in config.tempo_ratios:
+        played = expressive_timing(score_notes, tempo_ratio, config.tempo_curve_depth,
+                                   _performance_seed(config.seed, score_name, tempo_ratio))
+        midi = notes_to_midi(played)
         notes = notes_of_midi(midi, source=score_name)
         for soundfont_index, soundfont in enumerate(soundfonts):
             canonical = tempo_ratio == 1.0 and soundfont_index == 0
@@ -182,7 +214,7 @@ def build_dataset(
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(_build_one_score_safe, source, name, out_dir / splits[name],
-                               config.tempo_ratios, soundfonts): (name, meta) for name, source, meta in todo}
+                               config, soundfonts): (name, meta) for name, source, meta in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="building scores", disable=not progress):
             name, meta = futures[future]
             result = future.result()
@@ -211,14 +243,14 @@ def build_dataset(
     return out_dir
 
 
-def _build_one_score_safe(source, name, split_dir, tempo_ratios, soundfonts) -> dict:
+def _build_one_score_safe(source, name, split_dir, config, soundfonts) -> dict:
     """Worker wrapper: a score that cannot be built is reported, not fatal to the whole build."""
     try:
         if not isinstance(source, (str, Path)):
             from sfgym.data.corpus import load_score_musicxml
 
             source = load_score_musicxml(source)
-        return _build_one_score(source, name, Path(split_dir), tempo_ratios, soundfonts)
+        return _build_one_score(source, name, Path(split_dir), config, soundfonts)
     except Exception as error:  # noqa: BLE001 - reported in the manifest with its traceback's last line
         return {"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=3)}
 
