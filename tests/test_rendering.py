@@ -275,11 +275,15 @@ def test_render_command_writes_a_video(toy_dataset, tmp_path) -> None:
     assert cv2.imread(str(tmp_path / "still.png")).shape == (720, 1280, 3)
 
 
-def test_render_command_refuses_headless_without_video(toy_dataset, capsys) -> None:
+def test_render_command_headless_needs_a_video_or_a_still(toy_dataset, tmp_path, capsys) -> None:
     from sfgym.cli import main
 
     assert main(["render", "--agents", "oracle", "--piece", "toy_b", "--data", str(toy_dataset)]) == 1
     assert "--video" in capsys.readouterr().err
+    still = tmp_path / "only.png"
+    assert main(["render", "--agents", "oracle", "--piece", "toy_b", "--data", str(toy_dataset),
+                 "--still", str(still), "--still-at", "1"]) == 0
+    assert cv2.imread(str(still)).shape == (720, 1280, 3) and not list(tmp_path.glob("*.mp4"))
 
 
 def test_follow_command_follows_a_pieces_own_performance(toy_dataset, capsys) -> None:

@@ -35,7 +35,8 @@ def register(subparsers) -> None:
                         "online_dtw (default: the median of the train split next to the piece)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the followers and environments")
     parser.add_argument("--still", type=Path, metavar="PNG",
-                        help="also save the frame at --still-at seconds as a PNG (e.g. for a README)")
+                        help="save the frame at --still-at seconds as a PNG (e.g. for a README); headless "
+                        "without --video, only the still is made")
     parser.add_argument("--still-at", type=float, default=20.0, help="time of the --still frame, seconds")
     parser.set_defaults(func=run)
 
@@ -81,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
     from sfgym.rendering.view import SideBySideView, surface_rgb
 
     no_display = headless()
-    if no_display and args.video is None:
-        raise ValueError("no display (SDL_VIDEODRIVER is dummy/offscreen): give --video out.mp4 to write the frames")
+    if no_display and args.video is None and args.still is None:
+        raise ValueError("no display (SDL_VIDEODRIVER is dummy/offscreen): give --video out.mp4 to write the "
+                         "frames (or --still out.png for one frame)")
     speed = args.speed if args.speed is not None else (0.0 if no_display else 1.0)
     if speed < 0:
         raise ValueError(f"--speed must be >= 0, got {speed}")
-    if speed == 0 and args.video is None:
+    if speed == 0 and args.video is None and not no_display:
         raise ValueError("--speed 0 renders as fast as possible and is for video export: give --video")
 
     files = find_piece_files(args.piece, args.data, args.split)
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
                           fps=piece.fps, threshold=session.threshold, end_frame=session.end_frame,
                           observed_frames=session.observed_frames)
     audio = None
-    if not args.no_audio:
+    wants_sound = args.video is not None or not no_display
+    if wants_sound and not args.no_audio:
         samples, rate, source = performance_audio(files)
         audio = (samples, rate)
         print(f"audio: {source}")
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                                   max_frames=max_frames)
             print(f"{report.message}; {report.frames} frames ({report.frames / piece.fps:.1f} s of the piece) "
                   f"in {report.seconds:.1f} s, {report.ms_per_frame:.1f} ms/frame")
-        else:
+        elif not no_display:
             play_interactive(session, view, speed=speed, audio=audio)
     finally:
         session.close()
