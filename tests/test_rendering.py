@@ -293,3 +293,44 @@ def test_follow_command_follows_a_pieces_own_performance(toy_dataset, capsys) ->
     assert code == 0
     out = capsys.readouterr().out
     assert "per-frame latency" in out and "mean error 0.0 px" in out
+
+
+# ---------------------------------------------------------------------------- interactive playback
+def test_transport_keys_pause_step_and_seek() -> None:
+    from sfgym.rendering.player import Transport
+
+    transport = Transport(last_frame=300, fps=20)
+    transport.advance(1.0)
+    assert transport.frame == 20  # real time: 20 frames per second of audio
+    transport.right()
+    assert transport.frame == 120  # playing: +5 s
+    transport.left()
+    transport.left()
+    assert transport.frame == 0  # -5 s, clamped at the start
+    transport.toggle_pause()
+    transport.advance(3.0)
+    transport.right()
+    assert transport.frame == 1 and transport.paused  # paused: time stands still, right steps one frame
+    transport.toggle_pause()
+    transport.speed = 2.0
+    transport.advance(0.5)
+    assert transport.frame == 21
+    transport.advance(100.0)
+    assert transport.frame == 300  # clamped at the end
+
+
+def test_window_playback_follows_the_keys(two_follower_session, monkeypatch) -> None:
+    import pygame
+
+    from sfgym.rendering import player
+
+    piece, session = two_follower_session
+    view = _view(session, piece)
+    key = lambda k: pygame.event.Event(pygame.KEYDOWN, key=k)  # noqa: E731
+    script = iter([[key(pygame.K_SPACE)], [key(pygame.K_RIGHT)], [key(pygame.K_RIGHT)], [pygame.event.Event(pygame.QUIT)]])
+    monkeypatch.setattr(pygame.event, "get", lambda: next(script))
+    drawn = []
+    original_draw = view.draw
+    monkeypatch.setattr(view, "draw", lambda state, **kw: (drawn.append((state.frame, kw["status"])), original_draw(state, **kw))[1])
+    player.play_interactive(session, view, speed=1.0, audio=None)
+    assert drawn == [(0, "paused"), (1, "paused"), (2, "paused")]

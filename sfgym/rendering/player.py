@@ -156,53 +156,80 @@ class _AudioPlayback:
             pygame.mixer.quit()
 
 
+@dataclass
+class Transport:
+    """The playback position and its keys (kept apart from pygame so that it can be tested).
+
+    ``position`` is in frames, fractional while playing; it stays within ``[0, last_frame]``.
+    """
+
+    last_frame: int
+    fps: float
+    speed: float = 1.0
+    position: float = 0.0
+    paused: bool = False
+
+    @property
+    def frame(self) -> int:
+        return int(self.position)
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused
+
+    def right(self) -> None:
+        """Step one frame while paused, else seek +5 s."""
+        self._seek(np.floor(self.position) + 1 if self.paused else self.position + SEEK_SECONDS * self.fps)
+
+    def left(self) -> None:
+        """Seek −5 s."""
+        self._seek(self.position - SEEK_SECONDS * self.fps)
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of wall-clock time pass."""
+        if not self.paused:
+            self._seek(self.position + seconds * self.fps * self.speed)
+
+    def _seek(self, position: float) -> None:
+        self.position = float(np.clip(position, 0.0, self.last_frame))
+
+
 def play_interactive(session: SideBySideSession, view: SideBySideView, *, speed: float = 1.0,
                      audio: tuple[np.ndarray, int] | None = None) -> None:
     """Show the session in a window at ``speed`` × real time, with pause, step and seek keys (see module doc)."""
     if speed <= 0:
         raise ValueError("interactive playback needs --speed > 0 (speed 0 is for video export)")
-    fps = session.piece.fps
-    last_frame = session.end_frame
+    transport = Transport(last_frame=session.end_frame, fps=session.piece.fps, speed=speed)
     screen = _open_window(view, f"sfgym render: {session.piece.name}")
     sound = _AudioPlayback(audio if speed == 1.0 else None)
-    position = 0.0  # in frames, fractional while playing
-    paused = False
     clock = pygame.time.Clock()
     sound.play_from(0.0)
     try:
         while True:
-            seek_to = None
+            moved = False
             for event in pygame.event.get():
-                if event.type == pygame.QUIT:
+                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key in (pygame.K_ESCAPE, pygame.K_q)):
                     return
                 if event.type != pygame.KEYDOWN:
                     continue
-                if event.key in (pygame.K_ESCAPE, pygame.K_q):
-                    return
                 if event.key == pygame.K_SPACE:
-                    paused = not paused
-                    if paused:
-                        sound.stop()
-                    else:
-                        seek_to = position  # resume the audio where the picture is
+                    transport.toggle_pause()
+                    moved = True
                 elif event.key == pygame.K_RIGHT:
-                    seek_to = np.floor(position) + 1 if paused else position + SEEK_SECONDS * fps
+                    transport.right()
+                    moved = True
                 elif event.key == pygame.K_LEFT:
-                    seek_to = position - SEEK_SECONDS * fps
-            if seek_to is not None:
-                position = float(np.clip(seek_to, 0, last_frame))
-                if not paused:
-                    sound.play_from(position / fps)
-            frame = int(position)
-            status = "paused" if paused else (f"x{speed:g}" if frame < last_frame else "end")
+                    transport.left()
+                    moved = True
+            if moved:  # the audio follows the picture: silent while paused, restarted after a seek
+                sound.stop() if transport.paused else sound.play_from(transport.position / transport.fps)
+            frame = transport.frame
+            status = "paused" if transport.paused else (f"x{speed:g}" if frame < transport.last_frame else "end")
             screen.blit(view.draw(session.state(frame), status=status, hint=KEYS_HINT), (0, 0))
             pygame.display.flip()
-            elapsed = clock.tick(60) / 1000.0
-            if not paused and position < last_frame:
-                position = min(position + elapsed * fps * speed, float(last_frame))
+            transport.advance(clock.tick(60) / 1000.0)
     finally:
         sound.close()
         pygame.display.quit()
 
 
-__all__ = ["ExportReport", "KEYS_HINT", "export_video", "headless", "play_interactive"]
+__all__ = ["ExportReport", "KEYS_HINT", "Transport", "export_video", "headless", "play_interactive"]
