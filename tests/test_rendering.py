@@ -260,6 +260,8 @@ def test_stand_in_notes_span_the_recording() -> None:
     frames = np.floor(notes[:, 0] * FPS + 1e-9).astype(int)
     assert frames[0] == 0 and frames[-1] == 99 and np.all(np.diff(frames) > 0)
     assert notes[:, 1].tolist() == [60, 62, 64]
+    spread = stand_in_notes(None, 4, n_frames=40, pitches=np.array([50, 52, 53, 55]))
+    assert spread[:, 1].tolist() == [50, 52, 53, 55] and np.floor(spread[-1, 0] * FPS) == 39
 
 
 # ---------------------------------------------------------------------------- commands
@@ -334,3 +336,18 @@ def test_window_playback_follows_the_keys(two_follower_session, monkeypatch) -> 
     monkeypatch.setattr(view, "draw", lambda state, **kw: (drawn.append((state.frame, kw["status"])), original_draw(state, **kw))[1])
     player.play_interactive(session, view, speed=1.0, audio=None)
     assert drawn == [(0, "paused"), (1, "paused"), (2, "paused")]
+
+
+def test_follow_command_on_a_recording_against_a_score_file(toy_dataset, tmp_path, capsys) -> None:
+    import soundfile
+
+    from sfgym.cli import main
+
+    wav = tmp_path / "take.wav"
+    soundfile.write(str(wav), (0.05 * np.random.default_rng(0).standard_normal(22050 * 2)).astype(np.float32), 22050)
+    score = toy_dataset / "train" / "score" / "toy_a.npz"
+    assert main(["follow", str(wav), "--score", str(score), "--agent", "constant_tempo", "--speed", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "per-frame latency" in out and "ground truth" not in out  # a user's recording: no truth, no errors
+    assert main(["follow", str(wav), "--score", str(tmp_path / "missing.npz")]) == 1
+    assert "missing.npz" in capsys.readouterr().err

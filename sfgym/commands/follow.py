@@ -56,30 +56,37 @@ def _load_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _score_side(args: argparse.Namespace):
-    """``(name, sheet, coords, coord2onset, score_notes, system_bounds or None, piece files or None)``."""
+    """``(name, sheet, coords, coord2onset, score_notes, pitches, system_bounds or None, piece files or None)``.
+
+    ``pitches``: the notes' pitches from a performance MIDI when the score has no notated timing (MSMD score
+    files hold no pitches; a stand-in timing for score-side followers needs them).
+    """
+    from sfgym.data.msmd import read_midi_notes, read_score_npz
+
     if args.piece is not None:
-        from sfgym.data.msmd import read_midi_notes, read_score_npz
         from sfgym.rendering.pieces import find_piece_files
 
         files = find_piece_files(args.piece, args.data, args.split)
         sheet, coords, coord2onset = read_score_npz(files.score)
         score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
-        return files.name, sheet, coords, coord2onset, score_notes, None, files
+        pitches = read_midi_notes(files.midi)[:, 1] if score_notes is None else None
+        return files.name, sheet, coords, coord2onset, score_notes, pitches, None, files
     path: Path = args.score
     if not path.is_file():
         raise FileNotFoundError(f"{path}: score file not found")
     if path.suffix.lower() == ".npz":
-        from sfgym.data.msmd import read_midi_notes, read_score_npz
-
         sheet, coords, coord2onset = read_score_npz(path)
-        midi = path.with_suffix(".mid")
-        score_notes = read_midi_notes(midi) if midi.is_file() else None
-        return path.stem, sheet, coords, coord2onset, score_notes, None, None
+        score_midi = path.with_suffix(".mid")
+        score_notes = read_midi_notes(score_midi) if score_midi.is_file() else None
+        performance_midi = path.parent.parent / "performance" / f"{path.stem}.mid"  # MSMD layout
+        pitches = (read_midi_notes(performance_midi)[:, 1]
+                   if score_notes is None and performance_midi.is_file() else None)
+        return path.stem, sheet, coords, coord2onset, score_notes, pitches, None, None
     if path.suffix.lower() in SCORE_FILE_SUFFIXES:
         from sfgym.data.engrave import engrave
 
         engraved = engrave(path)
-        return (path.stem, engraved.sheet, engraved.coords, engraved.coord2onset, engraved.notes,
+        return (path.stem, engraved.sheet, engraved.coords, engraved.coord2onset, engraved.notes, None,
                 engraved.system_bounds, None)
     raise ValueError(f"{path}: unknown score type {path.suffix!r}; give an MSMD .npz or "
                      f"{'/'.join(SCORE_FILE_SUFFIXES)}")
@@ -97,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--speed must be >= 0, got {args.speed}")
     if args.audio is None and args.piece is None:
         raise ValueError("give the AUDIO file to follow (or --piece NAME to follow a piece's own performance)")
-    name, sheet, coords, coord2onset, score_notes, bounds, files = _score_side(args)
+    name, sheet, coords, coord2onset, score_notes, pitches, bounds, files = _score_side(args)
     if bounds is None:
         bounds = detect_system_bounds(sheet)
     if args.audio is not None:
@@ -112,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     notes = read_midi_notes(files.midi) if truth_known else None
     if truth_known:
         n_frames = max(n_frames, int(np.floor(notes[:, 0].max() * FPS)) + 1)
-    piece = live_piece(name, sheet, coords, coord2onset, n_frames, notes=notes, score_notes=score_notes)
+    piece = live_piece(name, sheet, coords, coord2onset, n_frames, notes=notes, score_notes=score_notes,
+                       pitches=pitches)
 
     spec = args.agent or "online_dtw"
     kwargs = {}

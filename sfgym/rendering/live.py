@@ -102,11 +102,14 @@ class LiveReport:
                 "tracked_share": float(np.mean(errors <= LOSS_THRESHOLD_PX))}
 
 
-def stand_in_notes(score_notes: np.ndarray | None, n_notes: int, n_frames: int, fps: int = FPS) -> np.ndarray:
+def stand_in_notes(score_notes: np.ndarray | None, n_notes: int, n_frames: int, fps: int = FPS,
+                   pitches: np.ndarray | None = None) -> np.ndarray:
     """Performance notes spread over ``n_frames``: first onset at 0 s, last onset in the last frame.
 
-    The score's own notes (rescaled in time) if given, else ``n_notes`` evenly spaced notes of pitch 60.
-    Only the environment's episode length depends on them (see the module docstring).
+    The score's own notes (rescaled in time) if given; else ``n_notes`` evenly spaced notes with
+    ``pitches`` (e.g. from a performance MIDI: pitches are written in the score, only the timing is off
+    limits) or pitch 60. The environment's episode length depends on the timing, and score-side
+    followers without notated timing read the pitches (``agents.baselines.score_side.notated_notes``).
     """
     if n_frames < 2:
         raise ValueError("the recording is too short to follow (fewer than 2 spectrogram frames)")
@@ -116,21 +119,24 @@ def stand_in_notes(score_notes: np.ndarray | None, n_notes: int, n_frames: int, 
         first, last = notes[:, 0].min(), notes[:, 0].max()
         span = last - first
         notes[:, 0] = (notes[:, 0] - first) * (end_s / span) if span > 0 else np.linspace(0, end_s, len(notes))
-        order = np.argsort(notes[:, 0], kind="stable")
-        if not np.array_equal(order, np.arange(len(notes))):
+        if np.any(np.diff(notes[:, 0]) < 0):
             raise ValueError("score notes must be sorted by onset")
         return notes
+    if pitches is not None and len(pitches) != n_notes:
+        raise ValueError(f"{len(pitches)} pitches for {n_notes} notes")
     onsets = np.linspace(0.0, end_s, n_notes)
-    return np.stack([onsets, np.full(n_notes, 60.0), np.full(n_notes, 0.25)], axis=1)
+    pitch = np.full(n_notes, 60.0) if pitches is None else np.asarray(pitches, dtype=np.float64)
+    return np.stack([onsets, pitch, np.full(n_notes, 0.25)], axis=1)
 
 
 def live_piece(name: str, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int], n_frames: int,
-               *, notes: np.ndarray | None = None, score_notes: np.ndarray | None = None) -> Piece:
+               *, notes: np.ndarray | None = None, score_notes: np.ndarray | None = None,
+               pitches: np.ndarray | None = None) -> Piece:
     """The environment's piece for live following: the score, a zero spectrogram of ``n_frames``, and the
-    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes`."""
+    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes` (with ``pitches`` if given)."""
     if notes is None:
-        n_notes = max(int(v) for v in coord2onset.values()) + 1
-        notes = stand_in_notes(score_notes, n_notes, n_frames)
+        n_notes = len(pitches) if pitches is not None else max(int(v) for v in coord2onset.values()) + 1
+        notes = stand_in_notes(score_notes, n_notes, n_frames, pitches=pitches)
     return Piece(name=name, sheet=sheet, coords=coords, coord2onset=dict(coord2onset), notes=notes,
                  spectrogram=np.zeros((N_SPEC_BINS, n_frames), dtype=np.float32), source=f"live:{name}",
                  score_notes=score_notes)
