@@ -19,8 +19,7 @@ def register(subparsers) -> None:
         "soon as its observation is complete. Prints the position, emits page-turn (system-change) events with "
         "their latency, and ends with the per-frame latency (feature extraction + follower step). The score is "
         "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
-        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported.")
     parser.add_argument("audio", nargs="?", type=Path, help="the recording (.wav/.flac/.ogg); default: --piece's own")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--score", type=Path, help="MSMD score .npz (score/<name>.npz; a <name>.mid beside it "
@@ -29,15 +28,15 @@ def register(subparsers) -> None:
     parser.add_argument("--data", type=Path, help="dataset root or split for --piece (default: the default dataset)")
     parser.add_argument("--split", help="split to look in (default: every split of --data)")
     parser.add_argument("--agent", default=None,
-                        help="the follower: a baseline name or a .pt / .zip checkpoint [default: online_dtw]")
+                        help="the follower: a baseline name or a .pt / .zip checkpoint (default: online_dtw)")
     parser.add_argument("--speed", type=float, default=1.0,
-                        help="1 feeds the audio in real time, 0 as fast as possible (benchmarks)")
+                        help="1 feeds the audio in real time (default), 2 twice as fast, 0 as fast as possible")
     parser.add_argument("--print-every", type=float, default=1.0, metavar="SECONDS",
-                        help="print the position every this many seconds of audio (0: every frame)")
+                        help="print the position every this many seconds of audio (default 1; 0: every frame)")
     parser.add_argument("--show", action="store_true", help="also show the follower in a pygame window")
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="stand-in notated tempo for score-side followers when the score has no timing")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the follower and environment (default 0)")
     parser.set_defaults(func=run)
 
 

@@ -16,8 +16,7 @@ def register(subparsers) -> None:
         "scrolling spectrogram and each follower's error and tracked/lost state. In a window it plays in real "
         "time (space: pause, right arrow: step while paused / +5 s, left arrow: -5 s, esc: quit). With --video, "
         "or headless (SDL_VIDEODRIVER=dummy), the frames go into an mp4, with the performance's audio muxed in "
-        "when ffmpeg (or the imageio-ffmpeg package) is available.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "when ffmpeg (or the imageio-ffmpeg package) is available.")
     parser.add_argument("--agents", required=True,
                         help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
                         ".pt / .zip checkpoints, each optionally as LABEL=SPEC")
@@ -27,17 +26,17 @@ def register(subparsers) -> None:
     parser.add_argument("--video", type=Path, help="write an mp4 instead of (or, with a window, as well as) playing")
     parser.add_argument("--speed", type=float,
                         help="playback speed: 1 = real time (20 frames per second of audio), 0 = as fast as "
-                        "possible (video export only) [default: 1 in a window, 0 when headless]")
+                        "possible (video export only) (default: 1 in a window, 0 when headless)")
     parser.add_argument("--max-seconds", type=float, help="video: stop after this many seconds of the piece")
     parser.add_argument("--no-audio", action="store_true", help="no sound in the window, a silent video")
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="for pieces without a score MIDI: the stand-in notated tempo of constant_tempo / "
                         "online_dtw (default: the median of the train split next to the piece)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the followers and environments")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the followers and environments (default 0)")
     parser.add_argument("--still", type=Path, metavar="PNG",
                         help="save the frame at --still-at seconds as a PNG (e.g. for a README); headless "
                         "without --video, only the still is made")
-    parser.add_argument("--still-at", type=float, default=20.0, help="time of the --still frame, seconds")
+    parser.add_argument("--still-at", type=float, default=20.0, help="time of the --still frame in seconds (default 20)")
     parser.set_defaults(func=run)
 
 

@@ -347,8 +347,9 @@ def _surface_of(image: np.ndarray) -> pygame.Surface:
 
 
 def surface_rgb(surface: pygame.Surface) -> np.ndarray:
-    """The surface's pixels as an RGB ``(height, width, 3)`` uint8 array."""
-    return np.ascontiguousarray(pygame.surfarray.array3d(surface).swapaxes(0, 1))
+    """The surface's pixels as a read-only RGB ``(height, width, 3)`` uint8 array."""
+    width, height = surface.get_size()
+    return np.frombuffer(pygame.image.tobytes(surface, "RGB"), dtype=np.uint8).reshape(height, width, 3)
 
 
 __all__ = ["AGENT_COLORS", "AgentFrame", "FrameState", "Layout", "SideBySideView", "surface_rgb"]
