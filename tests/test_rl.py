@@ -98,6 +98,18 @@ def test_unknown_key_is_rejected_naming_key_and_file(tmp_path, where, key):
     assert repr(key) in str(error.value) and str(path) in str(error.value)
 
 
+def test_cli_reports_an_unknown_key_without_a_traceback(tmp_path, capsys):
+    from sfgym.cli import main as sfgym_main
+
+    raw = _tiny_raw()
+    raw["hyperparameters"]["learning_rat"] = 0.1
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert sfgym_main(["train", "rl", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert "'learning_rat'" in error and "typo.yaml" in error and "Traceback" not in error
+
+
 def test_hyperparameters_are_checked_against_the_algorithm_and_its_policy():
     raw = _tiny_raw()
     raw["hyperparameters"]["batch_size"] = 64
@@ -113,6 +125,17 @@ def test_hyperparameters_are_checked_against_the_algorithm_and_its_policy():
     raw["hyperparameters"]["policy_kwargs"]["activation_fn"] = "swish"
     with pytest.raises(ValueError, match="activation_fn"):
         config_from_dict(raw, "rppo-test.yaml")
+
+
+def test_set_overrides_any_key_and_is_validated(tmp_path):
+    config = load_config(TINY, ["trunk.width=0.5", "hyperparameters.policy_kwargs.net_arch.pi=[8]",
+                                "total_timesteps=1e3", "env.actions=[-2, 0, 2]"])
+    assert config.trunk.width == 0.5 and config.total_timesteps == 1000 and config.env["actions"] == [-2, 0, 2]
+    assert config.hyperparameters["policy_kwargs"]["net_arch"] == {"pi": [8], "vf": [16]}
+    with pytest.raises(ValueError, match="tiny.yaml.*'widht'"):
+        load_config(TINY, ["trunk.widht=0.5"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        load_config(TINY, ["trunk.width"])
 
 
 # ---------------------------------------------------------------------------- extractor and hybrid init
@@ -140,19 +163,46 @@ def test_extractor_is_the_shared_trunk_and_loads_a_supervised_checkpoint(tmp_pat
         load_supervised_trunk(model.policy, tmp_path / "no_trunk.pt")
 
 
+def test_init_from_a_trunk_of_other_settings_says_what_to_set(tmp_path, toy_dataset, toy_pieces):
+    observation_space = MSMDFollowEnv(data=toy_pieces).observation_space
+    _supervised_checkpoint(tmp_path / "wide.pt", observation_space, features=32, width=0.5)
+    with pytest.raises(ValueError, match=r"--set trunk.width=0.5 --set trunk.features=32"):
+        main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(tmp_path / "run"),
+                     "--init-from", str(tmp_path / "wide.pt")]))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_real_supervised_checkpoint_initializes_the_policy_trunk(tmp_path, toy_pieces):
+    """The supervised engineer's own checkpoint format (agents.supervised.checkpoint)."""
+    checkpoint = pytest.importorskip("agents.supervised.checkpoint")
+    from agents.supervised.config import ModelConfig, SupervisedConfig
+    from agents.supervised.model import PositionRegressor
+
+    model_config = ModelConfig(hidden_size=8, num_layers=1, trunk_width=0.25, trunk_features=32, dropout=0.0)
+    regressor = PositionRegressor(model_config)
+    path = checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config))
+
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    config = config_from_dict(_tiny_raw(), "tiny")
+    policy = build_model(config, DummyVecEnv([lambda: MSMDFollowEnv(data=toy_pieces)])).policy
+    load_supervised_trunk(policy, tmp_path)  # a run directory means its best.pt
+    assert _trunk_equals(policy.features_extractor.trunk, {k: v for k, v in regressor.trunk.state_dict().items()})
+
+
 # ---------------------------------------------------------------------------- end to end
 def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_dataset, toy_pieces):
     """``train rl`` with tiny.yaml: init from a supervised trunk, frozen for the first update only."""
     observation_space = MSMDFollowEnv(data=toy_pieces).observation_space
     weights = _supervised_checkpoint(tmp_path / "supervised.pt", observation_space, features=32, width=0.25)
     run = tmp_path / "run"
-    # 2 envs x 64 steps = 128 steps per update, 256 in all: update 1 (after step 128) is frozen,
-    # the trunk is unfrozen at step 256, before update 2.
+    # 2 envs x 64 steps = 128 steps per update, 256 in all: the update on steps 1-128 is frozen,
+    # the one on steps 129-256 (past 200) trains the trunk.
     assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run),
                         "--init-from", str(tmp_path / "supervised.pt"), "--freeze-trunk-steps", "200"])) == 0
 
     for name in ("config.yaml", "best_model.zip", "best.json", "final_model.zip", "learning_curve.csv",
-                 "learning_curve.png", "summary.json"):
+                 "learning_curve.png", "summary.json", "checkpoints/step_000000128.zip"):
         assert (run / name).is_file(), name
     curve = read_curve_csv(run)
     assert [row["step"] for row in curve] == [0, 128, 256]
@@ -161,15 +211,15 @@ def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_da
     assert best["tr"] == max(row["tr"] for row in curve)
     assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(tmp_path / "supervised.pt")
 
-    def policy(path: Path):
-        return load_follower(path).model.policy
+    # The policy before any update: the same config and seed build the same initial heads.
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    before_update, after_frozen_update = (policy(run / "checkpoints" / f"step_{n:09d}.zip") for n in (128, 256))
-    final = policy(run / "final_model.zip")
+    initial = build_model(load_config(TINY), DummyVecEnv([lambda: MSMDFollowEnv(data=toy_pieces)])).policy
+    after_frozen_update = load_follower(run / "checkpoints" / "step_000000128.zip").model.policy
+    final = load_follower(run / "final_model.zip").model.policy
     # the loaded trunk survives the frozen update unchanged while the heads learn ...
-    assert _trunk_equals(before_update.features_extractor.trunk, weights)
     assert _trunk_equals(after_frozen_update.features_extractor.trunk, weights)
-    assert not torch.equal(before_update.action_net.weight, after_frozen_update.action_net.weight)
+    assert not torch.equal(initial.action_net.weight, after_frozen_update.action_net.weight)
     # ... and trains once unfrozen
     assert not _trunk_equals(final.features_extractor.trunk, weights)
 

@@ -1,7 +1,9 @@
 """Training callbacks: validation with the tracking metrics, model selection, checkpoints, trunk freezing.
 
 All callbacks count *environment steps summed over the parallel envs* (SB3's ``num_timesteps``),
-the unit of ``total_timesteps`` and of the learning curve's x axis.
+the unit of ``total_timesteps`` and of the learning curve's x axis. Evaluations and checkpoints
+happen at the start of a rollout, when the policy has been updated on every step counted so far,
+so "step N" always means "the weights trained on N steps".
 """
 
 from __future__ import annotations
@@ -71,21 +73,17 @@ class TrackingEvalCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._start_time = time.time()
         self._next_evaluation = self.num_timesteps
-        self._maybe_evaluate()
+
+    def _on_rollout_start(self) -> None:
+        if not self.rows or (self.every_steps and self.num_timesteps >= self._next_evaluation):
+            self.evaluate()  # the first time: the starting point of the curve
 
     def _on_step(self) -> bool:
-        self._maybe_evaluate()
         return True
 
     def _on_training_end(self) -> None:
         if not self.rows or self.rows[-1]["step"] != self.num_timesteps:
             self.evaluate()
-
-    def _maybe_evaluate(self) -> None:
-        if self.every_steps and self.num_timesteps >= self._next_evaluation:
-            self.evaluate()
-        elif not self.every_steps and not self.rows:
-            self.evaluate()  # the step-0 point of the curve
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate the current model now; returns the aggregated metrics."""
@@ -93,9 +91,8 @@ class TrackingEvalCallback(BaseCallback):
         summary = aggregate(evaluate_follower(follower, self.pieces, seed=self.seed))
         row = {"step": self.num_timesteps, "wall_s": round(time.time() - self._start_time, 1), **summary}
         self.rows.append(row)
-        if self.every_steps:
-            while self._next_evaluation <= self.num_timesteps:
-                self._next_evaluation += self.every_steps
+        while self.every_steps and self._next_evaluation <= self.num_timesteps:
+            self._next_evaluation += self.every_steps
 
         for key in ("tr", "tue", "error_mean_px"):
             self.logger.record(f"eval/{key}", summary[key])
@@ -129,21 +126,23 @@ class AtomicCheckpointCallback(BaseCallback):
         self.metadata = metadata
         self._next = self.every_steps
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
         if self.every_steps and self.num_timesteps >= self._next:
             path = save_model(self.model, self.directory / f"step_{self.num_timesteps:09d}.zip", self.metadata)
             while self._next <= self.num_timesteps:
                 self._next += self.every_steps
             if self.verbose:
                 print(f"checkpoint {path}")
+
+    def _on_step(self) -> bool:
         return True
 
 
 class FreezeTrunkCallback(BaseCallback):
     """Keep the policy's trunk frozen for the first ``steps`` environment steps, then train it.
 
-    The unfreezing takes effect at the next gradient update after ``steps`` (SB3 updates once per
-    rollout of ``n_steps × n_envs`` steps).
+    SB3 updates once per rollout (``n_steps × n_envs`` steps); an update whose rollout ends at or
+    before step ``steps`` leaves the trunk unchanged, every later one trains it.
     """
 
     def __init__(self, steps: int, verbose: int = 0):
@@ -157,14 +156,16 @@ class FreezeTrunkCallback(BaseCallback):
             set_trunk_trainable(self.model.policy, False)
             self.frozen = True
 
-    def _on_step(self) -> bool:
-        if self.frozen and self.num_timesteps >= self.steps:
+    def _on_rollout_end(self) -> None:  # just before the update on this rollout
+        if self.frozen and self.num_timesteps > self.steps:
             set_trunk_trainable(self.model.policy, True)
             self.frozen = False
             self.unfrozen_at = self.num_timesteps
             if self.verbose:
                 print(f"step {self.num_timesteps}: trunk unfrozen")
         self.logger.record("train/trunk_frozen", int(self.frozen))
+
+    def _on_step(self) -> bool:
         return True
 
 

@@ -87,7 +87,8 @@ class EvaluationSettings:
     Attributes:
         every_steps: environment steps (summed over all envs) between evaluations; 0 = only at the end.
         split: the split evaluated.
-        max_pieces: evaluate only the first N pieces of the split (sorted by name); ``None`` = all.
+        max_pieces: evaluate only N pieces of the split (the canonical performances of the first scores
+            by name, see :func:`agents.rl.train.load_pieces`); ``None`` = all.
         deterministic: greedy actions (the default) or sampled ones.
     """
 
@@ -229,8 +230,40 @@ def _check_values(config: RLConfig) -> None:
                          f"got {config.env['action_type']!r}")
 
 
-def load_config(path: str | Path) -> RLConfig:
-    """Read and validate an RL config file."""
+def apply_overrides(raw: dict, overrides: list[str], source: str = "<config>") -> dict:
+    """Return a copy of ``raw`` with each ``KEY.PATH=VALUE`` set (value parsed as YAML).
+
+    ``trunk.width=0.5``, ``hyperparameters.n_steps=32``, ``env.actions=[-2,0,2]``, ``total_timesteps=1e5``
+    (a whole-number float is taken as the integer). Unknown keys are caught by the validation that follows.
+    """
+    raw = copy.deepcopy(_mapping(raw, "the config", source))
+    for override in overrides:
+        name, sep, text = override.partition("=")
+        keys = [key.strip() for key in name.split(".")]
+        if not sep or not all(keys):
+            raise ValueError(f"--set {override!r}: expected KEY=VALUE or SECTION.KEY=VALUE, e.g. trunk.width=0.5")
+        value = yaml.safe_load(text)
+        if isinstance(value, str):
+            try:  # YAML reads 1e5 (no dot) as a string
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, float) and value.is_integer() and "e" in text.lower():
+            value = int(value)  # 1e5 steps
+        node = raw
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {override!r}: {'.'.join(keys[:depth + 1])} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RLConfig:
+    """Read an RL config file, apply ``--set`` style ``overrides`` and validate it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: RL config not found")
@@ -238,9 +271,9 @@ def load_config(path: str | Path) -> RLConfig:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML: {error}") from error
-    return config_from_dict(raw, source=str(path))
+    return config_from_dict(apply_overrides(raw, overrides or [], source=str(path)), source=str(path))
 
 
-__all__ = ["ACTIVATIONS", "ALGORITHMS", "EvaluationSettings", "OPTIMIZERS", "RLConfig", "TrunkSettings",
+__all__ = ["ACTIVATIONS", "ALGORITHMS", "apply_overrides", "EvaluationSettings", "OPTIMIZERS", "RLConfig", "TrunkSettings",
            "algorithm_class", "config_from_dict", "env_argument_names", "load_config", "policy_name",
            "validate_hyperparameters"]

@@ -67,13 +67,21 @@ def policy_trunks(policy: nn.Module) -> Iterator[MultimodalTrunk]:
             yield module.trunk
 
 
-def read_supervised_trunk(checkpoint: str | Path) -> dict[str, torch.Tensor]:
-    """The trunk weights of a supervised checkpoint.
+SUPERVISED_BEST = "best.pt"
+"""A supervised run directory's best checkpoint (what ``--init-from RUN_DIR`` takes)."""
 
-    A supervised checkpoint is a ``torch.save``d dict with ``model_state`` (the model's
-    ``state_dict``, the trunk under ``trunk.*``) and ``config``; see :mod:`agents.supervised`.
+
+def read_supervised_trunk(checkpoint: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The trunk weights of a supervised checkpoint, and the trunk settings its config records.
+
+    A supervised checkpoint (:mod:`agents.supervised.checkpoint`) is a ``torch.save``d dict with
+    ``model_state`` (the model's ``state_dict``, the trunk under ``trunk.*``) and ``config`` (whose
+    ``model`` section names ``trunk_width`` and ``trunk_features``). A run directory means its
+    ``best.pt``. The settings are ``{"width": ..., "features": ...}`` as far as the config has them.
     """
     path = Path(checkpoint)
+    if path.is_dir():
+        path = path / SUPERVISED_BEST
     if not path.is_file():
         raise FileNotFoundError(f"{path}: supervised checkpoint not found")
     try:
@@ -87,7 +95,27 @@ def read_supervised_trunk(checkpoint: str | Path) -> dict[str, torch.Tensor]:
              if key.startswith("trunk.")}
     if not state:
         raise ValueError(f"{path}: its 'model_state' has no 'trunk.*' weights; is it a supervised follower's checkpoint?")
-    return state
+    config = content.get("config")
+    model = config.get("model") if isinstance(config, dict) else None
+    settings = {}
+    if isinstance(model, dict):
+        settings = {name: model[key] for name, key in (("width", "trunk_width"), ("features", "trunk_features"))
+                    if key in model}
+    return state, settings
+
+
+def check_trunk_settings(checkpoint: str | Path, width: float, features: int, source: str = "the config") -> None:
+    """Raise ``ValueError`` saying what to set when a checkpoint's trunk differs from the RL config's."""
+    _, settings = read_supervised_trunk(checkpoint)
+    wanted = {"width": width, "features": features}
+    differences = {name: value for name, value in settings.items() if value != wanted[name]}
+    if differences:
+        fix = " ".join(f"--set trunk.{name}={value}" for name, value in settings.items())
+        raise ValueError(
+            f"{checkpoint}: the supervised trunk has {', '.join(f'{k} {v}' for k, v in settings.items())} but "
+            f"{source} asks for {', '.join(f'{k} {wanted[k]}' for k in settings)}; pass {fix} "
+            "(and the same to any run you compare it with)"
+        )
 
 
 def load_supervised_trunk(policy: nn.Module, checkpoint: str | Path) -> int:
@@ -96,7 +124,7 @@ def load_supervised_trunk(policy: nn.Module, checkpoint: str | Path) -> int:
     Raises ``ValueError`` naming the checkpoint when the trunks differ in shape (another
     ``width``/``features``, or ``difference_channels`` on one side only).
     """
-    state = read_supervised_trunk(checkpoint)
+    state, _ = read_supervised_trunk(checkpoint)
     trunks = list(policy_trunks(policy))
     if not trunks:
         raise ValueError("the policy has no TrunkExtractor to load the supervised trunk into")

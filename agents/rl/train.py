@@ -33,7 +33,7 @@ import yaml
 
 from agents.rl.callbacks import AtomicCheckpointCallback, FreezeTrunkCallback, TrackingEvalCallback
 from agents.rl.config import RLConfig, algorithm_class, load_config, policy_name
-from agents.rl.extractor import TrunkExtractor, load_supervised_trunk
+from agents.rl.extractor import TrunkExtractor, check_trunk_settings, load_supervised_trunk
 from agents.rl.follower import save_model
 from sfgym.data.piece import Piece
 
@@ -54,11 +54,13 @@ def resolve_data(config: RLConfig) -> Path:
 
 
 def load_pieces(data: Path, split: str, max_pieces: int | None = None) -> list[Piece]:
-    """The pieces of one split, sorted by name, the first ``max_pieces`` of them if given."""
+    """The pieces of one split; with ``max_pieces``, the first of them in a fixed order that takes
+    every score's canonical performance (named after the score) before any other performance
+    (``score@variant``), so that a few pieces cover as many scores as they can."""
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
 
     split_dir = find_split_dir(data, split)
-    names = sorted(files.name for files in list_pieces(split_dir))
+    names = sorted((files.name for files in list_pieces(split_dir)), key=lambda name: ("@" in name, name))
     if max_pieces is not None:
         names = names[:max_pieces]
     return load_split(split_dir, names, progress=False)
@@ -121,8 +123,8 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if config.freeze_trunk_steps and not config.init_from:
         raise ValueError(f"{config.source}: freeze_trunk_steps needs init_from (a supervised checkpoint to freeze)")
-    if config.init_from and not Path(config.init_from).is_file():
-        raise FileNotFoundError(f"{config.init_from}: supervised checkpoint not found (init_from)")
+    if config.init_from:  # fail now, before any data is loaded, if the trunks cannot match
+        check_trunk_settings(config.init_from, config.trunk.width, config.trunk.features, config.source)
     if (run_dir / FINAL_MODEL).exists():
         raise ValueError(f"{run_dir}: already holds a finished run; choose another --out")
     if config.torch_threads is not None:
@@ -186,6 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vec-env", choices=("subproc", "dummy"),
                         help="override the config's vec_env (dummy: all envs in this process)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override any config value (repeatable), e.g. --set trunk.width=0.5 "
+                             "--set hyperparameters.n_steps=32")
 
 
 def config_with_overrides(config: RLConfig, args: argparse.Namespace) -> RLConfig:
@@ -206,7 +211,7 @@ def config_with_overrides(config: RLConfig, args: argparse.Namespace) -> RLConfi
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train rl`` with parsed ``args``."""
-    config = config_with_overrides(load_config(args.config), args)
+    config = config_with_overrides(load_config(args.config, getattr(args, "overrides", None)), args)
     run_dir = Path(args.out) if getattr(args, "out", None) else default_run_dir(config)
     print(f"training {config.algorithm} for {config.total_timesteps} steps into {run_dir}")
     summary = train(config, run_dir)
