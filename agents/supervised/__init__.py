@@ -1,0 +1,36 @@
+"""Supervised recurrent position regressors: the seed paper's models (SRN / GRU / LSTM), done right.
+
+- :mod:`agents.supervised.config`: the YAML run config, every key checked.
+- :mod:`agents.supervised.model`: :class:`PositionRegressor` — shared trunk → recurrent core → linear head.
+- :mod:`agents.supervised.data`: songs as padded arrays, episode batches, window slicing (= the env's observations).
+- :mod:`agents.supervised.rollout`: following a batch frame by frame; the loss; truncated backprop through time.
+- :mod:`agents.supervised.validation`: full validation runs scored with :mod:`sfgym.metrics`.
+- :mod:`agents.supervised.train`: ``sfgym train supervised``.
+- :mod:`agents.supervised.checkpoint`: checkpoints; :mod:`agents.supervised.follower`: a trained model as a
+  :class:`sfgym.followers.Follower` (:func:`load_follower`).
+- :mod:`agents.supervised.baseline`: the constant-position follower the regressors must beat.
+
+Names are imported on first use, so that importing the package (e.g. to find ``sfgym train``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "load_follower": "agents.supervised.follower",
+    "RegressorFollower": "agents.supervised.follower",
+    "PositionRegressor": "agents.supervised.model",
+    "SupervisedConfig": "agents.supervised.config",
+    "load_config": "agents.supervised.config",
+    "load_regressor": "agents.supervised.checkpoint",
+    "ConstantPositionFollower": "agents.supervised.baseline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'agents.supervised' has no attribute {name!r}")

@@ -1,0 +1,88 @@
+"""A trained regressor as a score follower of ``MSMDFollow-v0`` with ``action_type="position"``.
+
+Each ``act`` feeds the environment's observation to the model, advances its recurrent state and
+returns the estimated position as a fraction of the sheet width. For a ``relative`` model the output
+is an offset from the score window's centre, which is the follower's current x (``info["follower_x"]``,
+its previous estimate): the same centring the model was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.supervised.model import PositionRegressor, RecurrentState
+from sfgym.data.piece import Piece
+from sfgym.followers import Follower
+
+
+class RegressorFollower(Follower):
+    """Drives the environment with a :class:`PositionRegressor`.
+
+    Args:
+        model: the regressor (put in eval mode here).
+        name: shown in tables and legends.
+        device: where the model runs (the CPU by default: one frame at a time is latency-bound).
+    """
+
+    action_type = "position"
+    stochastic = False
+
+    def __init__(self, model: PositionRegressor, name: str | None = None, device: torch.device | str = "cpu"):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.name = name or f"{model.config.cell}_{model.config.target}"
+        self._state: RecurrentState | None = None
+        self._width: float | None = None
+        self._x: float | None = None
+
+    def reset(self, piece: Piece, seed: int | None = None) -> None:
+        """Start a piece: zero recurrent state, position on the first notehead (the environment's start)."""
+        self._state = self.model.initial_state(1, self.device)
+        self._width = float(piece.sheet_width)
+        self._x = float(piece.onset_x[0])
+
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if self._state is None:
+            raise RuntimeError(f"{self.name}: call reset(piece) before act()")
+        spectrogram = self._tensor(observation, "spectrogram", self.model.spectrogram_shape)
+        score = self._tensor(observation, "score", self.model.score_shape)
+        # The window the environment showed is centred on its follower_x; fall back to our own track.
+        centre = float(info.get("follower_x", self._x))
+        with torch.inference_mode():
+            output, self._state = self.model.step(spectrogram, score, self._state)
+        output = float(output[0])
+        if self.model.config.target == "relative":
+            x = centre + output * self.model.config.offset_scale_px
+        else:
+            x = output * self._width
+        self._x = min(max(x, 0.0), self._width)
+        # float64: the environment uses a Box action at the precision it is given
+        return np.array([self._x / self._width], dtype=np.float64)
+
+    def _tensor(self, observation: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        array = np.asarray(observation[key], dtype=np.float32)
+        if array.shape != tuple(shape):
+            raise ValueError(
+                f"{self.name}: observation '{key}' has shape {array.shape}, the model expects {tuple(shape)}; "
+                "make the environment with its default observation settings (difference_channels=False)"
+            )
+        return torch.from_numpy(array).unsqueeze(0).to(self.device)
+
+
+def load_follower(path: str | Path, name: str | None = None, device: torch.device | str = "cpu") -> RegressorFollower:
+    """A :class:`RegressorFollower` from a checkpoint file or a run directory (its ``best.pt``)."""
+    from agents.supervised.checkpoint import load_regressor, resolve_checkpoint
+
+    path = resolve_checkpoint(path)
+    model, config = load_regressor(path, device=device)
+    if name is None:
+        run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
+        name = f"{config.model.cell}_{config.model.target}:{run}"
+    return RegressorFollower(model, name=name, device=device)
+
+
+__all__ = ["RegressorFollower", "load_follower"]

@@ -1,0 +1,122 @@
+"""The recurrent position regressor: shared multimodal trunk → SRN / GRU / LSTM → linear head.
+
+One step reads a spectrogram window and a score window (the environment's observation), updates the
+recurrent state and outputs one number: the normalized position in the piece (``absolute`` target)
+or the offset of the position from the score window's centre (``relative`` target). See
+:mod:`agents.supervised.rollout` for how outputs become positions.
+
+Unlike the seed paper's code, the recurrent state really advances from step to step and starts at
+zeros (not random) at every song's start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import torch
+from torch import nn
+
+from agents.networks import MultimodalTrunk, TrunkConfig
+from agents.supervised.config import ModelConfig
+
+RecurrentState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+"""``h`` of shape (layers, batch, hidden) for SRN / GRU; ``(h, c)`` for an LSTM."""
+
+_CELLS = {"srn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class PositionRegressor(nn.Module):
+    """Trunk (seed paper Figure 3) → recurrent core → ``Linear(hidden, 1)``.
+
+    Args:
+        config: the model section of a :class:`~agents.supervised.config.SupervisedConfig`.
+    """
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = config
+        self.trunk = MultimodalTrunk(TrunkConfig(features=config.trunk_features, dropout=config.dropout,
+                                                 width=config.trunk_width))
+        cell = _CELLS[config.cell]
+        extra = {"nonlinearity": "tanh"} if config.cell == "srn" else {}
+        self.core = cell(input_size=self.trunk.features_dim, hidden_size=config.hidden_size,
+                         num_layers=config.num_layers, batch_first=True, **extra)
+        self.head = nn.Linear(config.hidden_size, 1)
+
+    @property
+    def spectrogram_shape(self) -> tuple[int, int, int]:
+        return self.trunk.config.spectrogram_shape
+
+    @property
+    def score_shape(self) -> tuple[int, int, int]:
+        return self.trunk.config.score_shape
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> RecurrentState:
+        """The state at a song's start: zeros."""
+        device = device if device is not None else self.head.weight.device
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        h = torch.zeros(shape, device=device)
+        return (h, torch.zeros(shape, device=device)) if self.config.cell == "lstm" else h
+
+    def step(self, spectrogram: torch.Tensor, score: torch.Tensor,
+             state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
+        """One frame for a batch of songs.
+
+        Args:
+            spectrogram: ``(B, 1, 78, 40)`` spectrogram windows.
+            score: ``(B, 1, 80, 256)`` score windows.
+            state: the recurrent state after the previous frame (:meth:`initial_state` at a song's start).
+
+        Returns:
+            ``(outputs (B,), new state)``.
+        """
+        features = self.trunk(spectrogram, score)
+        hidden, state = self.core(features.unsqueeze(1), state)
+        return self.head(hidden[:, 0]).squeeze(-1), state
+
+    def forward(self, spectrogram: torch.Tensor, score: torch.Tensor,
+                state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
+        """Many frames at once (inputs that do not depend on earlier outputs).
+
+        Args:
+            spectrogram: ``(B, T, 1, 78, 40)``; score: ``(B, T, 1, 80, 256)``.
+            state: the state before the first frame (zeros if ``None``).
+
+        Returns:
+            ``(outputs (B, T), state after the last frame)``.
+        """
+        batch, steps = spectrogram.shape[:2]
+        features = self.trunk(spectrogram.flatten(0, 1), score.flatten(0, 1)).view(batch, steps, -1)
+        if state is None:
+            state = self.initial_state(batch, features.device)
+        hidden, state = self.core(features, state)
+        return self.head(hidden).squeeze(-1), state
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], source: str | Path = "<state dict>") -> None:
+        """Load weights, with a clear error naming ``source`` when they belong to another model shape."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        mismatched = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)} here" for k, v in own.items()
+                      if k in state_dict and state_dict[k].shape != v.shape]
+        if missing or unexpected or mismatched:
+            raise ValueError(
+                f"{source}: the checkpoint's weights do not fit this model ({self.describe()}): "
+                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+                f"{len(mismatched)} of another shape (e.g. {mismatched[:2]})"
+            )
+        self.load_state_dict(state_dict)
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target, trunk width {c.trunk_width:g}, "
+                f"{sum(p.numel() for p in self.parameters()) / 1e6:.2f} M parameters")
+
+
+def detach_state(state: RecurrentState) -> RecurrentState:
+    """The state cut from the graph (between truncated-backprop chunks)."""
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+__all__ = ["PositionRegressor", "RecurrentState", "detach_state"]

@@ -1,0 +1,66 @@
+"""``sfgym train supervised | rl``: train a learned follower.
+
+Each kind of training lives in ``agents.<kind>.train``, which provides ``add_arguments(parser)`` and
+``main(args)``. Building the command line must stay quick (``sfgym --help`` should not load torch), so
+a kind's module is imported only when its command runs: its sub-parser here collects the raw
+arguments, and :func:`run` parses them with the module's own parser. A kind whose package is not
+installed is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+from functools import partial
+from pathlib import Path
+
+KINDS = {
+    "supervised": "a recurrent position regressor (SRN / GRU / LSTM, the seed paper's models) on the "
+                  "train split, validated on the valid split after every epoch",
+    "rl": "a reinforcement-learning velocity agent (stable-baselines3 PPO / A2C / RecurrentPPO)",
+}
+"""Training kinds, each ``agents.<kind>.train``, with their one-line help."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a supervised regressor or an RL agent",
+        description="Train a learned follower. 'sfgym train KIND --help' lists the options of a kind.")
+    kinds = parser.add_subparsers(dest="train_kind", metavar="KIND", required=True)
+    for kind, help_text in KINDS.items():
+        if not _available(kind):
+            continue
+        # '+' as the only prefix: every '-'/'--' option is collected raw and parsed by the kind's own parser.
+        sub = kinds.add_parser(kind, help=help_text, add_help=False, prefix_chars="+",
+                               description=f"Train {help_text}.")
+        sub.add_argument("arguments", nargs="*", help=argparse.SUPPRESS)
+        sub.set_defaults(func=partial(run, kind))
+
+
+def kind_parser(kind: str) -> tuple[argparse.ArgumentParser, object]:
+    """The full parser of ``sfgym train KIND`` and the module that runs it."""
+    module = importlib.import_module(f"agents.{kind}.train")
+    parser = argparse.ArgumentParser(prog=f"sfgym train {kind}", description=module.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def run(kind: str, args: argparse.Namespace) -> int:
+    parser, module = kind_parser(kind)
+    return int(module.main(parser.parse_args(args.arguments)) or 0)
+
+
+def _available(kind: str) -> bool:
+    """Whether ``agents.<kind>.train`` exists (found without importing it, which would load torch)."""
+    try:
+        package = importlib.util.find_spec(f"agents.{kind}")
+    except ModuleNotFoundError:
+        return False
+    if package is None or not package.submodule_search_locations:
+        return False
+    return any((Path(location) / "train.py").is_file() for location in package.submodule_search_locations)
+
+
+__all__ = ["KINDS", "kind_parser", "register", "run"]
