@@ -158,6 +158,13 @@ def test_extractor_is_the_shared_trunk_and_loads_a_supervised_checkpoint(tmp_pat
     _supervised_checkpoint(tmp_path / "wide.pt", env.observation_space, features=32, width=0.5)
     with pytest.raises(ValueError, match="wide.pt"):
         load_supervised_trunk(model.policy, tmp_path / "wide.pt")
+    # with separate actor and critic extractors, both trunks are initialized
+    separate = config_from_dict(_tiny_raw(), "tiny")
+    separate.hyperparameters["policy_kwargs"]["share_features_extractor"] = False
+    separate_policy = build_model(separate, DummyVecEnv([lambda: env])).policy
+    assert load_supervised_trunk(separate_policy, tmp_path / "supervised.pt") == 2
+    assert all(_trunk_equals(trunk, weights) for trunk in policy_trunks(separate_policy))
+
     torch.save({"model_state": {"head.weight": torch.zeros(1)}}, tmp_path / "no_trunk.pt")
     with pytest.raises(ValueError, match="trunk"):
         load_supervised_trunk(model.policy, tmp_path / "no_trunk.pt")
@@ -211,6 +218,13 @@ def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_da
     assert best["tr"] == max(row["tr"] for row in curve)
     assert yaml.safe_load((run / "config.yaml").read_text())["init_from"] == str(tmp_path / "supervised.pt")
 
+    # the with/without-init comparison plot reads run directories
+    from agents.rl.curves import main as plot_main
+
+    assert plot_main([str(run), str(run / "learning_curve.csv"), "--labels", "with init", "again",
+                      "--out", str(tmp_path / "compare.png")]) == 0
+    assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     # The policy before any update: the same config and seed build the same initial heads.
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -229,6 +243,16 @@ def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_da
     assert read_metadata(run / "best_model.zip")["algorithm"] == "ppo"
     trajectory = run_episode(follower, toy_pieces[1], seed=0)
     assert trajectory.piece == "toy_b" and len(trajectory.frames) >= 2
+
+
+def test_time_budget_stops_training_and_still_saves(tmp_path, toy_dataset):
+    run = tmp_path / "run"
+    assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run),
+                        "--max-minutes", "1e-6"])) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 < summary["steps"] < 256
+    assert (run / "final_model.zip").is_file()
+    assert read_curve_csv(run)[-1]["step"] == summary["steps"]
 
 
 def test_run_directory_is_not_overwritten(tmp_path, toy_dataset):

@@ -18,6 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.rl.curves import CURVE_CSV, CURVE_PNG, plot_learning_curves, write_curve_csv
 from agents.rl.extractor import set_trunk_trainable
 from agents.rl.follower import RLFollower, save_model
+from sfgym.data.msmd import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
 from sfgym.evaluation import run_episode
@@ -99,7 +100,7 @@ class TrackingEvalCallback(BaseCallback):
         if self._is_best(row):
             self.best = row
             save_model(self.model, self.run_dir / BEST_MODEL, self.metadata)
-            (self.run_dir / BEST_JSON).write_text(json.dumps(row, indent=2, default=float) + "\n")
+            atomic_write_bytes(self.run_dir / BEST_JSON, (json.dumps(row, indent=2, default=float) + "\n").encode())
         self.logger.record("eval/best_tr", self.best["tr"])
         write_curve_csv(self.run_dir / CURVE_CSV, self.rows)
         plot_learning_curves([(self.run_dir.name, self.rows)], self.run_dir / CURVE_PNG)
@@ -169,5 +170,27 @@ class FreezeTrunkCallback(BaseCallback):
         return True
 
 
-__all__ = ["AtomicCheckpointCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "TrackingEvalCallback",
+class TimeBudgetCallback(BaseCallback):
+    """Stop training once ``minutes`` of wall-clock time are spent (the run still ends normally:
+    final evaluation, final model)."""
+
+    def __init__(self, minutes: float, verbose: int = 0):
+        super().__init__(verbose)
+        self.seconds = 60.0 * float(minutes)
+        self.stopped_at: int | None = None
+        self._deadline = float("inf")
+
+    def _on_training_start(self) -> None:
+        self._deadline = time.monotonic() + self.seconds
+
+    def _on_step(self) -> bool:
+        if time.monotonic() < self._deadline:
+            return True
+        self.stopped_at = self.num_timesteps
+        if self.verbose:
+            print(f"step {self.num_timesteps}: time budget of {self.seconds / 60:g} min spent, stopping")
+        return False
+
+
+__all__ = ["AtomicCheckpointCallback", "TimeBudgetCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "TrackingEvalCallback",
            "evaluate_follower"]

@@ -6,6 +6,7 @@ against the algorithm's constructor), the environment's keyword arguments (check
 
     algorithm: ppo            # ppo | a2c | recurrent_ppo
     total_timesteps: 2000000
+    max_minutes: null         # wall-clock budget: stop (and save) when it is spent; null = none
     seed: 0
     device: auto              # auto | cpu | cuda
     torch_threads: null       # CPU threads of torch in the training process; null = torch's default
@@ -104,6 +105,7 @@ class RLConfig:
 
     algorithm: str
     total_timesteps: int
+    max_minutes: float | None = None
     seed: int = 0
     device: str = "auto"
     torch_threads: int | None = None
@@ -221,6 +223,10 @@ def _check_values(config: RLConfig) -> None:
                         ("evaluation.every_steps", config.evaluation.every_steps)):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"{source}: {name} must be a non-negative integer, got {value!r}")
+    if config.max_minutes is not None and (isinstance(config.max_minutes, bool)
+                                           or not isinstance(config.max_minutes, (int, float))
+                                           or config.max_minutes <= 0):
+        raise ValueError(f"{source}: max_minutes must be a positive number or null, got {config.max_minutes!r}")
     if config.torch_threads is not None and (not isinstance(config.torch_threads, int) or config.torch_threads < 1):
         raise ValueError(f"{source}: torch_threads must be a positive integer or null, got {config.torch_threads!r}")
     if config.vec_env not in ("subproc", "dummy"):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
+
+from sfgym.data.msmd import atomic_write_bytes
 
 CURVE_CSV = "learning_curve.csv"
 CURVE_PNG = "learning_curve.png"
@@ -26,25 +26,13 @@ CURVE_COLUMNS = ("step", "tr", "tue", "error_mean_px", "error_median_px", "onset
 :func:`sfgym.metrics.aggregate` on the validation pieces, and seconds since training started."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_curve_csv(path: str | Path, rows: Sequence[dict]) -> None:
     """Write the learning-curve rows (all of them: the file is rewritten atomically each time)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(Path(path), buffer.getvalue().encode())
+    atomic_write_bytes(Path(path), buffer.getvalue().encode())
 
 
 def read_curve_csv(path: str | Path) -> list[dict[str, float]]:
@@ -86,7 +74,7 @@ def plot_learning_curves(curves: Sequence[tuple[str, Sequence[dict]]], out: str 
     figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
     out = Path(out)
-    _atomic_write(out, buffer.getvalue())
+    atomic_write_bytes(out, buffer.getvalue())
     return out
 
 

@@ -8,9 +8,8 @@ needs nothing but the path, and evaluation can build the environment the model w
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sfgym.data.msmd import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
 
@@ -37,19 +37,12 @@ def save_model(model, path: str | Path, metadata: dict[str, Any] | None = None) 
     ``metadata`` (JSON-serializable) is stored in the zip as ``sfgym_metadata``; without it the
     model's existing metadata is kept.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if metadata is not None:
         setattr(model, METADATA_KEY, {"format": METADATA_FORMAT, **metadata})
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            model.save(file)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    model.save(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
 
 
 def resolve_model_path(path: str | Path) -> Path:

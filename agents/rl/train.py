@@ -31,10 +31,12 @@ from typing import Any
 
 import yaml
 
-from agents.rl.callbacks import AtomicCheckpointCallback, FreezeTrunkCallback, TrackingEvalCallback
+from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, TimeBudgetCallback,
+                                 TrackingEvalCallback)
 from agents.rl.config import RLConfig, algorithm_class, load_config, policy_name
 from agents.rl.extractor import TrunkExtractor, check_trunk_settings, load_supervised_trunk
 from agents.rl.follower import save_model
+from sfgym.data.msmd import atomic_write_bytes
 from sfgym.data.piece import Piece
 
 FINAL_MODEL = "final_model.zip"
@@ -111,10 +113,8 @@ def default_run_dir(config: RLConfig) -> Path:
 
 
 def _write_yaml(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
     plain = json.loads(json.dumps(data))  # tuples → lists: plain YAML
-    temporary.write_text(yaml.safe_dump(plain, sort_keys=False))
-    temporary.replace(path)
+    atomic_write_bytes(path, yaml.safe_dump(plain, sort_keys=False).encode())
 
 
 # ---------------------------------------------------------------------------- training
@@ -154,6 +154,8 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
             callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_every_steps, metadata))
         if config.freeze_trunk_steps:
             callbacks.append(FreezeTrunkCallback(config.freeze_trunk_steps, verbose=1))
+        if config.max_minutes:
+            callbacks.append(TimeBudgetCallback(config.max_minutes, verbose=1))
 
         start = time.time()
         model.learn(total_timesteps=config.total_timesteps, callback=callbacks, progress_bar=config.progress_bar,
@@ -165,7 +167,7 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
     evaluator = callbacks[0]
     summary = {"steps": int(model.num_timesteps), "seconds": round(time.time() - start, 1),
                "best": evaluator.best, "final": evaluator.rows[-1]}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    atomic_write_bytes(run_dir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
     return summary
 
 
@@ -180,6 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--freeze-trunk-steps", type=int, metavar="N",
                         help="with --init-from: keep the loaded trunk frozen for the first N steps")
     parser.add_argument("--total-timesteps", type=int, metavar="N", help="override the config's total_timesteps")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="stop after M minutes of wall-clock time (override the config's max_minutes)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--device", help="override the config's device (auto, cpu, cuda)")
     parser.add_argument("--data", help="override the config's dataset root / split directory")
@@ -197,7 +201,7 @@ def config_with_overrides(config: RLConfig, args: argparse.Namespace) -> RLConfi
     """Apply the command-line overrides of :func:`add_arguments` to a config."""
     overrides = {name: getattr(args, name, None) for name in
                  ("init_from", "freeze_trunk_steps", "total_timesteps", "seed", "device", "data", "n_envs",
-                  "vec_env", "torch_threads")}
+                  "vec_env", "torch_threads", "max_minutes")}
     overrides = {name: value for name, value in overrides.items() if value is not None}
     if getattr(args, "no_progress", False):
         overrides["progress_bar"] = False
