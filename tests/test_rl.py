@@ -170,6 +170,34 @@ def test_extractor_is_the_shared_trunk_and_loads_a_supervised_checkpoint(tmp_pat
         load_supervised_trunk(model.policy, tmp_path / "no_trunk.pt")
 
 
+def test_a_plain_trunk_initializes_a_policy_with_difference_channels(tmp_path, toy_pieces):
+    """The policy's trunk starts out computing the supervised features, ignoring the difference channel."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    plain_env = MSMDFollowEnv(data=toy_pieces)
+    weights = _supervised_checkpoint(tmp_path / "supervised.pt", plain_env.observation_space, features=32, width=0.25)
+    raw = _tiny_raw()
+    raw["env"] = {"difference_channels": True}
+    diff_env = MSMDFollowEnv(data=toy_pieces, difference_channels=True)
+    policy = build_model(config_from_dict(raw, "tiny"), DummyVecEnv([lambda: diff_env])).policy
+    load_supervised_trunk(policy, tmp_path / "supervised.pt")
+    trunk = policy.features_extractor.trunk
+    first = trunk.state_dict()["score_convs.0.weight"]
+    assert first.shape[1] == 2 and torch.equal(first[:, :1], weights["score_convs.0.weight"])
+    assert not first[:, 1:].any()
+
+    supervised_trunk = MultimodalTrunk(TrunkConfig(features=32, width=0.25)).eval()
+    supervised_trunk.load_trunk(weights)
+    diff_env.reset(seed=0, options={"piece": "toy_b"})
+    for _ in range(3):
+        observation, *_ = diff_env.step(2)  # speeding up: the difference channels are non-zero
+    assert observation["score"][1].any()
+    tensors = {k: torch.as_tensor(v)[None] for k, v in observation.items()}
+    with torch.no_grad():
+        expected = supervised_trunk(tensors["spectrogram"][:, :1], tensors["score"][:, :1])
+        assert torch.allclose(trunk.eval()(tensors["spectrogram"], tensors["score"]), expected, atol=1e-6)
+
+
 def test_init_from_a_trunk_of_other_settings_says_what_to_set(tmp_path, toy_dataset, toy_pieces):
     observation_space = MSMDFollowEnv(data=toy_pieces).observation_space
     _supervised_checkpoint(tmp_path / "wide.pt", observation_space, features=32, width=0.5)

@@ -118,18 +118,45 @@ def check_trunk_settings(checkpoint: str | Path, width: float, features: int, so
         )
 
 
+FIRST_CONVOLUTIONS = ("spectrogram_convs.0.weight", "score_convs.0.weight")
+"""The trunk's input layers: the only weights whose shape depends on the observation's channels."""
+
+
+def expand_input_channels(state: dict[str, torch.Tensor], trunk: MultimodalTrunk) -> dict[str, torch.Tensor]:
+    """Fit a trunk trained on plain images (1 channel) to observations with difference channels.
+
+    With ``difference_channels`` the policy sees ``(image, image - previous)``; the supervised
+    trunk saw the image alone. The first convolutions get zero weights for the extra channels,
+    so the policy's trunk starts out computing exactly the supervised features (the difference
+    channel is ignored) and RL is free to learn to use it. Other shapes are left as they are
+    (a mismatch there is reported by :meth:`MultimodalTrunk.load_trunk`).
+    """
+    own = trunk.state_dict()
+    state = dict(state)
+    for key in FIRST_CONVOLUTIONS:
+        source, target = state.get(key), own.get(key)
+        if source is None or target is None or source.shape == target.shape:
+            continue
+        if source.shape[0] == target.shape[0] and source.shape[2:] == target.shape[2:] and source.shape[1] < target.shape[1]:
+            expanded = torch.zeros_like(target)
+            expanded[:, : source.shape[1]] = source
+            state[key] = expanded
+    return state
+
+
 def load_supervised_trunk(policy: nn.Module, checkpoint: str | Path) -> int:
     """Copy a supervised checkpoint's trunk into every trunk of ``policy``; returns how many.
 
-    Raises ``ValueError`` naming the checkpoint when the trunks differ in shape (another
-    ``width``/``features``, or ``difference_channels`` on one side only).
+    A policy observing difference channels gets the supervised first convolutions with zero
+    weights for them (:func:`expand_input_channels`). Raises ``ValueError`` naming the checkpoint
+    when the trunks differ otherwise (another ``width`` / ``features`` / window size).
     """
     state, _ = read_supervised_trunk(checkpoint)
     trunks = list(policy_trunks(policy))
     if not trunks:
         raise ValueError("the policy has no TrunkExtractor to load the supervised trunk into")
     for trunk in trunks:
-        trunk.load_trunk(state, source=str(checkpoint))
+        trunk.load_trunk(expand_input_channels(state, trunk), source=str(checkpoint))
     return len(trunks)
 
 
