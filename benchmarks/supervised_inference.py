@@ -89,8 +89,7 @@ def main() -> None:
             started = time.perf_counter()
             features = model.trunk(spectrograms[i % 64], scores[i % 64])
             middle = time.perf_counter()
-            hidden, state = model.core(features.unsqueeze(1), state)
-            model.head(hidden[:, 0])
+            _, state = model.advance(features, state)
             ended = time.perf_counter()
             if i >= warmup:
                 trunk_ms.append(1000 * (middle - started))

@@ -65,7 +65,8 @@ class DataConfig:
             ~300 helped its absolute model; with ``random_start`` the window moves through the song.
         random_start: start each training song at a random onset rather than the first (``relative``
             only: an ``absolute`` model needs the song's beginning to know where it is).
-        valid_max_songs: validate on at most this many valid songs (``null`` = all), always the same ones.
+        valid_max_songs: validate on at most this many valid songs (``null`` = all), always the same ones,
+            evenly spaced in name order (so that they cover many scores).
     """
 
     dir: str | None = None

@@ -243,12 +243,18 @@ class SongCache:
 
 
 def load_songs(split_dir: str | Path, max_songs: int | None = None) -> list[PreparedSong]:
-    """All (or the first ``max_songs`` by name) songs of a split, prepared."""
+    """All songs of a split, prepared; or ``max_songs`` of them, evenly spaced in name order.
+
+    Evenly spaced rather than the first ones: performances of one score (``score@variant``) sort
+    together, and a subset should cover many scores.
+    """
     from sfgym.data.msmd import list_pieces, load_split
 
-    names = [f.name for f in list_pieces(split_dir)][: max_songs or None]
+    names = [f.name for f in list_pieces(split_dir)]
     if not names:
         raise ValueError(f"{split_dir}: no pieces in this split")
+    if max_songs is not None and max_songs < len(names):
+        names = [names[i] for i in np.linspace(0, len(names) - 1, max_songs).round().astype(int)]
     return [prepare_song(piece) for piece in load_split(split_dir, names, progress=False)]
 
 
