@@ -5,10 +5,11 @@
 
 Drives ``MSMDFollow-v0`` (``action_type="position"``) over the real MSMD sample in ``tests/fixtures`` with a
 :class:`~agents.supervised.follower.RegressorFollower` and times its ``act`` (observation → tensor, trunk,
-recurrent step, head, action) frame by frame; the environment's own step is not counted. The default is the
-seed paper's size: the Figure-3 trunk and a 2 × 1024 LSTM, with random weights (the time does not depend on
-them; ``--checkpoint`` times a trained model instead). Also printed: the trunk alone and the recurrent core
-alone on the same inputs, so one sees where the time goes. The goal is ≤ 10 ms per frame on one core.
+recurrent step, head, action) frame by frame; the environment's own step is not counted. Timed twice: with
+the score branch's first layers precomputed per piece (the follower's default; the precomputation is the
+``reset`` time) and without. The default model is the seed paper's size: the Figure-3 trunk and a 2 × 1024
+LSTM, with random weights (the time does not depend on them; ``--checkpoint`` times a trained model instead).
+Also printed: where the plain path's time goes. The goal is ≤ 10 ms per frame on one core.
 """
 
 from __future__ import annotations
@@ -52,24 +53,69 @@ def main() -> None:
     from sfgym.envs import MSMDFollowEnv
 
     if args.checkpoint:
-        follower = load_follower(args.checkpoint)
+        model = load_follower(args.checkpoint).model
     else:
         torch.manual_seed(0)
         config = ModelConfig(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
                              trunk_width=args.trunk_width, target=args.target)
-        follower = RegressorFollower(PositionRegressor(config), name="benchmark")
-    model = follower.model
+        model = PositionRegressor(config)
     piece = load_split(args.data, progress=False)[0]
     env = MSMDFollowEnv(data=[piece], action_type="position", reward_threshold=1e9)  # never stop early
 
-    warmup = 20
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"{model.describe()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"load average {load:.2f} on {os.cpu_count()} CPUs; piece {piece.name} ({piece.sheet_width} px)")
+    medians = {}
+    for cached in (True, False):
+        follower = RegressorFollower(model, name="benchmark", cache_score_features=cached)
+        act, reset_s, observations = time_follower(follower, env, piece, args.frames)
+        label = "cached score features" if cached else "plain"
+        medians[label] = float(np.median(act))
+        print(f"act, {label + ':':23s}{summary(act)}  (reset {reset_s:.2f} s)")
+        if follower.cache_misses:
+            print(f"  warning: {follower.cache_misses} frames missed the score cache")
+
+    # where the plain path's time goes, on the same observations
+    spectrograms = [torch.from_numpy(o["spectrogram"]).unsqueeze(0) for o in observations]
+    scores = [torch.from_numpy(o["score"]).unsqueeze(0) for o in observations]
+    parts: dict[str, list[float]] = {"spectrogram branch": [], "score branch": [], "joint + recurrent + head": []}
+    trunk = model.trunk
+    with torch.inference_mode():
+        state = model.initial_state(1)
+        for i in range(WARMUP + len(spectrograms) * 3):
+            times = [time.perf_counter()]
+            spectrogram_features = trunk.spectrogram_dense(trunk.spectrogram_convs(spectrograms[i % len(spectrograms)]))
+            times.append(time.perf_counter())
+            score_features = trunk.score_dense(trunk.score_convs(scores[i % len(scores)]))
+            times.append(time.perf_counter())
+            features = trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
+            _, state = model.advance(features, state)
+            times.append(time.perf_counter())
+            if i >= WARMUP:
+                for key, start, end in zip(parts, times, times[1:]):
+                    parts[key].append(1000 * (end - start))
+    for key, values in parts.items():
+        print(f"  {key + ':':27s}{summary(np.array(values))}")
+    best = min(medians.values())
+    print(f"per-frame inference: {best:.2f} ms median ({'meets' if best <= 10.0 else 'misses'} the 10 ms goal; "
+          f"plain path {medians['plain']:.2f} ms)")
+
+
+WARMUP = 20
+
+
+def time_follower(follower, env, piece, frames: int):
+    """Per-frame ``act`` times (ms, after a warm-up), the reset time, and the first observations seen."""
     act_ms: list[float] = []
     observations = []
-    while len(act_ms) < warmup + args.frames:
+    reset_s = 0.0
+    while len(act_ms) < WARMUP + frames:
         observation, info = env.reset(options={"piece": piece.name})
+        started = time.perf_counter()
         follower.reset(piece)
+        reset_s = time.perf_counter() - started
         done = False
-        while not done and len(act_ms) < warmup + args.frames:
+        while not done and len(act_ms) < WARMUP + frames:
             started = time.perf_counter()
             action = follower.act(observation, info)
             act_ms.append(1000 * (time.perf_counter() - started))
@@ -77,33 +123,7 @@ def main() -> None:
                 observations.append(observation)
             observation, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
-    act = np.array(act_ms[warmup:])
-
-    # the parts, on the same observations, one frame at a time
-    spectrograms = [torch.from_numpy(o["spectrogram"]).unsqueeze(0) for o in observations]
-    scores = [torch.from_numpy(o["score"]).unsqueeze(0) for o in observations]
-    trunk_ms, core_ms = [], []
-    with torch.inference_mode():
-        state = model.initial_state(1)
-        for i in range(len(spectrograms) * 3):
-            started = time.perf_counter()
-            features = model.trunk(spectrograms[i % 64], scores[i % 64])
-            middle = time.perf_counter()
-            _, state = model.advance(features, state)
-            ended = time.perf_counter()
-            if i >= warmup:
-                trunk_ms.append(1000 * (middle - started))
-                core_ms.append(1000 * (ended - middle))
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{model.describe()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"load average {load:.2f} on {os.cpu_count()} CPUs")
-    print(f"piece {piece.name}: {len(act)} frames timed")
-    print(f"act (whole frame)   {summary(act)}")
-    print(f"  trunk             {summary(np.array(trunk_ms))}")
-    print(f"  recurrent + head  {summary(np.array(core_ms))}")
-    verdict = "meets" if np.median(act) <= 10.0 else "misses"
-    print(f"per-frame inference: {np.median(act):.2f} ms median ({verdict} the 10 ms goal)")
+    return np.array(act_ms[WARMUP:]), reset_s, observations
 
 
 if __name__ == "__main__":

@@ -198,11 +198,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Supervi
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML: {error}") from error
-    raw = apply_overrides(raw or {}, overrides or [], source=str(path))
-    return SupervisedConfig.from_dict(raw, source=str(path))
+    config = SupervisedConfig.from_dict(raw, source=str(path))
+    if overrides:
+        config = SupervisedConfig.from_dict(apply_overrides(raw or {}, overrides), source=f"{path} with --set")
+    return config
 
 
-def apply_overrides(raw: dict, overrides: list[str], source: str = "<config>") -> dict:
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Return ``raw`` with each ``section.key=value`` (value parsed as YAML) set."""
     raw = {section: dict(values or {}) for section, values in raw.items()} if isinstance(raw, dict) else raw
     for override in overrides:
@@ -245,12 +247,13 @@ def _build_section(section_type: type, raw: Any, section: str, source: str):
         raise ValueError(f"{source}: section '{section}' must be a mapping, got {type(raw).__name__}")
     fields = {f.name for f in dataclasses.fields(section_type)}
     hints = typing.get_type_hints(section_type)
+    values = {}
     for key, value in raw.items():
         if key not in fields:
             raise ValueError(f"{source}: unknown key '{section}.{key}' "
                              f"(known keys in '{section}': {', '.join(sorted(fields))})")
-        raw[key] = _checked_value(value, hints[key], f"{section}.{key}", source)
-    return section_type(**raw)
+        values[key] = _checked_value(value, hints[key], f"{section}.{key}", source)
+    return section_type(**values)
 
 
 def _checked_value(value: Any, hint: Any, key: str, source: str) -> Any:

@@ -35,7 +35,7 @@ import torch
 
 from agents.networks import default_device
 from agents.supervised.checkpoint import BEST, LAST, read_checkpoint, save_checkpoint
-from agents.supervised.config import SupervisedConfig, config_differences, load_config, save_config
+from agents.supervised.config import SupervisedConfig, apply_overrides, config_differences, load_config, save_config
 from agents.supervised.data import EpisodeBatch, SongCache, batches, load_songs, training_episode
 from agents.supervised.model import PositionRegressor
 from agents.supervised.rollout import rollout
@@ -348,13 +348,11 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
     if args.config is not None:
         config = load_config(args.config, args.overrides)
-    elif args.resume:
-        from agents.supervised.config import apply_overrides
-
-        config = read_checkpoint(args.out / LAST)["config"] if (args.out / LAST).is_file() else None
-        if config is None:
+    elif args.resume:  # the run's own config, with any --set applied
+        if not (args.out / LAST).is_file():
             raise FileNotFoundError(f"{args.out}: nothing to resume (no {LAST})")
-        config = SupervisedConfig.from_dict(apply_overrides(config.to_dict(), args.overrides), source=str(args.out / LAST))
+        saved = read_checkpoint(args.out / LAST)["config"].to_dict()
+        config = SupervisedConfig.from_dict(apply_overrides(saved, args.overrides), source=f"{args.out / LAST} with --set")
     else:
         raise ValueError("--config is required (e.g. --config configs/supervised/lstm.yaml)")
     run_dir = args.out or Path("runs") / "supervised" / f"{(args.config or Path('run')).stem}-{datetime.now():%Y%m%d-%H%M%S}"
