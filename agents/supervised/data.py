@@ -211,13 +211,12 @@ class SongCache:
     in memory. Songs kept from one draw to the next are not loaded again.
     """
 
-    def __init__(self, split_dir: str | Path, size: int, pieces: list[Piece] | None = None):
+    def __init__(self, split_dir: str | Path, size: int):
         from sfgym.data.msmd import list_pieces
 
         self.split_dir = Path(split_dir)
         self.size = size
-        self._in_memory = {p.name: p for p in pieces} if pieces is not None else None
-        self.names = sorted(self._in_memory) if pieces is not None else [f.name for f in list_pieces(split_dir)]
+        self.names = [f.name for f in list_pieces(split_dir)]
         if not self.names:
             raise ValueError(f"{split_dir}: no pieces to train on")
         self.songs: dict[str, PreparedSong] = {}
@@ -228,18 +227,12 @@ class SongCache:
         drawn = sorted(rng.choice(self.names, size=count, replace=False).tolist())
         to_load = [name for name in drawn if name not in self.songs]
         self.songs = {name: song for name, song in self.songs.items() if name in drawn}
-        for piece in self._load(to_load):
-            self.songs[piece.name] = prepare_song(piece)
+        if to_load:
+            from sfgym.data.msmd import load_split
+
+            for piece in load_split(self.split_dir, to_load, progress=False):
+                self.songs[piece.name] = prepare_song(piece)
         return [self.songs[name] for name in drawn]
-
-    def _load(self, names: list[str]) -> list[Piece]:
-        if not names:
-            return []
-        if self._in_memory is not None:
-            return [self._in_memory[name] for name in names]
-        from sfgym.data.msmd import load_split
-
-        return load_split(self.split_dir, names, progress=False)
 
 
 def load_songs(split_dir: str | Path, max_songs: int | None = None) -> list[PreparedSong]:

@@ -78,6 +78,11 @@ class PositionRegressor(nn.Module):
         """
         return self.advance(self.trunk(spectrogram, score), state)
 
+    def forward(self, spectrogram: torch.Tensor, score: torch.Tensor,
+                state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
+        """Calling the module is one :meth:`step`."""
+        return self.step(spectrogram, score, state)
+
     def advance(self, features: torch.Tensor, state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
         """The recurrent core and head for one step: trunk features ``(B, F)`` → ``(outputs (B,), new state)``."""
         # oneDNN's CPU recurrent kernels re-lay-out all weights on every call: for one step of a
@@ -86,24 +91,6 @@ class PositionRegressor(nn.Module):
         with torch.backends.mkldnn.flags(enabled=False, deterministic=None, allow_tf32=None, fp32_precision=None):
             hidden, state = self.core(features.unsqueeze(1), state)
         return self.head(hidden[:, 0]).squeeze(-1), state
-
-    def forward(self, spectrogram: torch.Tensor, score: torch.Tensor,
-                state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
-        """Many frames at once (inputs that do not depend on earlier outputs).
-
-        Args:
-            spectrogram: ``(B, T, 1, 78, 40)``; score: ``(B, T, 1, 80, 256)``.
-            state: the state before the first frame (zeros if ``None``).
-
-        Returns:
-            ``(outputs (B, T), state after the last frame)``.
-        """
-        batch, steps = spectrogram.shape[:2]
-        features = self.trunk(spectrogram.flatten(0, 1), score.flatten(0, 1)).view(batch, steps, -1)
-        if state is None:
-            state = self.initial_state(batch, features.device)
-        hidden, state = self.core(features, state)
-        return self.head(hidden).squeeze(-1), state
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], source: str | Path = "<state dict>") -> None:
         """Load weights, with a clear error naming ``source`` when they belong to another model shape."""

@@ -99,12 +99,15 @@ def rollout(
     device = batch.true_x.device
     relative = config.target == "relative"
     total_steps = batch.max_steps
-    positions = torch.zeros((batch.size, total_steps), dtype=torch.float64)
+    # Everything stays on the batch's device until the end: reading a value back each step would
+    # make a GPU wait for every step.
+    positions = torch.zeros((batch.size, total_steps), device=device)
 
     state: RecurrentState = model.initial_state(batch.size, device)
     centre = batch.start_x.clone()  # the follower's x: where the next score window is centred
     previous = batch.start_x.clone()  # x̂_{t-1} of the jump term
-    squared_sum = jump_sum = 0.0
+    squared_sum = torch.zeros((), device=device)
+    jump_sum = torch.zeros((), device=device)
     counted = 0
     rows = batch.size
 
@@ -127,9 +130,9 @@ def rollout(
             squared, jump = step_loss(position, previous, target, unit, jump_penalty)
             chunk_loss = chunk_loss + (squared + jump_penalty * jump).sum()
             chunk_count += rows
-            squared_sum += float(squared.detach().sum())
-            jump_sum += float(jump.detach().sum())
-            positions[:rows, step] = position.detach().double().cpu()
+            squared_sum = squared_sum + squared.detach().sum()
+            jump_sum = jump_sum + jump.detach().sum()
+            positions[:rows, step] = position.detach()
 
             previous = position
             centre = position.detach()
@@ -154,8 +157,8 @@ def rollout(
         if on_chunk is not None and on_chunk():
             break
 
-    return RolloutResult(positions=positions.numpy(), squared_error_sum=squared_sum, jump_sum=jump_sum,
-                         n_steps=counted, jump_penalty=jump_penalty)
+    return RolloutResult(positions=positions.double().cpu().numpy(), squared_error_sum=float(squared_sum),
+                         jump_sum=float(jump_sum), n_steps=counted, jump_penalty=jump_penalty)
 
 
 __all__ = ["RolloutResult", "rollout", "step_loss"]
