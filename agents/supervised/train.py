@@ -281,6 +281,7 @@ def _plot_curves(run_dir: Path, history: list[dict]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from sfgym.data.msmd import atomic_write_bytes
 
@@ -295,6 +296,8 @@ def _plot_curves(run_dir: Path, history: list[dict]) -> None:
     error_axis = tracking.twinx()
     error_axis.plot(epochs, [row["valid_error_mean_px"] for row in history], marker=".", color="tab:red")
     error_axis.set_ylabel("mean error (px)", color="tab:red")
+    for axis in (losses, tracking):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
