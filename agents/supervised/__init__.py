@@ -8,7 +8,6 @@
 - :mod:`agents.supervised.train`: ``sfgym train supervised``.
 - :mod:`agents.supervised.checkpoint`: checkpoints; :mod:`agents.supervised.follower`: a trained model as a
   :class:`sfgym.followers.Follower` (:func:`load_follower`).
-- :mod:`agents.supervised.baseline`: the constant-position follower the regressors must beat.
 
 Names are imported on first use, so that importing the package (e.g. to find ``sfgym train``) stays cheap.
 """
@@ -24,7 +23,6 @@ _EXPORTS = {
     "SupervisedConfig": "agents.supervised.config",
     "load_config": "agents.supervised.config",
     "load_regressor": "agents.supervised.checkpoint",
-    "ConstantPositionFollower": "agents.supervised.baseline",
 }
 
 __all__ = sorted(_EXPORTS)

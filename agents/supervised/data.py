@@ -8,7 +8,7 @@ The windows are exactly the observations of :class:`sfgym.envs.MSMDFollowEnv` (c
   side) and ×0.5 downscaled sheet, starting at ``floor((x + 256) * 0.5)``, i.e. centred on ``x``,
   scaled to [0, 1].
 
-The score strip comes from the environment's own preparation (:meth:`MSMDFollowEnv._prepare`), so
+The score strip comes from the environment's own preparation (:func:`sfgym.envs.prepare_score_strip`), so
 that the two cannot drift apart; a step then only slices tensors (no resizing), which is what makes the
 ``relative`` formulation cheap: its score window follows the model's own previous estimate and so
 can only be cut once that estimate is known.
@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from sfgym.data.piece import Piece
+from sfgym.envs import prepare_score_strip
 
 SPEC_WINDOW = 40
 """Spectrogram frames per observation (the environment's default ``spec_window``)."""
@@ -63,17 +64,8 @@ class PreparedSong:
 
 
 def prepare_song(piece: Piece) -> PreparedSong:
-    """Precompute a piece's padded arrays with the environment's own preparation."""
-    from sfgym.envs import MSMDFollowEnv
-
-    # The environment prepares a sheet in a (private) method; a throwaway instance with the default
-    # observation settings gives the very strip its score observations are sliced from.
-    env = MSMDFollowEnv(data=[piece], action_type="position", spec_window=SPEC_WINDOW,
-                        score_window=SCORE_WINDOW, score_factor=SCORE_FACTOR)
-    score = np.ascontiguousarray(env._prepare(piece).score)
-    if score.dtype != np.uint8 or score.shape[0] != round(SCORE_WINDOW[0] * SCORE_FACTOR):
-        raise RuntimeError(f"the environment's prepared score strip changed ({score.dtype}, {score.shape}); "
-                           "update agents.supervised.data to match")
+    """Precompute a piece's padded arrays with the environment's own score preparation."""
+    score = np.ascontiguousarray(prepare_score_strip(piece.sheet, SCORE_WINDOW, SCORE_FACTOR))
     spectrogram = np.zeros((piece.spectrogram.shape[0], SPEC_WINDOW + piece.n_frames), dtype=np.float32)
     spectrogram[:, SPEC_WINDOW:] = piece.spectrogram
     return PreparedSong(piece=piece, spectrogram=torch.from_numpy(spectrogram), score=torch.from_numpy(score))

@@ -86,7 +86,7 @@ def validate(model: PositionRegressor, songs: list[PreparedSong], *, jump_penalt
 
 
 def constant_position_metrics(songs: list[PreparedSong]) -> dict[str, float]:
-    """The metrics of :class:`~agents.supervised.baseline.ConstantPositionFollower` on ``songs``."""
+    """The metrics of :class:`~agents.baselines.constant_position.ConstantPositionFollower` on ``songs``."""
     runs = []
     for song in songs:
         piece = song.piece

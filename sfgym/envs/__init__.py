@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from sfgym.envs.msmd_follow import ACTION_TYPES, SPECTROGRAM_HIGH, MSMDFollowEnv
+from sfgym.envs.msmd_follow import ACTION_TYPES, SPECTROGRAM_HIGH, MSMDFollowEnv, prepare_score_strip
 
 MSMD_FOLLOW_ID = "MSMDFollow-v0"
 
@@ -20,4 +20,4 @@ def register_envs() -> None:
         gym.register(id=MSMD_FOLLOW_ID, entry_point="sfgym.envs.msmd_follow:MSMDFollowEnv")
 
 
-__all__ = ["ACTION_TYPES", "MSMD_FOLLOW_ID", "SPECTROGRAM_HIGH", "MSMDFollowEnv", "register_envs"]
+__all__ = ["ACTION_TYPES", "MSMD_FOLLOW_ID", "SPECTROGRAM_HIGH", "MSMDFollowEnv", "prepare_score_strip", "register_envs"]

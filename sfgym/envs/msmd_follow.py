@@ -32,6 +32,28 @@ any audio scaling (even raw 16-bit integers stay below 7.6). Pieces outside [0, 
 """
 
 
+def prepare_score_strip(
+    sheet: np.ndarray, score_window: tuple[int, int] = (160, 512), score_factor: float = 0.5
+) -> np.ndarray:
+    """The strip that score observations are sliced from, computed once per sheet.
+
+    Rows cropped to the window's height around the sheet's centre (rows 20..180 by default), inverted
+    (ink = 255), padded with ``score_window[1]`` white columns on both sides (the reference's padding),
+    downscaled by ``score_factor``; uint8 of shape ``(rows * factor, (W + 2 * columns) * factor)``. The
+    window centred on unpadded column ``x`` starts at strip column ``floor((x + columns / 2) * factor)``.
+    Learning code that precomputes training windows uses this too, so they cannot drift from the env.
+    """
+    import cv2
+
+    rows, columns = score_window
+    first_row = (sheet.shape[0] - rows) // 2
+    ink = 255 - sheet[first_row : first_row + rows]
+    padded = np.pad(ink, ((0, 0), (columns, columns)))  # 0 = white paper once inverted
+    out_rows, out_width = round(rows * score_factor), round(padded.shape[1] * score_factor)
+    score = cv2.resize(padded, (out_width, out_rows), interpolation=cv2.INTER_AREA)
+    return score.reshape(out_rows, out_width)
+
+
 @dataclass(frozen=True)
 class _PreparedPiece:
     """What a step reads besides the :class:`Piece` itself, computed once when the piece is loaded."""
@@ -406,21 +428,14 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         Stored as uint8 (ink = 255) and scaled to [0, 1] per window: a float32 copy of every sheet
         would take 4x the memory (about as much as the native sheets themselves), for ~15 us a step.
         """
-        import cv2
-
-        rows, columns = self.score_window
-        first_row = (piece.sheet.shape[0] - rows) // 2
-        ink = 255 - piece.sheet[first_row : first_row + rows]
-        padded = np.pad(ink, ((0, 0), (self._score_pad, self._score_pad)))  # 0 = white paper once inverted
-        out_width = round(padded.shape[1] * self.score_factor)
-        score = cv2.resize(padded, (out_width, self._out_rows), interpolation=cv2.INTER_AREA)
-
+        score = prepare_score_strip(piece.sheet, self.score_window, self.score_factor)
+        columns = self.score_window[1]
         is_onset = np.zeros(piece.n_frames, dtype=bool)
         is_onset[piece.onset_frames] = True
         half = columns // 2
         return _PreparedPiece(
             piece=piece,
-            score=score.reshape(self._out_rows, out_width),
+            score=score,
             is_onset=is_onset,
             x_low=float(half - self._score_pad),
             x_high=float(piece.sheet_width + self._score_pad - half - 1),

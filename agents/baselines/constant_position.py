@@ -1,7 +1,7 @@
 """The trivial follower a learned one has to beat: it stays on the first notehead.
 
-(The score-side baselines — metronome, on-line DTW — live in :mod:`agents.baselines`; this one is
-here because the supervised training reports it next to its own validation numbers.)
+The supervised training reports it next to its own validation numbers (the seed paper's models
+collapsed towards one position; this is the floor that shows whether a regressor follows at all).
 """
 
 from __future__ import annotations
