@@ -266,7 +266,7 @@ def test_mismatched_checkpoint_gives_a_clear_error(tmp_path):
 
 
 def test_constant_position_baseline_is_scored_like_the_follower(toy_pieces):
-    from agents.supervised.baseline import ConstantPositionFollower
+    from agents.baselines.constant_position import ConstantPositionFollower
 
     piece = toy_pieces[0]  # noteheads 40 px apart (±3): standing still keeps the onsets within 170 px
     metrics = constant_position_metrics([prepare_song(piece)])
