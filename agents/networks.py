@@ -88,18 +88,24 @@ class MultimodalTrunk(nn.Module):
 
     def load_trunk(self, state_dict: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
         """Load trunk weights, with a clear error if they come from a trunk of another shape."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        mismatched = [f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                      if k in state_dict and state_dict[k].shape != v.shape]
-        if missing or unexpected or mismatched:
-            raise ValueError(
-                f"{source}: trunk weights do not fit this model "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]}, shape mismatches {mismatched[:3]}); "
-                "was it trained with another trunk configuration?"
-            )
+        mismatch = state_dict_mismatch(self, state_dict)
+        if mismatch:
+            raise ValueError(f"{source}: trunk weights do not fit this model ({mismatch}); "
+                             "was it trained with another trunk configuration?")
         self.load_state_dict(state_dict)
+
+
+def state_dict_mismatch(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:
+    """Why ``state_dict`` cannot be loaded into ``module`` (missing, unexpected or reshaped keys), or None."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    reshaped = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)} here" for k, v in own.items()
+                if k in state_dict and state_dict[k].shape != v.shape]
+    if not (missing or unexpected or reshaped):
+        return None
+    return (f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
+            f"{len(reshaped)} of another shape (e.g. {reshaped[:2]})")
 
 
 def trunk_state_dict(module: nn.Module, prefix: str = "trunk.") -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from typing import Union
 import torch
 from torch import nn
 
-from agents.networks import MultimodalTrunk, TrunkConfig
+from agents.networks import MultimodalTrunk, TrunkConfig, state_dict_mismatch
 from agents.supervised.config import ModelConfig
 
 RecurrentState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -94,17 +94,9 @@ class PositionRegressor(nn.Module):
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], source: str | Path = "<state dict>") -> None:
         """Load weights, with a clear error naming ``source`` when they belong to another model shape."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        mismatched = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)} here" for k, v in own.items()
-                      if k in state_dict and state_dict[k].shape != v.shape]
-        if missing or unexpected or mismatched:
-            raise ValueError(
-                f"{source}: the checkpoint's weights do not fit this model ({self.describe()}): "
-                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}), "
-                f"{len(mismatched)} of another shape (e.g. {mismatched[:2]})"
-            )
+        mismatch = state_dict_mismatch(self, state_dict)
+        if mismatch:
+            raise ValueError(f"{source}: the checkpoint's weights do not fit this model ({self.describe()}): {mismatch}")
         self.load_state_dict(state_dict)
 
     def describe(self) -> str:
