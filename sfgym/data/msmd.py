@@ -100,21 +100,28 @@ def read_score_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[int, 
     return sheet, coords, coord2onset
 
 
+def parse_midi(source):
+    """``pretty_midi.PrettyMIDI(source)`` (a path or a file object), quiet about tempo events on other tracks.
+
+    MSMD's MIDIs (and verovio's) keep tempo events on every track; pretty_midi warns but reads them right.
+    """
+    import pretty_midi
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tempo, Key or Time signature change events", category=RuntimeWarning)
+        return pretty_midi.PrettyMIDI(source)
+
+
 def read_midi_notes(path: str | Path) -> np.ndarray:
     """Note events ``(onset s, pitch, duration s)`` of a MIDI file, sorted by onset then pitch.
 
     All non-drum instruments are merged, as MSMD's note list (and pretty_midi's ``get_onsets``) does.
     """
-    import pretty_midi
-
     path = Path(path)
     if not path.is_file():
         raise PieceFormatError(path, "performance MIDI does not exist")
     try:
-        with warnings.catch_warnings():
-            # MSMD's MIDIs keep tempo events on every track; pretty_midi warns but reads them right.
-            warnings.filterwarnings("ignore", message="Tempo, Key or Time signature change events", category=RuntimeWarning)
-            midi = pretty_midi.PrettyMIDI(str(path))
+        midi = parse_midi(str(path))
     except Exception as error:  # pretty_midi/mido raise many types for broken files
         raise PieceFormatError(path, f"not a readable MIDI file: {error}") from error
     return notes_of_midi(midi, source=path)
@@ -319,6 +326,6 @@ def load_split(
 
 __all__ = [
     "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "find_split_dir", "list_pieces",
-    "load_piece", "load_split", "midi_bytes", "notes_of_midi", "notes_to_midi", "piece_files",
+    "load_piece", "load_split", "midi_bytes", "notes_of_midi", "parse_midi", "notes_to_midi", "piece_files",
     "read_midi_notes", "read_score_npz", "write_array_npy", "write_piece", "write_score_npz",
 ]

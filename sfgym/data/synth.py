@@ -33,6 +33,8 @@ import pretty_midi
 import soundfile
 import soxr
 
+from sfgym.data.msmd import parse_midi
+
 DEFAULT_SOUNDFONT = "TimGM6mb"
 ACOUSTIC_GRAND_PIANO = 0  # General MIDI program number (0-based)
 
@@ -95,14 +97,14 @@ def _load_midi(midi: MidiSource) -> pretty_midi.PrettyMIDI:
         return copy.deepcopy(midi)
     if isinstance(midi, (bytes, bytearray)):
         try:
-            return pretty_midi.PrettyMIDI(io.BytesIO(bytes(midi)))
+            return parse_midi(io.BytesIO(bytes(midi)))
         except Exception as error:
             raise ValueError(f"cannot parse MIDI bytes: {error}") from error
     path = Path(midi)
     if not path.is_file():
         raise ValueError(f"MIDI file {path} does not exist")
     try:
-        return pretty_midi.PrettyMIDI(str(path))
+        return parse_midi(str(path))
     except Exception as error:
         raise ValueError(f"cannot parse MIDI file {path}: {error}") from error
 
