@@ -215,7 +215,7 @@ def test_a_real_supervised_checkpoint_initializes_the_policy_trunk(tmp_path, toy
 
     model_config = ModelConfig(hidden_size=8, num_layers=1, trunk_width=0.25, trunk_features=32, dropout=0.0)
     regressor = PositionRegressor(model_config)
-    path = checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config))
+    checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config))
 
     from stable_baselines3.common.vec_env import DummyVecEnv
 

@@ -85,6 +85,36 @@ def _speed_px_per_s(onset_times: np.ndarray, onset_x: np.ndarray) -> float | Non
     return float(onset_x[-1] - onset_x[0]) / duration if duration > 0 and len(onset_x) > 1 else None
 
 
+SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
+"""Baselines that need the notated timing (``score/<score>.mid``) or, without it, a stand-in speed."""
+
+
+def stand_in_speed(split_dir: str | Path, data: str | Path | None = None, score_speed: float | None = None) -> float:
+    """The speed for score-side baselines on pieces without notated timing.
+
+    ``score_speed`` if given, else the median speed of a train split found in ``data`` (a dataset root) or
+    next to ``split_dir``, as long as it is not ``split_dir`` itself (never measure on the pieces followed).
+    """
+    from sfgym.data.msmd import find_split_dir
+
+    if score_speed is not None:
+        return float(score_speed)
+    split_dir = Path(split_dir)
+    for root in dict.fromkeys(p for p in (data, split_dir.parent) if p is not None):
+        try:
+            train = find_split_dir(root, "train")
+        except ValueError:
+            continue
+        if train.resolve() != split_dir.resolve():
+            speed = median_speed_px_per_s(train)
+            print(f"pieces without a score MIDI: {', '.join(SCORE_SIDE_BASELINES)} move at the train split's "
+                  f"median speed, {speed:.1f} px/s ({train})")
+            return speed
+    raise ValueError(f"{split_dir}: some pieces have no score MIDI (score/<score>.mid), so the score-side "
+                     f"baselines ({', '.join(SCORE_SIDE_BASELINES)}) need a stand-in tempo and no train split "
+                     "was found next to it to measure one; pass --score-speed PX_PER_S")
+
+
 def median_speed_px_per_s(split_dir: str | Path) -> float:
     """The median speed (sheet px per second) of the pieces of a (training) split.
 
@@ -111,4 +141,5 @@ def median_speed_px_per_s(split_dir: str | Path) -> float:
     return float(np.median(speeds))
 
 
-__all__ = ["MissingScoreTiming", "ScoreMap", "median_speed_px_per_s", "notated_notes"]
+__all__ = ["MissingScoreTiming", "SCORE_SIDE_BASELINES", "ScoreMap", "median_speed_px_per_s", "notated_notes",
+           "stand_in_speed"]

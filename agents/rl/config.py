@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
+
+from agents.config_files import apply_overrides, read_yaml_config
 
 ALGORITHMS = ("ppo", "a2c", "recurrent_ppo")
 
@@ -236,48 +237,11 @@ def _check_values(config: RLConfig) -> None:
                          f"got {config.env['action_type']!r}")
 
 
-def apply_overrides(raw: dict, overrides: list[str], source: str = "<config>") -> dict:
-    """Return a copy of ``raw`` with each ``KEY.PATH=VALUE`` set (value parsed as YAML).
-
-    ``trunk.width=0.5``, ``hyperparameters.n_steps=32``, ``env.actions=[-2,0,2]``, ``total_timesteps=1e5``
-    (a whole-number float is taken as the integer). Unknown keys are caught by the validation that follows.
-    """
-    raw = copy.deepcopy(_mapping(raw, "the config", source))
-    for override in overrides:
-        name, sep, text = override.partition("=")
-        keys = [key.strip() for key in name.split(".")]
-        if not sep or not all(keys):
-            raise ValueError(f"--set {override!r}: expected KEY=VALUE or SECTION.KEY=VALUE, e.g. trunk.width=0.5")
-        value = yaml.safe_load(text)
-        if isinstance(value, str):
-            try:  # YAML reads 1e5 (no dot) as a string
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, float) and value.is_integer() and "e" in text.lower():
-            value = int(value)  # 1e5 steps
-        node = raw
-        for depth, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                raise ValueError(f"--set {override!r}: {'.'.join(keys[:depth + 1])} is not a section")
-            node = child
-        node[keys[-1]] = value
-    return raw
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RLConfig:
     """Read an RL config file, apply ``--set`` style ``overrides`` and validate it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: RL config not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
-    return config_from_dict(apply_overrides(raw, overrides or [], source=str(path)), source=str(path))
+    raw = read_yaml_config(path, "RL config")
+    source = f"{path} with --set" if overrides else str(path)
+    return config_from_dict(apply_overrides(_mapping(raw, "the config", str(path)), overrides or []), source=source)
 
 
 __all__ = ["ACTIVATIONS", "ALGORITHMS", "apply_overrides", "EvaluationSettings", "OPTIMIZERS", "RLConfig", "TrunkSettings",

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from agents.config_files import apply_overrides, read_yaml_config
+
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
 
@@ -191,29 +193,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Supervi
         FileNotFoundError: the file does not exist.
         ValueError: unreadable YAML, an unknown section or key, or a bad value; the message names the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    raw = read_yaml_config(path)
     config = SupervisedConfig.from_dict(raw, source=str(path))
     if overrides:
-        config = SupervisedConfig.from_dict(apply_overrides(raw or {}, overrides), source=f"{path} with --set")
+        config = SupervisedConfig.from_dict(apply_overrides(raw, overrides), source=f"{path} with --set")
     return config
-
-
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Return ``raw`` with each ``section.key=value`` (value parsed as YAML) set."""
-    raw = {section: dict(values or {}) for section, values in raw.items()} if isinstance(raw, dict) else raw
-    for override in overrides:
-        name, sep, text = override.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot or not key:
-            raise ValueError(f"--set {override!r}: expected SECTION.KEY=VALUE, e.g. training.lr=3e-4")
-        raw.setdefault(section, {})[key] = yaml.safe_load(text)
-    return raw
 
 
 def save_config(config: SupervisedConfig, path: str | Path) -> None:

@@ -6,10 +6,6 @@ import argparse
 import time
 from pathlib import Path
 
-SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
-"""Baselines that need the notated timing (``score/<score>.mid``) or a stand-in speed."""
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate followers (baselines, checkpoints) on a split: results.csv, summary.md, plots",
@@ -36,29 +32,8 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _stand_in_speed(args: argparse.Namespace, data: Path, split_dir: Path) -> float:
-    """The speed for score-side baselines on pieces without notated timing: --score-speed or the train median."""
-    from agents.baselines.score_side import median_speed_px_per_s
-    from sfgym.data.msmd import find_split_dir
-
-    if args.score_speed is not None:
-        return args.score_speed
-    for root in dict.fromkeys([data, split_dir.parent]):  # a root, or the folder around a split
-        try:
-            train = find_split_dir(root, "train") if root != split_dir else None
-        except ValueError:
-            continue
-        if train is not None and train.resolve() != split_dir.resolve():
-            speed = median_speed_px_per_s(train)
-            print(f"pieces without a score MIDI: {', '.join(SCORE_SIDE_BASELINES)} move at the train split's "
-                  f"median speed, {speed:.1f} px/s ({train})")
-            return speed
-    raise ValueError(f"{split_dir}: some pieces have no score MIDI (score/<score>.mid), so the score-side "
-                     f"baselines ({', '.join(SCORE_SIDE_BASELINES)}) need a stand-in tempo and no train split "
-                     "was found next to it to measure one; pass --score-speed PX_PER_S")
-
-
 def run(args: argparse.Namespace) -> int:
+    from agents.baselines.score_side import SCORE_SIDE_BASELINES, stand_in_speed
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
 
@@ -82,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     follower_kwargs = {}
     score_side = [a for a in agents if a.spec in SCORE_SIDE_BASELINES]
     if score_side and any(piece.score_notes is None for piece in pieces):
-        speed = _stand_in_speed(args, Path(data), split_dir)
+        speed = stand_in_speed(split_dir, data, args.score_speed)
         follower_kwargs = {a.label: {"px_per_second": speed} for a in score_side}
     agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
 

@@ -92,6 +92,7 @@ def _score_side(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from agents.baselines.score_side import SCORE_SIDE_BASELINES
     from agents.registry import make_follower
     from sfgym.data.msmd import read_midi_notes
     from sfgym.data.piece import FPS
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = args.agent or "online_dtw"
     kwargs = {}
-    if spec in ("constant_tempo", "online_dtw") and score_notes is None:
+    if spec in SCORE_SIDE_BASELINES and score_notes is None:
         if args.score_speed is None:
             raise ValueError(f"{name}: the score has no notated timing (no score MIDI), so {spec} needs "
                              "--score-speed PX_PER_S (or give a score file / a built piece)")

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
-
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "render", help="show followers side by side on one piece (pygame window or mp4 video)",
@@ -42,6 +39,7 @@ def register(subparsers) -> None:
 
 def make_followers(agents: str, piece, split_dir: Path, score_speed: float | None) -> list[tuple[str, object]]:
     """``(label, follower)`` for each comma-separated spec; score-side baselines get a stand-in tempo if needed."""
+    from agents.baselines.score_side import SCORE_SIDE_BASELINES, stand_in_speed
     from agents.registry import make_follower
     from sfgym.evaluation import AgentSpec
 
@@ -52,23 +50,9 @@ def make_followers(agents: str, piece, split_dir: Path, score_speed: float | Non
     for spec in specs:
         kwargs = {}
         if spec.spec in SCORE_SIDE_BASELINES and piece.score_notes is None:
-            kwargs["px_per_second"] = score_speed if score_speed is not None else _train_median_speed(split_dir)
+            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed)
         followers.append((spec.label, make_follower(spec.spec, **kwargs)))
     return followers
-
-
-def _train_median_speed(split_dir: Path) -> float:
-    from agents.baselines.score_side import median_speed_px_per_s
-    from sfgym.data.msmd import find_split_dir
-
-    try:
-        train = find_split_dir(split_dir.parent, "train")
-    except ValueError:
-        train = None
-    if train is None or train.resolve() == split_dir.resolve():
-        raise ValueError(f"{split_dir}: the piece has no score MIDI, so constant_tempo / online_dtw need a "
-                         "stand-in tempo and there is no other train split to measure one; pass --score-speed")
-    return median_speed_px_per_s(train)
 
 
 def run(args: argparse.Namespace) -> int:
