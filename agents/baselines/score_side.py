@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgym.data.piece import FPS, Piece, merge_onsets
+from sfgym.data.piece import FPS, Piece, merge_onsets, note_onset_frames
 
 STAND_IN_DURATION_S = 0.5
 """Duration of every note of a stand-in score (a score without notated timing has no durations either)."""
@@ -38,7 +38,7 @@ class ScoreMap:
 
     @classmethod
     def of(cls, piece: Piece, score_notes: np.ndarray) -> ScoreMap:
-        frames = np.floor(np.asarray(score_notes)[:, 0] * piece.fps + 1e-9).astype(np.int64)
+        frames = note_onset_frames(score_notes, piece.fps)
         onset_frames, onset_coords = merge_onsets(frames, piece.coords, piece.coord2onset)
         return cls(onset_times=onset_frames / piece.fps, onset_x=onset_coords[:, 1].astype(np.float64))
 
@@ -131,7 +131,7 @@ def median_speed_px_per_s(split_dir: str | Path) -> float:
         coord2onset = {int(c): int(n) for c, n in coord2onset.items() if int(n) < len(notes)}
         if not coord2onset:
             continue
-        frames = np.floor(notes[:, 0] * FPS + 1e-9).astype(np.int64)
+        frames = note_onset_frames(notes)
         onset_frames, onset_coords = merge_onsets(frames, np.asarray(coords, dtype=np.float32), coord2onset)
         speed = _speed_px_per_s(onset_frames / FPS, onset_coords[:, 1])
         if speed is not None and speed > 0:

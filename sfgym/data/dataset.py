@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from sfgym.data.msmd import atomic_write_bytes, list_pieces, piece_files, write_piece
-from sfgym.data.piece import Piece
+from sfgym.data.piece import Piece, note_onset_frames
 
 DEFAULT_DATASET_NAME = "default-v1"
 DATA_DIR_ENV = "SFGYM_DATA_DIR"
@@ -324,7 +324,7 @@ def dataset_summary(root: str | Path) -> list[dict]:
         for files in list_pieces(split_dir):
             notes = read_midi_notes(files.midi)
             _, coords, _ = read_score_npz(files.score)
-            onset_frames = np.unique(np.floor(notes[:, 0] * 20 + 1e-9))
+            onset_frames = np.unique(note_onset_frames(notes))
             rows.append({"split": split_dir.name, "piece": files.name, "duration_s": float(notes[:, 0].max() + notes[-1, 2]),
                          "notes": len(notes), "onsets": len(onset_frames), "noteheads": len(coords),
                          "audio": files.audio is not None})

@@ -54,6 +54,15 @@ class PieceFormatError(ValueError):
         super().__init__(f"{source}: {problem}")
 
 
+def note_onset_frames(notes: np.ndarray, fps: int = FPS) -> np.ndarray:
+    """The spectrogram frame of each note's onset: ``floor(onset s × fps)``, as the reference does.
+
+    A tiny epsilon keeps onsets that sit exactly on a frame boundary (0.25 s at 20 fps) from falling one
+    frame early after a float round trip through MIDI ticks.
+    """
+    return np.floor(np.asarray(notes, dtype=np.float64)[:, 0] * fps + 1e-9).astype(np.int64)
+
+
 def merge_onsets(
     onset_frames_of_notes: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,9 +116,8 @@ class Piece:
 
     def __post_init__(self) -> None:
         self._validate()
-        note_onset_frames = np.floor(self.notes[:, 0] * self.fps + 1e-9).astype(np.int64)
         self.onset_frames, self.onset_coords = merge_onsets(
-            note_onset_frames, self.coords, self.coord2onset
+            note_onset_frames(self.notes, self.fps), self.coords, self.coord2onset
         )
         if self.onset_frames[-1] >= self.n_frames:
             raise PieceFormatError(
