@@ -5,9 +5,9 @@
 
 Drives ``MSMDFollow-v0`` (``action_type="position"``) over the real MSMD sample in ``tests/fixtures`` with a
 :class:`~agents.supervised.follower.RegressorFollower` and times its ``act`` (observation → tensor, trunk,
-recurrent step, head, action) frame by frame; the environment's own step is not counted. Timed twice: with
-the score branch's first layers precomputed per piece (the follower's default; the precomputation is the
-``reset`` time) and without. The default model is the seed paper's size: the Figure-3 trunk and a 2 × 1024
+recurrent step, head, action) frame by frame; the environment's own step is not counted. Timed twice:
+incrementally (the follower's default: score features precomputed per piece — that is the ``reset`` time —
+and the spectrogram branch streamed one column per frame, :mod:`agents.sliding`) and plain. The default model is the seed paper's size: the Figure-3 trunk and a 2 × 1024
 LSTM, with random weights (the time does not depend on them; ``--checkpoint`` times a trained model instead).
 Also printed: where the plain path's time goes. The goal is ≤ 10 ms per frame on one core.
 """
@@ -66,14 +66,14 @@ def main() -> None:
     print(f"{model.describe()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"load average {load:.2f} on {os.cpu_count()} CPUs; piece {piece.name} ({piece.sheet_width} px)")
     medians = {}
-    for cached in (True, False):
-        follower = RegressorFollower(model, name="benchmark", cache_score_features=cached)
+    for incremental in (True, False):
+        follower = RegressorFollower(model, name="benchmark", incremental=incremental)
         act, reset_s, observations = time_follower(follower, env, piece, args.frames)
-        label = "cached score features" if cached else "plain"
+        label = "incremental" if incremental else "plain"
         medians[label] = float(np.median(act))
         print(f"act, {label + ':':23s}{summary(act)}  (reset {reset_s:.2f} s)")
-        if follower.cache_misses:
-            print(f"  warning: {follower.cache_misses} frames missed the score cache")
+        if follower.plain_frames:
+            print(f"  warning: {follower.plain_frames} frames took the plain path")
 
     # where the plain path's time goes, on the same observations
     spectrograms = [torch.from_numpy(o["spectrogram"]).unsqueeze(0) for o in observations]

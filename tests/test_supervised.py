@@ -163,15 +163,15 @@ def test_windows_are_the_environment_observations(short_pieces, toy_songs):
         observation, _, _, _, info = env.step(np.array([x], dtype=np.float32))
 
 
-@pytest.mark.parametrize("target, cached", [("relative", True), ("absolute", True), ("relative", False)])
-def test_follower_in_env_matches_batched_validation(short_pieces, toy_songs, target, cached):
+@pytest.mark.parametrize("target, incremental", [("relative", True), ("absolute", True), ("relative", False)])
+def test_follower_in_env_matches_batched_validation(short_pieces, toy_songs, target, incremental):
     model = tiny_model(seed=1, target=target)
     result = validate(model, toy_songs, jump_penalty=0.2)
     with torch.no_grad():
         positions = rollout(model, EpisodeBatch.of([full_episode(toy_songs[0])])).positions[0]
-    follower = RegressorFollower(model, name="tiny", cache_score_features=cached)
+    follower = RegressorFollower(model, name="tiny", incremental=incremental)
     xs = run_in_env(follower, short_pieces[0])
-    assert follower.cache_misses == 0  # the cached path was taken on every frame (when enabled)
+    assert follower.plain_frames == 0  # the incremental path was taken on every frame (when enabled)
     assert np.ptp(xs) > 10  # the follower moved: the comparison below is not trivial
     np.testing.assert_allclose(xs, np.clip(positions, 0, short_pieces[0].sheet_width), atol=1e-2)
     assert 0.0 <= result.tr <= 1.0 and np.isfinite(result.loss)
