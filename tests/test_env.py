@@ -197,7 +197,7 @@ def test_reset_starts_on_the_first_notehead_at_rest(toy_pieces):
     assert info["follower_x"] == float(piece.onset_x[0]) == info["true_x"]
     assert info["speed"] == 0.0 and info["error"] == 0.0 and info["onset"] and info["tracked"]
     expected_types = {"true_x": float, "follower_x": float, "error": float, "frame": int, "piece": str,
-                      "onset": bool, "speed": float, "tracked": bool}
+                      "onset": bool, "speed": float, "score_window_start": int, "tracked": bool}
     assert {key: type(value) for key, value in info.items()} == expected_types
 
 
@@ -314,6 +314,24 @@ def test_difference_channels_hold_the_change_since_the_previous_step(toy_pieces)
             np.testing.assert_allclose(current[key][1], current[key][0] - previous[key][0])
         previous = current
     assert np.abs(current["score"][1]).max() > 0  # the follower moved, so the score window changed
+
+
+def test_observe_speed_adds_the_followers_speed_and_info_names_the_window_start(toy_pieces):
+    from sfgym.envs.msmd_follow import prepare_score_strip
+
+    piece = toy_pieces[1]
+    env = MSMDFollowEnv([piece], observe_speed=True)
+    assert env.observation_space["speed"].shape == (1,)
+    observation, info = env.reset(seed=0)
+    assert observation["speed"].dtype == np.float32 and observation["speed"][0] == 0.0
+    strip = prepare_score_strip(piece.sheet).astype(np.float32) / 255.0
+    for action in (2, 2, 2, 1, 0, 2):  # +1, +1, +1, 0, -1, +1 px/frame
+        observation, _, _, _, info = env.step(action)
+        assert observation["speed"][0] == info["speed"]
+        assert env.observation_space.contains(observation)
+        start = info["score_window_start"]
+        np.testing.assert_allclose(observation["score"][0], strip[:, start : start + 256], atol=1e-6)
+    assert info["speed"] == 3.0
 
 
 def test_same_seed_gives_identical_observation_sequences(toy_pieces):

@@ -125,6 +125,10 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
     - With ``difference_channels=True`` each image has a second channel (``C = 2``): its
       difference to the previous step's image (zero after reset), bounded by ``[-10, 10]``
       (spectrogram) and ``[-1, 1]`` (score), as the reference's agents observed it.
+    - With ``observe_speed=True`` a third key, ``speed``: float32 ``(1,)``, the follower's own
+      speed in px/frame (unbounded). A velocity agent needs to know how fast it moves; the
+      difference channels show it in pixels, this states it (for agents whose trunk reads one
+      channel, e.g. one pre-trained by a supervised regressor).
 
     ## Rewards
 
@@ -166,6 +170,9 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
     - ``piece`` (str): the piece's name.
     - ``onset`` (bool): a merged onset falls on this frame.
     - ``speed`` (float): the follower's speed in px/frame.
+    - ``score_window_start`` (int): the score window's left edge, a column of the downscaled padded
+      strip (:func:`prepare_score_strip`) — what learning code that precomputes the score side
+      needs to look a window up.
     - ``tracked`` (bool): ``error <= reward_threshold``.
 
     ## Arguments
@@ -187,6 +194,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
     | `actions`             | sequence of float            | `(-1.0, 0.0, 1.0)`  | speed changes of the discrete actions, px/frame |
     | `action_type`         | str                          | `"discrete"`        | `"discrete"`, `"continuous"` or `"position"` |
     | `difference_channels` | bool                         | `False`             | add the difference to the previous observation as a second channel |
+    | `observe_speed`       | bool                         | `False`             | add the follower's speed to the observation (key `speed`) |
     | `max_episode_steps`   | int or None                  | `None`              | truncate after this many steps (``gym.make``'s own keyword of that name adds a ``TimeLimit`` wrapper instead, to the same effect) |
     | `render_mode`         | str or None                  | `None`              | `"rgb_array"` or `"human"` (pygame window) |
 
@@ -216,6 +224,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         actions: Sequence[float] = (-1.0, 0.0, 1.0),
         action_type: str = "discrete",
         difference_channels: bool = False,
+        observe_speed: bool = False,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
     ):
@@ -228,6 +237,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         self.actions = tuple(float(a) for a in actions)
         self.action_type = action_type
         self.difference_channels = bool(difference_channels)
+        self.observe_speed = bool(observe_speed)
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode
 
@@ -263,6 +273,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         self._frame = 0
         self._x = 0.0
         self._speed = 0.0
+        self._score_start = 0
         self._steps = 0
         self._episode_over = True
         self._last_reward = 0.0
@@ -301,6 +312,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         self._frame = piece.first_onset_frame
         self._x = float(piece.onset_x[0])
         self._speed = 0.0
+        self._score_start = 0
         self._steps = 0
         self._episode_over = False
         self._last_reward = 0.0
@@ -397,6 +409,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
             spectrogram[0, :, -first:] = prepared.piece.spectrogram[:, : self._frame]
         start = math.floor((self._x + self._window_offset) * self.score_factor)
         start = min(max(start, 0), prepared.score.shape[1] - self._out_columns)
+        self._score_start = start
         score = prepared.score[np.newaxis, :, start : start + self._out_columns].astype(np.float32)
         score *= np.float32(1.0 / 255.0)  # exact at 0 and 255, so the window stays within [0, 1]
         current = {"spectrogram": spectrogram, "score": score}
@@ -404,6 +417,8 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
             previous = current if self._previous is None else self._previous
             self._previous = current
             current = {key: _with_difference(image, previous[key]) for key, image in current.items()}
+        if self.observe_speed:
+            current["speed"] = np.array([self._speed], dtype=np.float32)
         self._last_observation = current
         return current
 
@@ -419,6 +434,7 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
             "piece": prepared.piece.name,
             "onset": bool(prepared.is_onset[self._frame]),
             "speed": self._speed,
+            "score_window_start": self._score_start,
             "tracked": error <= self.reward_threshold,
         }
 
@@ -453,6 +469,8 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
                 boxes[key] = spaces.Box(low, np.full((2, *shape), high, dtype=np.float32), dtype=np.float32)
             else:
                 boxes[key] = spaces.Box(0.0, high, shape=(1, *shape), dtype=np.float32)
+        if self.observe_speed:
+            boxes["speed"] = spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
         return spaces.Dict(boxes)
 
     # ------------------------------------------------------------------ validation
