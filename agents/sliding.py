@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from agents.networks import MultimodalTrunk
+
 _ELEMENTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Identity, nn.Dropout)
 
 
@@ -186,4 +188,78 @@ class StreamingBranch:
         return self._final[..., self.form.output_columns].reshape(1, -1)
 
 
-__all__ = ["StreamingBranch", "branch_at_every_window"]
+
+
+# ---------------------------------------------------------------------------- the whole trunk
+@torch.no_grad()
+def score_features_every_start(trunk: MultimodalTrunk, strip: torch.Tensor) -> torch.Tensor:
+    """``(S - W + 1, features)``: the score branch (with its dense layer) for the window starting at
+    every column of ``strip`` (``(rows, S)`` float, the values of the score observation; W = the
+    window's columns)."""
+    return branch_at_every_window(trunk.score_convs, strip.reshape(1, *strip.shape),
+                                  trunk.config.score_shape[-1], head=trunk.score_dense)
+
+
+@torch.no_grad()
+def spectrogram_features_every_frame(trunk: MultimodalTrunk, spectrogram: torch.Tensor) -> torch.Tensor:
+    """``(T + 1, features)``: row ``f`` is the spectrogram branch (with its dense layer) on the window
+    the environment shows at frame ``f`` — frames ``f - W .. f - 1``, zeros before the first."""
+    window = trunk.config.spectrogram_shape[-1]
+    padded = F.pad(spectrogram.reshape(1, *spectrogram.shape), (window, 0))
+    return branch_at_every_window(trunk.spectrogram_convs, padded, window, head=trunk.spectrogram_dense)
+
+
+class IncrementalTrunk:
+    """A :class:`~agents.networks.MultimodalTrunk` that follows one piece, frame by frame, cheaply.
+
+    At :meth:`reset` the score branch runs once for every window position of the piece's strip;
+    each call then looks the score features up and streams the spectrogram branch one frame on
+    (:class:`StreamingBranch`). The result is the trunk's own output; an observation that is not the
+    expected strip slice, or a spectrogram window that did not move by exactly one frame, takes the
+    plain trunk (counted in :attr:`plain_frames`) or restarts the stream.
+
+    Args:
+        trunk: the trunk (inference only; its weights are used, not copied).
+    """
+
+    def __init__(self, trunk: MultimodalTrunk):
+        self.trunk = trunk
+        self.plain_frames = 0
+        self._strip: torch.Tensor | None = None
+        self._score_features: torch.Tensor | None = None
+        self._stream = StreamingBranch(trunk.spectrogram_convs, trunk.config.spectrogram_shape)
+        self._last_spectrogram: torch.Tensor | None = None
+
+    def reset(self, strip: torch.Tensor) -> None:
+        """Start a piece whose score windows are slices of ``strip`` (``(rows, S)`` float, as observed)."""
+        self._strip = strip
+        self._score_features = score_features_every_start(self.trunk, strip)
+        self._last_spectrogram = None
+
+    @torch.no_grad()
+    def __call__(self, spectrogram: torch.Tensor, score: torch.Tensor, start: int) -> torch.Tensor:
+        """The trunk's ``(1, features)`` for one observation (``(1, C, H, W)`` tensors) whose score
+        window starts at strip column ``start``."""
+        if self._strip is None:
+            raise RuntimeError("IncrementalTrunk: call reset(strip) before the first frame")
+        columns = self.trunk.config.score_shape[-1]
+        expected = self._strip[:, start : start + columns]
+        # (within rounding: the environment divides by 255 in numpy, which may round the last bit differently)
+        if expected.shape != score.shape[2:] or not torch.allclose(expected, score[0, 0], rtol=0.0, atol=1e-6):
+            self.plain_frames += 1
+            self._last_spectrogram = None
+            return self.trunk(spectrogram, score)
+        window = spectrogram[0]
+        previous = self._last_spectrogram
+        if previous is not None and torch.equal(window[..., :-1], previous[..., 1:]):
+            spectrogram_flat = self._stream.push(window[..., -1:])  # the usual case: one frame on
+        else:
+            spectrogram_flat = self._stream.start(window)
+        self._last_spectrogram = window
+        spectrogram_features = self.trunk.spectrogram_dense(spectrogram_flat)
+        score_features = self._score_features[start : start + 1]
+        return self.trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
+
+
+__all__ = ["IncrementalTrunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",
+           "spectrogram_features_every_frame"]

@@ -63,3 +63,36 @@ def test_unsupported_layers_are_refused():
         branch_at_every_window(nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)), torch.rand(1, 10, 20), 10)
     with pytest.raises(RuntimeError, match="before push"):
         StreamingBranch(nn.Sequential(nn.Conv2d(1, 4, 3)), (1, 10, 10)).push(torch.rand(1, 10))
+
+
+def test_feature_tables_are_what_the_trunk_gives_on_the_environments_windows(trunk, toy_pieces):
+    from agents.sliding import IncrementalTrunk, score_features_every_start, spectrogram_features_every_frame
+    from sfgym.envs import MSMDFollowEnv
+    from sfgym.envs.msmd_follow import prepare_score_strip
+
+    piece = toy_pieces[1]
+    env = MSMDFollowEnv([piece])
+    strip = torch.from_numpy(prepare_score_strip(piece.sheet)).float() / 255.0
+    spectrogram_table = spectrogram_features_every_frame(trunk, torch.from_numpy(piece.spectrogram))
+    score_table = score_features_every_start(trunk, strip)
+    assert spectrogram_table.shape[0] == piece.n_frames + 1
+    incremental = IncrementalTrunk(trunk)
+    incremental.reset(strip)
+    observation, info = env.reset(seed=0)
+    for action in [2] * 6 + [1] * 20:
+        spectrogram = torch.from_numpy(observation["spectrogram"])[None]
+        score = torch.from_numpy(observation["score"])[None]
+        with torch.no_grad():
+            expected_spectrogram = trunk.spectrogram_dense(trunk.spectrogram_convs(spectrogram))[0]
+            expected_score = trunk.score_dense(trunk.score_convs(score))[0]
+            expected = trunk(spectrogram, score)
+        torch.testing.assert_close(spectrogram_table[info["frame"]], expected_spectrogram, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(score_table[info["score_window_start"]], expected_score, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(incremental(spectrogram, score, info["score_window_start"]), expected,
+                                   rtol=1e-5, atol=1e-5)
+        observation, _, _, _, info = env.step(action)
+    assert incremental.plain_frames == 0
+    # a window that is not the strip's slice at that start is computed plainly, and counted
+    torch.testing.assert_close(incremental(spectrogram, score.flip(-1), info["score_window_start"]),
+                               trunk(spectrogram, score.flip(-1)), rtol=1e-5, atol=1e-5)
+    assert incremental.plain_frames == 1

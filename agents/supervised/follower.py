@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.sliding import StreamingBranch, branch_at_every_window
+from agents.sliding import IncrementalTrunk
 from agents.supervised.model import PositionRegressor, RecurrentState
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
@@ -48,12 +48,8 @@ class RegressorFollower(Follower):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.name = name or f"{model.config.cell}_{model.config.target}"
-        self.incremental = incremental
-        self.plain_frames = 0  # frames of the incremental follower that had to take the plain path
-        self._strip: torch.Tensor | None = None
-        self._score_features: torch.Tensor | None = None  # (window starts, features): score_dense per start
-        self._spectrogram_stream: StreamingBranch | None = None
-        self._last_spectrogram: torch.Tensor | None = None
+        self.incremental = IncrementalTrunk(self.model.trunk) if incremental else None
+        self._strip_columns = 0
         self._state: RecurrentState | None = None
         self._width: float | None = None
         self._x: float | None = None
@@ -63,16 +59,12 @@ class RegressorFollower(Follower):
         self._state = self.model.initial_state(1, self.device)
         self._width = float(piece.sheet_width)
         self._x = float(piece.onset_x[0])
-        if self.incremental:
-            from agents.supervised.data import SCORE_COLUMNS, prepare_song
+        if self.incremental is not None:
+            from agents.supervised.data import prepare_song
 
-            trunk = self.model.trunk
-            self._strip = prepare_song(piece).score.to(self.device, torch.float32) / 255.0  # as observed
-            with torch.inference_mode():
-                self._score_features = branch_at_every_window(
-                    trunk.score_convs, self._strip[None], SCORE_COLUMNS, head=trunk.score_dense)
-            self._spectrogram_stream = StreamingBranch(trunk.spectrogram_convs, self.model.spectrogram_shape)
-            self._last_spectrogram = None
+            strip = prepare_song(piece).score.to(self.device, torch.float32) / 255.0  # as observed
+            self._strip_columns = strip.shape[1]
+            self.incremental.reset(strip)
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         if self._state is None:
@@ -82,9 +74,7 @@ class RegressorFollower(Follower):
         # The window the environment showed is centred on its follower_x; fall back to our own track.
         centre = float(info.get("follower_x", self._x))
         with torch.inference_mode():
-            features = self._incremental_features(spectrogram, score, centre)
-            if features is None:
-                features = self.model.trunk(spectrogram, score)
+            features = self._features(spectrogram, score, centre)
             output, self._state = self.model.advance(features, self._state)
         output = float(output[0])
         if self.model.config.target == "relative":
@@ -95,32 +85,20 @@ class RegressorFollower(Follower):
         # float64: the environment uses a Box action at the precision it is given
         return np.array([self._x / self._width], dtype=np.float64)
 
-    def _incremental_features(self, spectrogram: torch.Tensor, score: torch.Tensor,
-                              centre: float) -> torch.Tensor | None:
-        """The trunk's output from the per-piece score features and the spectrogram stream, or ``None``
-        if the observation is not what they hold (then the caller runs the plain trunk)."""
-        if not self.incremental:
-            return None
+    @property
+    def plain_frames(self) -> int:
+        """Frames of the incremental follower that had to take the plain path (0 when all went well)."""
+        return 0 if self.incremental is None else self.incremental.plain_frames
+
+    def _features(self, spectrogram: torch.Tensor, score: torch.Tensor, centre: float) -> torch.Tensor:
+        """The trunk's output for an observation whose score window is centred on ``centre``."""
+        if self.incremental is None:
+            return self.model.trunk(spectrogram, score)
         from agents.supervised.data import SCORE_COLUMNS, score_window_start
 
         start = int(score_window_start(torch.tensor([centre]))[0])
-        start = min(max(start, 0), self._strip.shape[1] - SCORE_COLUMNS)
-        # (within rounding: the environment divides by 255 in numpy, which may round the last bit differently)
-        if not torch.allclose(self._strip[:, start : start + SCORE_COLUMNS], score[0, 0], rtol=0.0, atol=1e-6):
-            self.plain_frames += 1
-            self._last_spectrogram = None
-            return None
-        trunk = self.model.trunk
-        window = spectrogram[0]
-        previous = self._last_spectrogram
-        if previous is not None and torch.equal(window[..., :-1], previous[..., 1:]):
-            spectrogram_flat = self._spectrogram_stream.push(window[..., -1:])  # the usual case: one frame on
-        else:
-            spectrogram_flat = self._spectrogram_stream.start(window)
-        self._last_spectrogram = window
-        spectrogram_features = trunk.spectrogram_dense(spectrogram_flat)
-        score_features = self._score_features[start : start + 1]
-        return trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
+        start = min(max(start, 0), self._strip_columns - SCORE_COLUMNS)
+        return self.incremental(spectrogram, score, start)
 
     def _tensor(self, observation: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> torch.Tensor:
         array = np.asarray(observation[key], dtype=np.float32)
