@@ -273,6 +273,56 @@ def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_da
     assert trajectory.piece == "toy_b" and len(trajectory.frames) >= 2
 
 
+def test_frozen_trunk_training_looks_features_up_and_saves_an_ordinary_image_model(tmp_path, toy_dataset,
+                                                                                   toy_pieces):
+    """``frozen_trunk: true``: the policy heads train on tabled trunk features; what is saved is an
+    image-observation model with the supervised trunk, acting exactly as the tabled policy did."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.rl.frozen_trunk import FrozenTrunkObservations, TrunkFeatureTables
+
+    env_kwargs = {"observe_speed": True}
+    observation_space = MSMDFollowEnv(data=toy_pieces, **env_kwargs).observation_space
+    weights = _supervised_checkpoint(tmp_path / "supervised.pt", observation_space, features=32, width=0.25)
+    run = tmp_path / "run"
+    assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run),
+                        "--init-from", str(tmp_path / "supervised.pt"), "--set", "frozen_trunk=true",
+                        "--set", "env.observe_speed=true"])) == 0
+    follower = load_follower(run / "final_model.zip")
+    policy = follower.model.policy
+    assert isinstance(policy.features_extractor, TrunkExtractor)
+    assert _trunk_equals(policy.features_extractor.trunk, weights)  # frozen: exactly the supervised trunk
+    initial = build_model(load_config(TINY, ["env.observe_speed=true"]),
+                          DummyVecEnv([lambda: MSMDFollowEnv(data=toy_pieces, **env_kwargs)])).policy
+    assert not torch.equal(initial.action_net.weight, policy.action_net.weight)  # the heads learned
+
+    # the image policy (plain predict and the follower's incremental path) sees what the tabled one saw
+    tables = TrunkFeatureTables(policy.features_extractor.trunk)
+    tabled_env = FrozenTrunkObservations(MSMDFollowEnv(data=toy_pieces, **env_kwargs), tables)
+    image_env = MSMDFollowEnv(data=toy_pieces, **env_kwargs)
+    tabled, _ = tabled_env.reset(seed=0, options={"piece": "toy_b"})
+    image, info = image_env.reset(seed=0, options={"piece": "toy_b"})
+    follower.reset(toy_pieces[1], seed=0)
+    for action in [2, 2, 2, 1, 1, 0, 1, 2, 1, 1]:
+        with torch.no_grad():
+            tensors = {key: torch.from_numpy(value)[None] for key, value in image.items()}
+            from_images = policy.extract_features(tensors, policy.features_extractor)
+        expected = np.concatenate([tabled["trunk"], tabled["speed"] * 0.1])
+        np.testing.assert_allclose(from_images[0].numpy(), expected, rtol=1e-4, atol=1e-5)
+        assert follower.act(image, info) == int(follower.model.predict(image, deterministic=True)[0])
+        tabled, *_ = tabled_env.step(action)
+        image, _, _, _, info = image_env.step(action)
+    assert follower._incremental is not None and follower._incremental.plain_frames == 0
+
+
+def test_frozen_trunk_needs_a_supervised_trunk_and_the_speed(tmp_path):
+    raw = _tiny_raw()
+    with pytest.raises(ValueError, match="frozen_trunk needs init_from"):
+        config_from_dict({**raw, "frozen_trunk": True, "env": {"observe_speed": True}}, "tiny")
+    with pytest.raises(ValueError, match="observe_speed"):
+        config_from_dict({**raw, "frozen_trunk": True, "init_from": str(tmp_path / "x.pt")}, "tiny")
+
+
 def test_time_budget_stops_training_and_still_saves(tmp_path, toy_dataset):
     run = tmp_path / "run"
     assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -51,11 +51,13 @@ class TrackingEvalCallback(BaseCallback):
         metadata: stored in saved models (see :func:`agents.rl.follower.save_model`).
         deterministic: greedy actions (default) or sampled ones.
         seed: the seed of every evaluation episode.
+        deployable: turns the training model into the model that is evaluated and saved (for
+            ``frozen_trunk`` runs: :func:`agents.rl.frozen_trunk.export_image_model`); default: itself.
     """
 
     def __init__(self, pieces: Sequence[Piece], run_dir: str | Path, every_steps: int,
                  env_kwargs: dict[str, Any], metadata: dict[str, Any], deterministic: bool = True, seed: int = 0,
-                 verbose: int = 0):
+                 deployable: Callable[[Any], Any] | None = None, verbose: int = 0):
         super().__init__(verbose)
         if not pieces:
             raise ValueError("TrackingEvalCallback: no evaluation pieces")
@@ -66,6 +68,7 @@ class TrackingEvalCallback(BaseCallback):
         self.metadata = metadata
         self.deterministic = deterministic
         self.seed = seed
+        self.deployable = deployable or (lambda model: model)
         self.rows: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
         self._next_evaluation = 0
@@ -88,7 +91,8 @@ class TrackingEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, Any]:
         """Evaluate the current model now; returns the aggregated metrics."""
-        follower = RLFollower(self.model, name="valid", stochastic=not self.deterministic, env_kwargs=self.env_kwargs)
+        model = self.deployable(self.model)
+        follower = RLFollower(model, name="valid", stochastic=not self.deterministic, env_kwargs=self.env_kwargs)
         summary = aggregate(evaluate_follower(follower, self.pieces, seed=self.seed))
         row = {"step": self.num_timesteps, "wall_s": round(time.time() - self._start_time, 1), **summary}
         self.rows.append(row)
@@ -99,7 +103,7 @@ class TrackingEvalCallback(BaseCallback):
             self.logger.record(f"eval/{key}", summary[key])
         if self._is_best(row):
             self.best = row
-            save_model(self.model, self.run_dir / BEST_MODEL, self.metadata)
+            save_model(model, self.run_dir / BEST_MODEL, self.metadata)
             atomic_write_bytes(self.run_dir / BEST_JSON, (json.dumps(row, indent=2, default=float) + "\n").encode())
         self.logger.record("eval/best_tr", self.best["tr"])
         write_curve_csv(self.run_dir / CURVE_CSV, self.rows)
@@ -120,8 +124,10 @@ class TrackingEvalCallback(BaseCallback):
 class AtomicCheckpointCallback(BaseCallback):
     """Save ``checkpoints/step_<N>.zip`` every ``every_steps`` (atomically, unlike SB3's own)."""
 
-    def __init__(self, run_dir: str | Path, every_steps: int, metadata: dict[str, Any], verbose: int = 0):
+    def __init__(self, run_dir: str | Path, every_steps: int, metadata: dict[str, Any],
+                 deployable: Callable[[Any], Any] | None = None, verbose: int = 0):
         super().__init__(verbose)
+        self.deployable = deployable or (lambda model: model)
         self.directory = Path(run_dir) / "checkpoints"
         self.every_steps = int(every_steps)
         self.metadata = metadata
@@ -129,7 +135,7 @@ class AtomicCheckpointCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         if self.every_steps and self.num_timesteps >= self._next:
-            path = save_model(self.model, self.directory / f"step_{self.num_timesteps:09d}.zip", self.metadata)
+            path = save_model(self.deployable(self.model), self.directory / f"step_{self.num_timesteps:09d}.zip", self.metadata)
             while self._next <= self.num_timesteps:
                 self._next += self.every_steps
             if self.verbose:

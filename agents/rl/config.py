@@ -22,6 +22,8 @@ against the algorithm's constructor), the environment's keyword arguments (check
     checkpoint_every_steps: 200000
     init_from: null           # supervised checkpoint whose trunk initializes the policy's
     freeze_trunk_steps: 0     # keep that trunk frozen for the first N steps
+    frozen_trunk: false       # keep it frozen for the whole run, its features looked up per piece
+                              # (agents.rl.frozen_trunk: ~100x faster steps on a CPU)
     progress_bar: true
 
 Every unknown key is an error that names the key, where it is and the file.
@@ -120,6 +122,7 @@ class RLConfig:
     checkpoint_every_steps: int = 0
     init_from: str | None = None
     freeze_trunk_steps: int = 0
+    frozen_trunk: bool = False
     progress_bar: bool = True
     source: str = "<memory>"
     """The file the config came from (for error messages); not a YAML key."""
@@ -235,6 +238,17 @@ def _check_values(config: RLConfig) -> None:
     if config.env.get("action_type", "discrete") != "discrete":
         raise ValueError(f"{source}: env.action_type must be 'discrete' for the RL velocity agents, "
                          f"got {config.env['action_type']!r}")
+    if config.frozen_trunk:
+        if not config.init_from:
+            raise ValueError(f"{source}: frozen_trunk needs init_from (the supervised checkpoint whose trunk is frozen)")
+        if config.algorithm == "recurrent_ppo":
+            raise ValueError(f"{source}: frozen_trunk supports ppo and a2c, not recurrent_ppo")
+        if config.env.get("difference_channels") or not config.env.get("observe_speed"):
+            raise ValueError(f"{source}: frozen_trunk needs env.observe_speed: true and env.difference_channels: "
+                             "false (a supervised trunk reads single-channel images; the speed comes separately)")
+        if config.freeze_trunk_steps:
+            raise ValueError(f"{source}: frozen_trunk keeps the trunk frozen for the whole run; "
+                             "drop freeze_trunk_steps")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RLConfig:

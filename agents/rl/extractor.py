@@ -22,6 +22,16 @@ from agents.networks import MultimodalTrunk, TrunkConfig
 
 SPECTROGRAM_KEY = "spectrogram"
 SCORE_KEY = "score"
+SPEED_KEY = "speed"
+SPEED_SCALE = 0.1
+"""The follower's speed (px/frame, typically 0..20) enters the policy multiplied by this."""
+
+
+def append_speed(features: torch.Tensor, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``features`` with the scaled speed appended, when the observation has it (``observe_speed``)."""
+    if SPEED_KEY not in observations:
+        return features
+    return torch.cat([features, observations[SPEED_KEY].reshape(-1, 1) * SPEED_SCALE], dim=1)
 
 
 class TrunkExtractor(BaseFeaturesExtractor):
@@ -29,7 +39,8 @@ class TrunkExtractor(BaseFeaturesExtractor):
 
     The input shapes come from the observation space (so the environment's window sizes and
     ``difference_channels`` need no second setting); the remaining trunk settings are keyword
-    arguments, set from the ``trunk`` section of an RL config.
+    arguments, set from the ``trunk`` section of an RL config. With the environment's
+    ``observe_speed`` the follower's speed (× :data:`SPEED_SCALE`) is appended to the trunk's features.
 
     Args:
         observation_space: the environment's ``Dict`` observation space.
@@ -50,11 +61,11 @@ class TrunkExtractor(BaseFeaturesExtractor):
             score_shape=tuple(observation_space[SCORE_KEY].shape),
             features=int(features), dropout=float(dropout), width=float(width),
         )
-        super().__init__(observation_space, features_dim=config.features)
+        super().__init__(observation_space, features_dim=config.features + int(SPEED_KEY in observation_space.spaces))
         self.trunk = MultimodalTrunk(config)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.trunk(observations[SPECTROGRAM_KEY], observations[SCORE_KEY])
+        return append_speed(self.trunk(observations[SPECTROGRAM_KEY], observations[SCORE_KEY]), observations)
 
 
 def policy_trunks(policy: nn.Module) -> Iterator[MultimodalTrunk]:

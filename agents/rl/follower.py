@@ -83,6 +83,10 @@ class RLFollower(Follower):
 
     A recurrent policy keeps its LSTM state across ``act`` calls; :meth:`reset` clears it.
 
+    A feed-forward policy whose trunk reads single-channel images runs its trunk incrementally
+    (:class:`~agents.sliding.IncrementalTrunk`: score features per piece, the spectrogram branch
+    streamed), the policy's own output at a fraction of the cost; other policies run SB3's ``predict``.
+
     Args:
         model: a loaded SB3 model.
         name: shown in tables and legends.
@@ -103,6 +107,8 @@ class RLFollower(Follower):
         self._lstm_state: tuple[np.ndarray, ...] | None = None
         self._episode_start = np.ones((1,), dtype=bool)
         self._rng_state = torch.Generator().manual_seed(0).get_state()
+        self._incremental = None if self.recurrent else _incremental_trunk(model.policy)
+        self._incremental_ready = False
 
     def reset_seed(self, seed: int) -> None:
         """Seed the sampling of stochastic actions."""
@@ -113,27 +119,67 @@ class RLFollower(Follower):
         self._episode_start = np.ones((1,), dtype=bool)
         if seed is not None:
             self.reset_seed(seed)
+        self._incremental_ready = False
+        if self._incremental is not None and piece is not None:
+            from sfgym.envs.msmd_follow import prepare_score_strip
+
+            strip = prepare_score_strip(piece.sheet, tuple(self.env_kwargs.get("score_window", (160, 512))),
+                                        float(self.env_kwargs.get("score_factor", 0.5)))
+            self._incremental.reset(torch.from_numpy(strip).to(self.model.policy.device, torch.float32) / 255.0)
+            self._incremental_ready = True
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any] | None = None) -> int:
         deterministic = not self.stochastic
         if deterministic:
-            action, state = self._predict(observation, deterministic=True)
+            action, state = self._predict(observation, info, deterministic=True)
         else:
             # SB3 samples with the global torch generator: run it on this follower's own state.
             with torch.random.fork_rng(devices=[]):
                 torch.random.default_generator.set_state(self._rng_state)
-                action, state = self._predict(observation, deterministic=False)
+                action, state = self._predict(observation, info, deterministic=False)
                 self._rng_state = torch.random.default_generator.get_state()
         if self.recurrent:
             self._lstm_state = state
             self._episode_start = np.zeros((1,), dtype=bool)
         return int(np.asarray(action).reshape(-1)[0])
 
-    def _predict(self, observation, deterministic: bool):
+    def _predict(self, observation, info, deterministic: bool):
+        if self._incremental_ready and info is not None and "score_window_start" in info:
+            return self._predict_incrementally(observation, info["score_window_start"], deterministic), None
         if self.recurrent:
             return self.model.predict(observation, state=self._lstm_state, episode_start=self._episode_start,
                                       deterministic=deterministic)
         return self.model.predict(observation, deterministic=deterministic)
+
+
+    @torch.no_grad()
+    def _predict_incrementally(self, observation, score_start: int, deterministic: bool) -> int:
+        """What ``predict`` gives, with the trunk computed by :class:`~agents.sliding.IncrementalTrunk`."""
+        from agents.rl.extractor import SCORE_KEY, SPECTROGRAM_KEY, append_speed
+
+        policy = self.model.policy
+        policy.set_training_mode(False)
+        tensors = {key: torch.as_tensor(np.asarray(value, dtype=np.float32), device=policy.device)[None]
+                   for key, value in observation.items()}
+        features = self._incremental(tensors[SPECTROGRAM_KEY], tensors[SCORE_KEY], int(score_start))
+        latent = policy.mlp_extractor.forward_actor(append_speed(features, tensors))
+        return int(policy._get_action_dist_from_latent(latent).get_actions(deterministic=deterministic)[0])
+
+
+def _incremental_trunk(policy):
+    """An :class:`~agents.sliding.IncrementalTrunk` for an actor-critic policy on single-channel images,
+    or ``None`` when the policy is of another kind."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from agents.rl.extractor import TrunkExtractor
+    from agents.sliding import IncrementalTrunk
+
+    extractor = getattr(policy, "pi_features_extractor", None)
+    if not isinstance(policy, ActorCriticPolicy) or not isinstance(extractor, TrunkExtractor):
+        return None
+    if extractor.trunk.config.spectrogram_shape[0] != 1:  # difference channels do not stream as a strip slice
+        return None
+    return IncrementalTrunk(extractor.trunk)
 
 
 def load_follower(path: str | Path, *, stochastic: bool = False, device: str | torch.device = "cpu",

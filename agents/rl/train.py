@@ -15,7 +15,9 @@ Every model file loads as a follower with :func:`agents.rl.load_follower`.
 Hybrid training: ``--init-from SUPERVISED_CHECKPOINT`` copies a supervised follower's trunk into the
 policy's features extractor before the first step, and ``--freeze-trunk-steps N`` keeps it fixed
 for the first N steps, so that the freshly initialized heads do not wreck it with their first,
-noisy gradients.
+noisy gradients. ``frozen_trunk: true`` keeps it fixed for the whole run and trains the heads on
+its features looked up per piece (:mod:`agents.rl.frozen_trunk`); the saved models are ordinary
+image-observation models all the same.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import yaml
 
 from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, TimeBudgetCallback,
                                  TrackingEvalCallback)
-from agents.rl.config import RLConfig, algorithm_class, load_config, policy_name
+from agents.rl.config import RLConfig, algorithm_class, policy_name
 from agents.rl.extractor import TrunkExtractor, check_trunk_settings, load_supervised_trunk
 from agents.rl.follower import save_model
 from sfgym.data.msmd import atomic_write_bytes
@@ -68,11 +70,12 @@ def load_pieces(data: Path, split: str, max_pieces: int | None = None) -> list[P
     return load_split(split_dir, names, progress=False)
 
 
-def make_training_env(config: RLConfig, data: Path):
+def make_training_env(config: RLConfig, data: Path, tables=None):
     """``n_envs`` seeded, Monitor-wrapped copies of the environment on the train split.
 
     ``dummy``: all envs in this process, sharing one list of pieces. ``subproc``: one process per
-    env, each loading the split itself (pieces are not shipped through pipes).
+    env, each loading the split itself (pieces are not shipped through pipes). With ``tables`` (a
+    :class:`~agents.rl.frozen_trunk.TrunkFeatureTables`), every env observes the frozen trunk's features.
     """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -85,17 +88,26 @@ def make_training_env(config: RLConfig, data: Path):
     else:
         env_kwargs = {**config.env, "data": str(data), "split": "train"}
         vec_env_cls = SubprocVecEnv
+    wrapper = {}
+    if tables is not None:
+        from agents.rl.frozen_trunk import FrozenTrunkObservations
+
+        wrapper = {"wrapper_class": FrozenTrunkObservations, "wrapper_kwargs": {"tables": tables}}
     return make_vec_env(MSMDFollowEnv, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
-                        vec_env_cls=vec_env_cls)
+                        vec_env_cls=vec_env_cls, **wrapper)
 
 
-def build_model(config: RLConfig, env, tensorboard_log: str | None = None):
-    """The SB3 model of ``config`` on ``env``, its features extractor the shared trunk."""
+def build_model(config: RLConfig, env, tensorboard_log: str | None = None, tabled_trunk: bool = False):
+    """The SB3 model of ``config`` on ``env``, its features extractor the shared trunk (or, with
+    ``tabled_trunk``, the pass-through extractor on a frozen trunk's looked-up features)."""
     kwargs = config.algorithm_kwargs()
-    kwargs["policy_kwargs"].update(
-        features_extractor_class=TrunkExtractor,
-        features_extractor_kwargs=dataclasses.asdict(config.trunk),
-    )
+    if tabled_trunk:
+        from agents.rl.frozen_trunk import TrunkFeaturesExtractor
+
+        kwargs["policy_kwargs"].update(features_extractor_class=TrunkFeaturesExtractor)
+    else:
+        kwargs["policy_kwargs"].update(features_extractor_class=TrunkExtractor,
+                                       features_extractor_kwargs=dataclasses.asdict(config.trunk))
     cls = algorithm_class(config.algorithm)
     return cls(policy_name(config.algorithm), env, seed=config.seed, device=config.device,
                tensorboard_log=tensorboard_log, verbose=0, **kwargs)
@@ -104,7 +116,7 @@ def build_model(config: RLConfig, env, tensorboard_log: str | None = None):
 def model_metadata(config: RLConfig) -> dict[str, Any]:
     """What :func:`agents.rl.follower.load_follower` needs besides the weights."""
     return {"algorithm": config.algorithm, "env": config.env, "trunk": dataclasses.asdict(config.trunk),
-            "init_from": config.init_from, "seed": config.seed}
+            "init_from": config.init_from, "frozen_trunk": config.frozen_trunk, "seed": config.seed}
 
 
 def default_run_dir(config: RLConfig) -> Path:
@@ -139,19 +151,23 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
     evaluation = config.evaluation
     eval_pieces = load_pieces(data, evaluation.split, evaluation.max_pieces)
     tensorboard_log = str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
-    env = make_training_env(config, data)
+    deployable, tables = None, None
+    if config.frozen_trunk:
+        deployable, tables = _frozen_trunk_setup(config, eval_pieces)
+    env = make_training_env(config, data, tables)
     try:
-        model = build_model(config, env, tensorboard_log)
-        if config.init_from:
+        model = build_model(config, env, tensorboard_log, tabled_trunk=config.frozen_trunk)
+        if config.init_from and not config.frozen_trunk:
             load_supervised_trunk(model.policy, config.init_from)
         metadata = model_metadata(config)
         callbacks = [
             TrackingEvalCallback(eval_pieces, run_dir, every_steps=evaluation.every_steps, env_kwargs=config.env,
                                  metadata=metadata, deterministic=evaluation.deterministic, seed=config.seed,
-                                 verbose=1),
+                                 deployable=deployable, verbose=1),
         ]
         if config.checkpoint_every_steps:
-            callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_every_steps, metadata))
+            callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_every_steps, metadata,
+                                                      deployable=deployable))
         if config.freeze_trunk_steps:
             callbacks.append(FreezeTrunkCallback(config.freeze_trunk_steps, verbose=1))
         if config.max_minutes:
@@ -160,7 +176,7 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
         start = time.time()
         model.learn(total_timesteps=config.total_timesteps, callback=callbacks, progress_bar=config.progress_bar,
                     tb_log_name="run")
-        save_model(model, run_dir / FINAL_MODEL, metadata)
+        save_model(model if deployable is None else deployable(model), run_dir / FINAL_MODEL, metadata)
     finally:
         env.close()
 
@@ -169,6 +185,27 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
                "best": evaluator.best, "final": evaluator.rows[-1]}
     atomic_write_bytes(run_dir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
     return summary
+
+
+def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
+    """For ``frozen_trunk``: the function that turns the tabled model into an image model, and the tables.
+
+    The image model (built on an environment of one evaluation piece, with the supervised trunk
+    loaded) is made once; each export copies the current heads into it.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.rl.extractor import policy_trunks
+    from agents.rl.frozen_trunk import TrunkFeatureTables, export_image_model
+    from sfgym.envs import MSMDFollowEnv
+
+    image_env = DummyVecEnv([lambda: MSMDFollowEnv(data=pieces[:1], **config.env)])
+    image_model = build_model(config, image_env)
+    load_supervised_trunk(image_model.policy, config.init_from)
+    trunk = next(policy_trunks(image_model.policy))
+    env = image_env.envs[0].unwrapped
+    tables = TrunkFeatureTables(trunk, score_window=env.score_window, score_factor=env.score_factor)
+    return (lambda model: export_image_model(model, image_model)), tables
 
 
 # ---------------------------------------------------------------------------- command line
@@ -197,25 +234,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--set hyperparameters.n_steps=32")
 
 
-def config_with_overrides(config: RLConfig, args: argparse.Namespace) -> RLConfig:
-    """Apply the command-line overrides of :func:`add_arguments` to a config."""
-    overrides = {name: getattr(args, name, None) for name in
-                 ("init_from", "freeze_trunk_steps", "total_timesteps", "seed", "device", "data", "n_envs",
-                  "vec_env", "torch_threads", "max_minutes")}
-    overrides = {name: value for name, value in overrides.items() if value is not None}
-    if getattr(args, "no_progress", False):
-        overrides["progress_bar"] = False
-    if not overrides:
-        return config
+def config_from_arguments(args: argparse.Namespace) -> RLConfig:
+    """The config file with the ``--set`` overrides and the options of :func:`add_arguments` applied,
+    validated once, as a whole (an option may satisfy what another needs, e.g. ``--init-from`` for
+    ``--set frozen_trunk=true``)."""
+    from agents.config_files import apply_overrides, read_yaml_config
     from agents.rl.config import config_from_dict
 
-    raw = {**config.to_dict(), **overrides}
-    return config_from_dict(raw, source=config.source)
+    set_overrides = getattr(args, "overrides", None) or []
+    raw = apply_overrides(read_yaml_config(args.config, "RL config"), set_overrides)
+    options = {name: getattr(args, name, None) for name in
+               ("init_from", "freeze_trunk_steps", "total_timesteps", "seed", "device", "data", "n_envs",
+                "vec_env", "torch_threads", "max_minutes")}
+    raw.update({name: value for name, value in options.items() if value is not None})
+    if getattr(args, "no_progress", False):
+        raw["progress_bar"] = False
+    return config_from_dict(raw, source=f"{args.config} with --set" if set_overrides else str(args.config))
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train rl`` with parsed ``args``."""
-    config = config_with_overrides(load_config(args.config, getattr(args, "overrides", None)), args)
+    config = config_from_arguments(args)
     run_dir = Path(args.out) if getattr(args, "out", None) else default_run_dir(config)
     print(f"training {config.algorithm} for {config.total_timesteps} steps into {run_dir}")
     summary = train(config, run_dir)
