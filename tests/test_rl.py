@@ -79,6 +79,12 @@ def test_shipped_configs_are_valid():
     assert ppo.n_envs == 8 and ppo.hyperparameters["learning_rate"] == 1e-4
     assert (ppo.hyperparameters["ent_coef"], ppo.hyperparameters["vf_coef"], ppo.hyperparameters["max_grad_norm"]) \
         == (0.05, 0.5, 0.5)
+    # the frozen-trunk hybrid names its supervised checkpoint on the command line (--init-from)
+    with pytest.raises(ValueError, match="frozen_trunk needs init_from"):
+        load_config(CONFIGS / "ppo_frozen.yaml")
+    frozen = load_config(CONFIGS / "ppo_frozen.yaml", ["init_from=runs/supervised/lstm_cpu"])
+    assert frozen.frozen_trunk and frozen.env["observe_speed"] and not frozen.env["difference_channels"]
+    assert (frozen.trunk.width, frozen.trunk.features) == (0.5, 256)  # configs/supervised/lstm_cpu.yaml's trunk
 
 
 @pytest.mark.parametrize("where, key", [

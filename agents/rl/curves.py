@@ -51,24 +51,41 @@ def read_curve_csv(path: str | Path) -> list[dict[str, float]]:
 
 
 def plot_learning_curves(curves: Sequence[tuple[str, Sequence[dict]]], out: str | Path,
-                         title: str = "Validation tracking ratio") -> Path:
-    """Plot valid TR against steps for one or more runs (``(label, rows)`` pairs) into a PNG."""
+                         title: str = "Validation tracking ratio",
+                         baselines: dict[str, float] | None = None) -> Path:
+    """Plot valid TR against environment steps and against wall-clock minutes (when the rows have
+    ``wall_s``) for one or more runs (``(label, rows)`` pairs) into a PNG; ``baselines`` (label → TR)
+    are drawn as horizontal lines. Runs of very different lengths share a symmetric-log step axis."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.2))
-    for label, rows in curves:
-        steps = [row["step"] for row in rows]
-        axis.plot(steps, [row["tr"] for row in rows], marker="o", markersize=3, label=label)
-    axis.set_xlabel("environment steps")
-    axis.set_ylabel("tracking ratio (valid)")
-    axis.set_ylim(0.0, 1.02)
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
+    with_time = all(rows and "wall_s" in rows[0] for _, rows in curves)
+    figure, axes = plt.subplots(1, 2 if with_time else 1, figsize=(12 if with_time else 7, 4.2), squeeze=False)
+    step_axis = axes[0][0]
+    longest = max((max(row["step"] for row in rows) for _, rows in curves if rows), default=0)
+    shortest = min((max(row["step"] for row in rows) for _, rows in curves if rows), default=0)
+    if shortest and longest / shortest > 5:
+        step_axis.set_xscale("symlog", linthresh=max(1.0, shortest / 10))
+    panels = [(step_axis, "step", 1.0, "environment steps")]
+    if with_time:
+        panels.append((axes[0][1], "wall_s", 1 / 60, "wall-clock minutes (training and evaluation)"))
+    for axis, column, scale, label in panels:
+        for run_label, rows in curves:
+            axis.plot([row[column] * scale for row in rows], [row["tr"] for row in rows], marker="o", markersize=3,
+                      label=run_label)
+        for baseline_label, value in (baselines or {}).items():
+            axis.axhline(value, linestyle="--", color="grey", linewidth=1)
+            axis.annotate(baseline_label, (0.01, value), xycoords=("axes fraction", "data"), va="bottom",
+                          fontsize=8, color="dimgrey")
+        axis.set_xlabel(label)
+        axis.set_ylabel("tracking ratio (valid)")
+        axis.set_ylim(0.0, 1.02)
+        axis.grid(alpha=0.3)
+    step_axis.set_title(title)
     if len(curves) > 1:
-        axis.legend()
+        step_axis.legend(fontsize=8)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
@@ -84,12 +101,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", nargs="+", help="legend labels (default: the run directories' names)")
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--title", default="Validation tracking ratio")
+    parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=TR",
+                        help="a horizontal reference line, e.g. --baseline 'constant tempo=0.63' (repeatable)")
     args = parser.parse_args(argv)
+    baselines = {}
+    for text in args.baseline:
+        label, sep, value = text.rpartition("=")
+        try:
+            baselines[label] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not label:
+            parser.error(f"--baseline {text!r}: expected LABEL=TR, e.g. 'constant tempo=0.63'")
     if args.labels and len(args.labels) != len(args.runs):
         parser.error(f"got {len(args.labels)} labels for {len(args.runs)} runs")
     labels = args.labels or [Path(run).name if Path(run).is_dir() else Path(run).parent.name for run in args.runs]
     out = plot_learning_curves([(label, read_curve_csv(run)) for label, run in zip(labels, args.runs)],
-                               args.out, title=args.title)
+                               args.out, title=args.title, baselines=baselines)
     print(f"wrote {out}")
     return 0
 

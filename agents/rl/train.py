@@ -27,6 +27,7 @@ import dataclasses
 import importlib.util
 import json
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,9 @@ def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
     from sfgym.envs import MSMDFollowEnv
 
     image_env = DummyVecEnv([lambda: MSMDFollowEnv(data=pieces[:1], **config.env)])
-    image_model = build_model(config, image_env)
+    with warnings.catch_warnings():  # its rollout buffer is never used: SB3's batch-size remark is moot
+        warnings.simplefilter("ignore", UserWarning)
+        image_model = build_model(config, image_env)
     load_supervised_trunk(image_model.policy, config.init_from)
     trunk = next(policy_trunks(image_model.policy))
     env = image_env.envs[0].unwrapped
