@@ -90,23 +90,42 @@ class _EveryColumnForm:
             inputs = inputs[..., :: layer.dilation]
             outputs = F.conv2d(inputs, conv.weight, conv.bias, stride=(conv.stride[0], 1))
         else:
-            outputs = F.conv2d(inputs, conv.weight, conv.bias, stride=(conv.stride[0], 1),
-                               dilation=(1, layer.dilation))
+            outputs = _column_dilated_conv(inputs, conv, layer.dilation)
         for module in layer.then:
-            if not isinstance(module, nn.Dropout):  # dropout is the identity at inference
-                outputs = module(outputs)
+            # (in training mode a dropout mask is drawn per column of the every-column map, so the
+            # windows that share a column share its mask: still dropout, not per-window dropout)
+            outputs = module(outputs)
         return outputs
 
 
-@torch.no_grad()
+def _column_dilated_conv(inputs: torch.Tensor, conv: nn.Conv2d, dilation: int) -> torch.Tensor:
+    """``conv`` with its column stride 1 and its columns dilated by ``dilation``, as ``dilation``
+    undilated convolutions of the interleaved column phases stacked in the batch ("space to batch"):
+    PyTorch's CPU kernels for dilated convolutions, the backward pass above all, are many times slower."""
+    if dilation == 1:
+        return F.conv2d(inputs, conv.weight, conv.bias, stride=(conv.stride[0], 1))
+    batch, channels, height, length = inputs.shape
+    padded = -(-length // dilation) * dilation
+    phases = F.pad(inputs, (0, padded - length)).reshape(batch, channels, height, padded // dilation, dilation)
+    phases = phases.permute(0, 4, 1, 2, 3).reshape(batch * dilation, channels, height, padded // dilation)
+    outputs = F.conv2d(phases, conv.weight, conv.bias, stride=(conv.stride[0], 1))
+    _, out_channels, out_height, out_length = outputs.shape
+    outputs = outputs.reshape(batch, dilation, out_channels, out_height, out_length).permute(0, 2, 3, 4, 1)
+    valid = length - (conv.kernel_size[1] - 1) * dilation  # the columns whose inputs all exist
+    return outputs.reshape(batch, out_channels, out_height, out_length * dilation)[..., :valid]
+
+
 def branch_at_every_window(convs: nn.Sequential, inputs: torch.Tensor, window: int,
                            head: Callable[[torch.Tensor], torch.Tensor] | None = None,
                            chunk: int = 1024) -> torch.Tensor:
     """``convs`` (flattened) on every window ``inputs[..., s : s + window]``, for all ``s`` at once.
 
+    Differentiable: training code can run a branch over a whole stretch of input once and train on
+    many windows of it (:mod:`agents.supervised.trunk_pretraining`); wrap inference in ``torch.no_grad``.
+
     Args:
         convs: a branch of :class:`~agents.networks.MultimodalTrunk` (``spectrogram_convs`` or
-            ``score_convs``), evaluated as at inference (no dropout).
+            ``score_convs``), in the mode it is in (eval: no dropout).
         inputs: ``(C, H, L)`` — e.g. a performance's spectrogram or a piece's score strip.
         window: the window width (columns) the branch was built for.
         head: applied to each chunk of flattened outputs (e.g. the branch's dense layer), so that

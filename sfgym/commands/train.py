@@ -1,7 +1,7 @@
-"""``sfgym train supervised | rl``: train a learned follower.
+"""``sfgym train supervised | rl | trunk``: train a learned follower (or the trunk RL starts from).
 
-Each kind of training lives in ``agents.<kind>.train``, which provides ``add_arguments(parser)`` and
-``main(args)``. Building the command line must stay quick (``sfgym --help`` should not load torch), so
+Each kind of training lives in a module of ``agents`` (:data:`MODULES`), which provides
+``add_arguments(parser)`` and ``main(args)``. Building the command line must stay quick (``sfgym --help`` should not load torch), so
 a kind's module is imported only when its command runs: its sub-parser here collects the raw
 arguments, and :func:`run` parses them with the module's own parser. A kind whose package is not
 installed is left out.
@@ -19,8 +19,13 @@ KINDS = {
     "supervised": "a recurrent position regressor (SRN / GRU / LSTM, the seed paper's models) on the "
                   "train split, validated on the valid split after every epoch",
     "rl": "a reinforcement-learning velocity agent (stable-baselines3 PPO / A2C / RecurrentPPO)",
+    "trunk": "the shared trunk alone, to tell how far the music is from the score window's centre "
+             "(a start for RL: --init-from)",
 }
-"""Training kinds, each ``agents.<kind>.train``, with their one-line help."""
+"""Training kinds with their one-line help."""
+
+MODULES = {"supervised": "agents.supervised.train", "rl": "agents.rl.train", "trunk": "agents.supervised.trunk_pretraining"}
+"""The module that trains each kind."""
 
 
 def register(subparsers) -> None:
@@ -40,7 +45,7 @@ def register(subparsers) -> None:
 
 def kind_parser(kind: str) -> tuple[argparse.ArgumentParser, object]:
     """The full parser of ``sfgym train KIND`` and the module that runs it."""
-    module = importlib.import_module(f"agents.{kind}.train")
+    module = importlib.import_module(MODULES[kind])
     parser = argparse.ArgumentParser(prog=f"sfgym train {kind}", description=module.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
@@ -53,14 +58,15 @@ def run(kind: str, args: argparse.Namespace) -> int:
 
 
 def _available(kind: str) -> bool:
-    """Whether ``agents.<kind>.train`` exists (found without importing it, which would load torch)."""
+    """Whether the kind's module exists (found without importing it, which would load torch)."""
+    package_name, _, module_name = MODULES[kind].rpartition(".")
     try:
-        package = importlib.util.find_spec(f"agents.{kind}")
+        package = importlib.util.find_spec(package_name)
     except ModuleNotFoundError:
         return False
     if package is None or not package.submodule_search_locations:
         return False
-    return any((Path(location) / "train.py").is_file() for location in package.submodule_search_locations)
+    return any((Path(location) / f"{module_name}.py").is_file() for location in package.submodule_search_locations)
 
 
-__all__ = ["KINDS", "kind_parser", "register", "run"]
+__all__ = ["KINDS", "MODULES", "kind_parser", "register", "run"]

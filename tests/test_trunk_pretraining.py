@@ -1,0 +1,96 @@
+"""Trunk pre-training on window offsets: batches match the trunk on the environment's windows, the
+loss falls, and the checkpoint starts an RL run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from agents.supervised.data import prepare_song
+from agents.supervised.trunk_pretraining import (OffsetRegressor, TrunkModel, TrunkPretrainingConfig, draw_stretch,
+                                                 load_config, train)
+from sfgym.envs import MSMDFollowEnv
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # The test machines are small and shared: one thread is several times faster than an oversubscribed two.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = {"model": {"trunk_width": 0.25, "trunk_features": 16},
+        "data": {"segment_frames": 40, "samples_per_segment": 16, "segments_per_batch": 2, "valid_pieces": 1,
+                 "valid_samples": 32},
+        "training": {"max_steps": 40, "max_minutes": None, "lr": 3e-3, "eval_every_steps": 20, "device": "cpu"}}
+
+
+def test_stretch_predictions_are_the_trunk_on_the_environments_windows(toy_pieces):
+    torch.manual_seed(0)
+    model = OffsetRegressor(TrunkModel(trunk_width=0.25, trunk_features=16)).eval()
+    piece = toy_pieces[1]
+    song = prepare_song(piece)
+    frames, starts, targets = draw_stretch(song, 30, 12, 170.0, np.random.default_rng(0))
+    assert np.all(np.abs(targets) <= 1.0) and np.ptp(frames) > 0
+    with torch.no_grad():
+        stretch = model.forward_stretch(song, frames, starts)
+    env = MSMDFollowEnv([piece], action_type="position", reward_threshold=1e9)
+    env.reset(seed=0)
+    for k, (frame, start, target) in enumerate(zip(frames, starts, targets)):
+        # the environment's window for this frame and centre (frame by frame is not needed: jump there)
+        centre = piece.true_x[frame] - target * 170.0
+        env.unwrapped._frame = int(frame)
+        env.unwrapped._x = float(centre)
+        observation = env.unwrapped._observe()
+        assert env.unwrapped._score_start == start
+        with torch.no_grad():
+            expected = model.head(model.trunk(torch.from_numpy(observation["spectrogram"])[None],
+                                              torch.from_numpy(observation["score"])[None]))[0, 0]
+        torch.testing.assert_close(stretch[k], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_offset_loss_falls_on_a_fixed_stretch(toy_pieces):
+    torch.manual_seed(0)
+    model = OffsetRegressor(TrunkModel(trunk_width=0.25, trunk_features=16))
+    song = prepare_song(toy_pieces[1])
+    frames, starts, targets = draw_stretch(song, 40, 32, 170.0, np.random.default_rng(1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = torch.mean((model.forward_stretch(song, frames, starts) - torch.from_numpy(targets)) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_dataset):
+    from agents.rl.extractor import read_supervised_trunk
+
+    config = TrunkPretrainingConfig.from_dict({**TINY, "data": {**TINY["data"], "dir": str(toy_dataset)}}, "tiny")
+    best = train(config, tmp_path / "run")
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert len(history) == 3  # header + 2 evaluations
+    assert best["valid_mae_px"] == min(float(row.split(",")[4]) for row in history[1:])  # best = lowest error
+    for name in ("best.pt", "last.pt", "curves.png", "config.yaml"):
+        assert (tmp_path / "run" / name).is_file(), name
+    trunk_state, settings = read_supervised_trunk(tmp_path / "run")  # a run directory means its best.pt
+    assert settings == {"width": 0.25, "features": 16}
+    assert "joint.0.weight" in trunk_state
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(config, tmp_path / "run")
+
+
+def test_unknown_keys_and_bad_values_are_rejected_naming_the_file(tmp_path):
+    path = tmp_path / "trunk.yaml"
+    path.write_text(yaml.safe_dump({"training": {"learning_rate": 1e-3}}))
+    with pytest.raises(ValueError, match=r"trunk.yaml: unknown key 'training.learning_rate'"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({"data": {"max_offset_px": -1}}))
+    with pytest.raises(ValueError, match="'data.max_offset_px' must be positive"):
+        load_config(path)
+    assert load_config("configs/supervised/trunk_offset.yaml").model.trunk_width == 0.25
