@@ -94,3 +94,14 @@ def test_unknown_keys_and_bad_values_are_rejected_naming_the_file(tmp_path):
     with pytest.raises(ValueError, match="'data.max_offset_px' must be positive"):
         load_config(path)
     assert load_config("configs/supervised/trunk_offset.yaml").model.trunk_width == 0.25
+
+
+def test_cli_runs_the_trunk_kind_and_reports_a_bad_key_without_a_traceback(tmp_path, capsys):
+    from sfgym.cli import main as sfgym_main
+
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump({"model": {"trunk_widht": 0.5}}))
+    assert sfgym_main(["train", "trunk", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert "model.trunk_widht" in error and "typo.yaml" in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()
