@@ -250,7 +250,8 @@ class IncrementalTrunk:
         self._last_spectrogram: torch.Tensor | None = None
 
     def reset(self, strip: torch.Tensor) -> None:
-        """Start a piece whose score windows are slices of ``strip`` (``(rows, S)`` float, as observed)."""
+        """Start a piece whose score windows are slices of ``strip`` (``(rows, S)`` float, the observation's
+        values to the bit: :func:`sfgym.envs.msmd_follow.score_observation_values`)."""
         self._strip = strip
         self._score_features = score_features_every_start(self.trunk, strip)
         self._last_spectrogram = None
@@ -263,8 +264,7 @@ class IncrementalTrunk:
             raise RuntimeError("IncrementalTrunk: call reset(strip) before the first frame")
         columns = self.trunk.config.score_shape[-1]
         expected = self._strip[:, start : start + columns]
-        # (within rounding: the environment divides by 255 in numpy, which may round the last bit differently)
-        if expected.shape != score.shape[2:] or not torch.allclose(expected, score[0, 0], rtol=0.0, atol=1e-6):
+        if expected.shape != score.shape[2:] or not torch.equal(expected, score[0, 0]):
             self.plain_frames += 1
             self._last_spectrogram = None
             return self.trunk(spectrogram, score)

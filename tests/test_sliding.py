@@ -68,11 +68,11 @@ def test_unsupported_layers_are_refused():
 def test_feature_tables_are_what_the_trunk_gives_on_the_environments_windows(trunk, toy_pieces):
     from agents.sliding import IncrementalTrunk, score_features_every_start, spectrogram_features_every_frame
     from sfgym.envs import MSMDFollowEnv
-    from sfgym.envs.msmd_follow import prepare_score_strip
+    from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
 
     piece = toy_pieces[1]
     env = MSMDFollowEnv([piece])
-    strip = torch.from_numpy(prepare_score_strip(piece.sheet)).float() / 255.0
+    strip = torch.from_numpy(score_observation_values(prepare_score_strip(piece.sheet)))
     spectrogram_table = spectrogram_features_every_frame(trunk, torch.from_numpy(piece.spectrogram))
     score_table = score_features_every_start(trunk, strip)
     assert spectrogram_table.shape[0] == piece.n_frames + 1

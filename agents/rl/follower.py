@@ -121,11 +121,12 @@ class RLFollower(Follower):
             self.reset_seed(seed)
         self._incremental_ready = False
         if self._incremental is not None and piece is not None:
-            from sfgym.envs.msmd_follow import prepare_score_strip
+            from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
 
             strip = prepare_score_strip(piece.sheet, tuple(self.env_kwargs.get("score_window", (160, 512))),
                                         float(self.env_kwargs.get("score_factor", 0.5)))
-            self._incremental.reset(torch.from_numpy(strip).to(self.model.policy.device, torch.float32) / 255.0)
+            self._incremental.reset(torch.from_numpy(score_observation_values(strip)).to(self.model.policy.device))
+            self.model.policy.set_training_mode(False)  # once per piece: it walks every module
             self._incremental_ready = True
 
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any] | None = None) -> int:
@@ -158,7 +159,6 @@ class RLFollower(Follower):
         from agents.rl.extractor import SCORE_KEY, SPECTROGRAM_KEY, append_speed
 
         policy = self.model.policy
-        policy.set_training_mode(False)
         tensors = {key: torch.as_tensor(np.asarray(value, dtype=np.float32), device=policy.device)[None]
                    for key, value in observation.items()}
         features = self._incremental(tensors[SPECTROGRAM_KEY], tensors[SCORE_KEY], int(score_start))

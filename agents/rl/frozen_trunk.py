@@ -33,7 +33,7 @@ from agents.networks import MultimodalTrunk
 from agents.rl.extractor import SPEED_KEY, append_speed, policy_trunks
 from agents.sliding import score_features_every_start, spectrogram_features_every_frame
 from sfgym.data.piece import Piece
-from sfgym.envs.msmd_follow import prepare_score_strip
+from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
 
 TRUNK_KEY = "trunk"
 
@@ -74,9 +74,9 @@ class TrunkFeatureTables:
                                 @ joint.weight[:, :features].T + joint.bias)
         sheet_key = hashlib.blake2b(np.ascontiguousarray(piece.sheet).tobytes(), digest_size=16).digest()
         if sheet_key not in self._score:
-            strip = torch.from_numpy(prepare_score_strip(piece.sheet, self.score_window, self.score_factor)).float()
+            strip = score_observation_values(prepare_score_strip(piece.sheet, self.score_window, self.score_factor))
             with torch.no_grad():
-                self._score[sheet_key] = (score_features_every_start(self.trunk, strip / 255.0)
+                self._score[sheet_key] = (score_features_every_start(self.trunk, torch.from_numpy(strip))
                                           @ joint.weight[:, features:].T).numpy()
         self._tables[piece.name] = (spectrogram_part.numpy(), self._score[sheet_key])
         return self._tables[piece.name]

@@ -61,8 +61,9 @@ class RegressorFollower(Follower):
         self._x = float(piece.onset_x[0])
         if self.incremental is not None:
             from agents.supervised.data import prepare_song
+            from sfgym.envs.msmd_follow import score_observation_values
 
-            strip = prepare_song(piece).score.to(self.device, torch.float32) / 255.0  # as observed
+            strip = torch.from_numpy(score_observation_values(prepare_song(piece).score.numpy())).to(self.device)
             self._strip_columns = strip.shape[1]
             self.incremental.reset(strip)
 

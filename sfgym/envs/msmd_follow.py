@@ -54,6 +54,13 @@ def prepare_score_strip(
     return score.reshape(out_rows, out_width)
 
 
+def score_observation_values(strip: np.ndarray) -> np.ndarray:
+    """float32 ``strip / 255`` exactly as score observations are scaled (``strip`` from
+    :func:`prepare_score_strip`): followers that precompute the score side compare observations with
+    slices of this bit for bit."""
+    return strip.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
 @dataclass(frozen=True)
 class _PreparedPiece:
     """What a step reads besides the :class:`Piece` itself, computed once when the piece is loaded."""
@@ -410,8 +417,8 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         start = math.floor((self._x + self._window_offset) * self.score_factor)
         start = min(max(start, 0), prepared.score.shape[1] - self._out_columns)
         self._score_start = start
-        score = prepared.score[np.newaxis, :, start : start + self._out_columns].astype(np.float32)
-        score *= np.float32(1.0 / 255.0)  # exact at 0 and 255, so the window stays within [0, 1]
+        # exact at 0 and 255, so the window stays within [0, 1]
+        score = score_observation_values(prepared.score[np.newaxis, :, start : start + self._out_columns])
         current = {"spectrogram": spectrogram, "score": score}
         if self.difference_channels:
             previous = current if self._previous is None else self._previous
