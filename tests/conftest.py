@@ -18,6 +18,18 @@ MSMD_SAMPLE_SPLIT = FIXTURES / "msmd_sample"
 MSMD_SAMPLE_PIECE = "Anonymous__lesgraces__lesgraces"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: the test machines are small and shared, and one thread is
+    several times faster there than an oversubscribed two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def toy_pieces():
     """Three small deterministic pieces of different lengths and tempi."""

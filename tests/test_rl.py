@@ -26,13 +26,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "rl"
 TINY = CONFIGS / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The test machines are small and shared: one thread is several times faster than an oversubscribed two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_raw() -> dict:

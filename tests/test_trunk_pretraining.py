@@ -13,13 +13,7 @@ from agents.supervised.trunk_pretraining import (OffsetRegressor, TrunkModel, Tr
                                                  load_config, train)
 from sfgym.envs import MSMDFollowEnv
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # The test machines are small and shared: one thread is several times faster than an oversubscribed two.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {"model": {"trunk_width": 0.25, "trunk_features": 16},
