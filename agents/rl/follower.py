@@ -152,7 +152,6 @@ class RLFollower(Follower):
                                       deterministic=deterministic)
         return self.model.predict(observation, deterministic=deterministic)
 
-
     @torch.no_grad()
     def _predict_incrementally(self, observation, score_start: int, deterministic: bool) -> int:
         """What ``predict`` gives, with the trunk computed by :class:`~agents.sliding.IncrementalTrunk`."""
