@@ -58,7 +58,9 @@ def score_observation_values(strip: np.ndarray) -> np.ndarray:
     """float32 ``strip / 255`` exactly as score observations are scaled (``strip`` from
     :func:`prepare_score_strip`): followers that precompute the score side compare observations with
     slices of this bit for bit."""
-    return strip.astype(np.float32) * np.float32(1.0 / 255.0)
+    values = strip.astype(np.float32)
+    values *= np.float32(1.0 / 255.0)  # in place: one array per observation, not two
+    return values
 
 
 @dataclass(frozen=True)
