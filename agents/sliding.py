@@ -85,12 +85,10 @@ class _EveryColumnForm:
         """The layer (conv + its elementwise layers) in the every-column form. ``one_column``: ``inputs``
         are exactly the ``span`` columns of one output column (taken densely: a dilated convolution
         on a tiny input is much slower than an undilated one)."""
-        conv = layer.conv
+        dilation = layer.dilation
         if one_column:
-            inputs = inputs[..., :: layer.dilation]
-            outputs = F.conv2d(inputs, conv.weight, conv.bias, stride=(conv.stride[0], 1))
-        else:
-            outputs = _column_dilated_conv(inputs, conv, layer.dilation)
+            inputs, dilation = inputs[..., ::dilation], 1
+        outputs = _column_dilated_conv(inputs, layer.conv, dilation)
         for module in layer.then:
             # (in training mode a dropout mask is drawn per column of the every-column map, so the
             # windows that share a column share its mask: still dropout, not per-window dropout)
@@ -210,16 +208,14 @@ class StreamingBranch:
 
 
 # ---------------------------------------------------------------------------- the whole trunk
-@torch.no_grad()
 def score_features_every_start(trunk: MultimodalTrunk, strip: torch.Tensor) -> torch.Tensor:
     """``(S - W + 1, features)``: the score branch (with its dense layer) for the window starting at
     every column of ``strip`` (``(rows, S)`` float, the values of the score observation; W = the
-    window's columns)."""
+    window's columns). Differentiable, as :func:`branch_at_every_window`."""
     return branch_at_every_window(trunk.score_convs, strip.reshape(1, *strip.shape),
                                   trunk.config.score_shape[-1], head=trunk.score_dense)
 
 
-@torch.no_grad()
 def spectrogram_features_every_frame(trunk: MultimodalTrunk, spectrogram: torch.Tensor) -> torch.Tensor:
     """``(T + 1, features)``: row ``f`` is the spectrogram branch (with its dense layer) on the window
     the environment shows at frame ``f`` — frames ``f - W .. f - 1``, zeros before the first."""
@@ -253,7 +249,8 @@ class IncrementalTrunk:
         """Start a piece whose score windows are slices of ``strip`` (``(rows, S)`` float, the observation's
         values to the bit: :func:`sfgym.envs.msmd_follow.score_observation_values`)."""
         self._strip = strip
-        self._score_features = score_features_every_start(self.trunk, strip)
+        with torch.no_grad():
+            self._score_features = score_features_every_start(self.trunk, strip)
         self._last_spectrogram = None
 
     @torch.no_grad()

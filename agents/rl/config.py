@@ -92,7 +92,7 @@ class EvaluationSettings:
         every_steps: environment steps (summed over all envs) between evaluations; 0 = only at the end.
         split: the split evaluated.
         max_pieces: evaluate only N pieces of the split (the canonical performances of the first scores
-            by name, see :func:`agents.rl.train.load_pieces`); ``None`` = all.
+            by name, see :func:`sfgym.data.msmd.load_canonical_first`); ``None`` = all.
         deterministic: greedy actions (the default) or sampled ones.
     """
 

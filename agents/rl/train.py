@@ -39,7 +39,7 @@ from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, 
 from agents.rl.config import RLConfig, algorithm_class, policy_name
 from agents.rl.extractor import TrunkExtractor, check_trunk_settings, load_supervised_trunk
 from agents.rl.follower import save_model
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.data.msmd import atomic_write_bytes, load_canonical_first
 from sfgym.data.piece import Piece
 
 FINAL_MODEL = "final_model.zip"
@@ -58,19 +58,6 @@ def resolve_data(config: RLConfig) -> Path:
     return default_dataset_dir()
 
 
-def load_pieces(data: Path, split: str, max_pieces: int | None = None) -> list[Piece]:
-    """The pieces of one split; with ``max_pieces``, the first of them in a fixed order that takes
-    every score's canonical performance (named after the score) before any other performance
-    (``score@variant``), so that a few pieces cover as many scores as they can."""
-    from sfgym.data.msmd import find_split_dir, list_pieces, load_split
-
-    split_dir = find_split_dir(data, split)
-    names = sorted((files.name for files in list_pieces(split_dir)), key=lambda name: ("@" in name, name))
-    if max_pieces is not None:
-        names = names[:max_pieces]
-    return load_split(split_dir, names, progress=False)
-
-
 def make_training_env(config: RLConfig, data: Path, tables=None):
     """``n_envs`` seeded, Monitor-wrapped copies of the environment on the train split.
 
@@ -84,7 +71,7 @@ def make_training_env(config: RLConfig, data: Path, tables=None):
     from sfgym.envs import MSMDFollowEnv
 
     if config.vec_env == "dummy":
-        env_kwargs = {**config.env, "data": load_pieces(data, "train")}
+        env_kwargs = {**config.env, "data": load_canonical_first(data, "train")}
         vec_env_cls = DummyVecEnv
     else:
         env_kwargs = {**config.env, "data": str(data), "split": "train"}
@@ -150,7 +137,7 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
 
     data = resolve_data(config)
     evaluation = config.evaluation
-    eval_pieces = load_pieces(data, evaluation.split, evaluation.max_pieces)
+    eval_pieces = load_canonical_first(data, evaluation.split, evaluation.max_pieces)
     tensorboard_log = str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
     deployable, tables = None, None
     if config.frozen_trunk:

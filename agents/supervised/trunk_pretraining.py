@@ -38,7 +38,7 @@ from torch import nn
 
 from agents.config_files import apply_overrides, read_yaml_config
 from agents.networks import MultimodalTrunk, TrunkConfig, default_device
-from agents.sliding import branch_at_every_window
+from agents.sliding import branch_at_every_window, score_features_every_start
 from agents.supervised.config import _build_section
 from agents.supervised.data import SCORE_COLUMNS, SPEC_WINDOW, PreparedSong, prepare_song, score_window_start
 
@@ -147,7 +147,7 @@ class OffsetRegressor(nn.Module):
             branch_at_every_window(trunk.spectrogram_convs, spectrogram[None], SPEC_WINDOW))
         first_start, last_start = int(starts.min()), int(starts.max())
         strip = song.score[:, first_start : last_start + SCORE_COLUMNS].to(device, torch.float32) / 255.0
-        score_features = trunk.score_dense(branch_at_every_window(trunk.score_convs, strip[None], SCORE_COLUMNS))
+        score_features = score_features_every_start(trunk, strip)
         joint = trunk.joint(torch.cat([spectrogram_features[torch.as_tensor(frames - first_frame, device=device)],
                                        score_features[torch.as_tensor(starts - first_start, device=device)]], dim=1))
         return self.head(joint).squeeze(-1)
@@ -172,8 +172,7 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
     """Train per ``config`` into ``run_dir``; returns the best validation row."""
     from tqdm import tqdm
 
-    from agents.rl.train import load_pieces
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.data.msmd import atomic_write_bytes, load_canonical_first
     from sfgym.data.dataset import default_dataset_dir
 
     run_dir = Path(run_dir)
@@ -189,8 +188,8 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
     rng = np.random.default_rng(t.seed)
 
     data = Path(d.dir).expanduser() if d.dir else default_dataset_dir()
-    train_songs = [prepare_song(piece) for piece in load_pieces(data, d.train_split)]
-    valid_songs = [prepare_song(piece) for piece in load_pieces(data, d.valid_split, d.valid_pieces)]
+    train_songs = [prepare_song(piece) for piece in load_canonical_first(data, d.train_split)]
+    valid_songs = [prepare_song(piece) for piece in load_canonical_first(data, d.valid_split, d.valid_pieces)]
     valid_rng = np.random.default_rng(12345)  # the same validation samples in every run
     per_song = math.ceil(d.valid_samples / len(valid_songs))
     valid_set = [(song, *draw_stretch(song, song.piece.n_frames, per_song, d.max_offset_px, valid_rng))

@@ -324,8 +324,20 @@ def load_split(
     ]
 
 
+def load_canonical_first(data: str | Path, split: str, max_pieces: int | None = None) -> list[Piece]:
+    """The pieces of ``split`` in ``data`` (a dataset root or split directory); with ``max_pieces``,
+    the first of them in a fixed order that takes every score's canonical performance (named after
+    the score) before any other performance (``score@variant``), so that a few pieces cover as many
+    scores as they can."""
+    split_dir = find_split_dir(data, split)
+    names = sorted((files.name for files in list_pieces(split_dir)), key=lambda name: ("@" in name, name))
+    if max_pieces is not None:
+        names = names[:max_pieces]
+    return load_split(split_dir, names, progress=False)
+
+
 __all__ = [
     "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "find_split_dir", "list_pieces",
-    "load_piece", "load_split", "midi_bytes", "notes_of_midi", "parse_midi", "notes_to_midi", "piece_files",
+    "load_canonical_first", "load_piece", "load_split", "midi_bytes", "notes_of_midi", "parse_midi", "notes_to_midi", "piece_files",
     "read_midi_notes", "read_score_npz", "write_array_npy", "write_piece", "write_score_npz",
 ]
