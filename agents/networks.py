@@ -37,6 +37,9 @@ class TrunkConfig:
         features: units of each branch's dense layer and of the joint layer (512 in the paper).
         dropout: dropout probability after the marked convolutions.
         width: multiplies every convolution's channel count (1.0 = the paper; 0.25 for tiny test models).
+        kind: ``"figure3"`` (:class:`MultimodalTrunk`, the paper's) or ``"matching"``
+            (:class:`MatchingTrunk`; ``features`` is then the size of its shared embedding space).
+        match_frames: the last frames of the spectrogram window a matching trunk listens to.
     """
 
     spectrogram_shape: tuple[int, int, int] = (1, 78, 40)
@@ -44,6 +47,18 @@ class TrunkConfig:
     features: int = 512
     dropout: float = 0.2
     width: float = 1.0
+    kind: str = "figure3"
+    match_frames: int = 8
+
+    def __post_init__(self):
+        if self.kind not in TRUNK_KINDS:
+            raise ValueError(f"unknown trunk kind {self.kind!r} (known: {', '.join(TRUNK_KINDS)})")
+        if not 1 <= self.match_frames <= self.spectrogram_shape[2]:
+            raise ValueError(f"match_frames must be within 1..{self.spectrogram_shape[2]} (the spectrogram "
+                             f"window), got {self.match_frames}")
+
+
+TRUNK_KINDS = ("figure3", "matching")
 
 
 def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequential:
@@ -93,6 +108,78 @@ class MultimodalTrunk(nn.Module):
             raise ValueError(f"{source}: trunk weights do not fit this model ({mismatch}); "
                              "was it trained with another trunk configuration?")
         self.load_state_dict(state_dict)
+
+
+# (out_channels, kernel) per layer of a matching trunk's column embedding, each followed by ELU and
+# halving the rows; a last convolution spans the remaining rows. Unpadded across columns, so every
+# layer loses kernel - 1 columns: the embeddings of a window are exactly those of the strip.
+COLUMN_LAYERS = ((16, (5, 3)), (32, (3, 3)), (32, (3, 3)))
+
+
+class MatchingTrunk(nn.Module):
+    """Where in the score window is the sound? A trunk built to match audio to notation.
+
+    Every column of the score window is embedded (convolutions over its neighbourhood, rows pooled
+    away), and so is the sound of the last ``match_frames`` spectrogram frames (one hidden layer); the
+    features are the softmax over the columns of the two embeddings' dot products: a distribution
+    over where in the window the music now sounding is written. A velocity policy reads its offset
+    from the centre directly; the figure-3 trunk has to discover such a comparison in a dense layer,
+    which a CPU budget does not reach (``sfgym train trunk`` pre-trains this one in minutes).
+
+    ``forward(spectrogram, score)`` takes the same ``(B, C, 78, 40)`` and ``(B, C, rows, columns)``
+    images as :class:`MultimodalTrunk` (channel 0 is read: difference channels carry no position) and
+    returns ``(B, columns - COLUMN_MARGIN * 2)`` probabilities; feature ``j`` is window column
+    ``j + COLUMN_MARGIN``. :meth:`column_embeddings` and :meth:`sound_embeddings` compute the two
+    sides for a whole strip / performance at once (:class:`agents.rl.frozen_trunk.TrunkFeatureTables`).
+    """
+
+    def __init__(self, config: TrunkConfig):
+        super().__init__()
+        self.config = config
+        rows = config.score_shape[1]
+        layers: list[nn.Module] = []
+        in_channels = 1
+        for out_channels, kernel in COLUMN_LAYERS:
+            out_channels = max(4, int(round(out_channels * config.width)))
+            layers += [nn.Conv2d(in_channels, out_channels, kernel, padding=(kernel[0] // 2, 0)), nn.ELU(),
+                       nn.MaxPool2d((2, 1))]
+            in_channels, rows = out_channels, rows // 2
+        layers.append(nn.Conv2d(in_channels, config.features, (rows, 1)))
+        self.column_convs = nn.Sequential(*layers)
+        self.sound_dense = nn.Sequential(
+            nn.Linear(config.spectrogram_shape[1] * config.match_frames, 256), nn.ELU(), nn.Dropout(config.dropout),
+            nn.Linear(256, config.features))
+
+    @property
+    def features_dim(self) -> int:
+        return self.config.score_shape[2] - 2 * COLUMN_MARGIN
+
+    def column_embeddings(self, score: torch.Tensor) -> torch.Tensor:
+        """``(B, rows, W)`` score images (one channel) → ``(B, W - 2 * COLUMN_MARGIN, features)``."""
+        return self.column_convs(score[:, None])[:, :, 0].transpose(1, 2)
+
+    def sound_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(B, 78, match_frames)`` spectrogram frames → ``(B, features)``."""
+        return self.sound_dense(frames.flatten(1))
+
+    def match_logits(self, spectrogram: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """Unnormalized log-probabilities of the columns, ``(B, features_dim)``."""
+        sound = self.sound_embeddings(spectrogram[:, 0, :, -self.config.match_frames:])
+        return torch.einsum("bwk,bk->bw", self.column_embeddings(score[:, 0]), sound)
+
+    def forward(self, spectrogram: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.match_logits(spectrogram, score), dim=1)
+
+    load_trunk = MultimodalTrunk.load_trunk
+
+
+COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2
+"""Columns a matching trunk loses at each edge of its window (4)."""
+
+
+def build_trunk(config: TrunkConfig) -> MultimodalTrunk | MatchingTrunk:
+    """The trunk ``config.kind`` names."""
+    return MatchingTrunk(config) if config.kind == "matching" else MultimodalTrunk(config)
 
 
 def state_dict_mismatch(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:

@@ -1,5 +1,5 @@
-"""Trunk pre-training on window offsets: batches match the trunk on the environment's windows, the
-loss falls, and the checkpoint starts an RL run."""
+"""Trunk pre-training on window offsets (figure-3 trunk: regression; matching trunk: which column):
+batches match the trunk on the environment's windows, the loss falls, and the checkpoint starts an RL run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from agents.supervised.data import prepare_song
-from agents.supervised.trunk_pretraining import (OffsetRegressor, TrunkModel, TrunkPretrainingConfig, draw_stretch,
+from agents.supervised.trunk_pretraining import (ColumnMatcher, OffsetRegressor, TrunkModel, TrunkPretrainingConfig, draw_stretch,
                                                  load_config, train)
 from sfgym.envs import MSMDFollowEnv
 
@@ -73,10 +73,97 @@ def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_data
     for name in ("best.pt", "last.pt", "curves.png", "config.yaml"):
         assert (tmp_path / "run" / name).is_file(), name
     trunk_state, settings = read_supervised_trunk(tmp_path / "run")  # a run directory means its best.pt
-    assert settings == {"width": 0.25, "features": 16}
+    assert settings == {"width": 0.25, "features": 16, "kind": "figure3"}
     assert "joint.0.weight" in trunk_state
     with pytest.raises(ValueError, match="already holds a run"):
         train(config, tmp_path / "run")
+
+
+MATCHING = TrunkModel(trunk_width=0.25, trunk_features=8, trunk_kind="matching", match_frames=4)
+
+
+def _jump_to(env, piece, frame: int, centre: float) -> dict[str, np.ndarray]:
+    """The environment's observation at ``frame`` with its follower at ``centre`` (no need to walk there)."""
+    env.unwrapped._frame = int(frame)
+    env.unwrapped._x = float(centre)
+    return env.unwrapped._observe()
+
+
+def test_matching_logits_are_the_matching_trunk_on_the_environments_windows(toy_pieces):
+    from agents.networks import COLUMN_MARGIN
+
+    torch.manual_seed(0)
+    model = ColumnMatcher(MATCHING).eval()
+    piece = toy_pieces[1]
+    song = prepare_song(piece)
+    frames, starts, offsets = draw_stretch(song, 30, 12, 170.0, np.random.default_rng(0), onset_share=0.5)
+    with torch.no_grad():
+        logits = model.forward_stretch(song, frames, starts)
+    assert logits.shape == (12, 256 - 2 * COLUMN_MARGIN)
+    targets = model.target_columns(song, frames, starts)
+    env = MSMDFollowEnv([piece], action_type="position", reward_threshold=1e9)
+    env.reset(seed=0)
+    for k, (frame, start, offset) in enumerate(zip(frames, starts, offsets)):
+        observation = _jump_to(env, piece, frame, piece.true_x[frame] - offset * 170.0)
+        assert env.unwrapped._score_start == start
+        with torch.no_grad():
+            expected = model.trunk.match_logits(torch.from_numpy(observation["spectrogram"])[None],
+                                                torch.from_numpy(observation["score"])[None])[0]
+        torch.testing.assert_close(logits[k], expected, rtol=1e-4, atol=1e-5)
+        # the target is the column of the truth: offset px right of the window's centre (native px = 2 columns)
+        assert abs(int(targets[k]) - (128 - COLUMN_MARGIN + offset * 170.0 / 2)) <= 1.5
+
+
+def test_onset_share_draws_frames_just_after_onsets(toy_pieces):
+    song = prepare_song(toy_pieces[1])
+    frames, _, _ = draw_stretch(song, 200, 64, 170.0, np.random.default_rng(0), onset_share=1.0)
+    after = set((song.piece.onset_frames[:, None] + np.array([1, 2])[None]).ravel().tolist())
+    assert all(int(frame) in after for frame in frames)
+
+
+def test_the_matching_loss_falls_and_its_offsets_follow_the_argmax(toy_pieces):
+    torch.manual_seed(0)
+    model = ColumnMatcher(MATCHING)
+    song = prepare_song(toy_pieces[1])
+    frames, starts, offsets = draw_stretch(song, 40, 32, 170.0, np.random.default_rng(1), onset_share=0.5)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss, predicted = model.stretch_loss(song, frames, starts, offsets, 170.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(np.log(model.trunk.features_dim), rel=0.05)  # chance: uniform over columns
+    assert losses[-1] < 0.75 * losses[0]
+    with torch.no_grad():  # a perfect column is a perfect offset (to the column's 2 px)
+        perfect = torch.full((len(frames), model.trunk.features_dim), -1e9)
+        perfect[torch.arange(len(frames)), model.target_columns(song, frames, starts)] = 0.0
+    np.testing.assert_allclose(model._offsets(perfect, 170.0).numpy(), offsets, atol=3.0 / 170.0)
+
+
+def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset, toy_pieces):
+    from agents.rl.extractor import TrunkExtractor, read_supervised_trunk
+    from agents.rl.frozen_trunk import TrunkFeatureTables
+
+    raw = {**TINY, "model": {"trunk_width": 0.25, "trunk_features": 8, "trunk_kind": "matching", "match_frames": 4},
+           "data": {**TINY["data"], "dir": str(toy_dataset), "onset_share": 0.5}}
+    train(TrunkPretrainingConfig.from_dict(raw, "tiny"), tmp_path / "run")
+    state, settings = read_supervised_trunk(tmp_path / "run")
+    assert settings == {"width": 0.25, "features": 8, "kind": "matching", "match_frames": 4}
+    env = MSMDFollowEnv([toy_pieces[0]], observe_speed=True, reward_threshold=1e9)
+    extractor = TrunkExtractor(env.observation_space, dropout=0.0, **settings)
+    extractor.trunk.load_trunk(state)
+    assert extractor.features_dim == 250 + 1  # the column distribution and the speed
+    tables = TrunkFeatureTables(extractor.trunk.eval())
+    observation, info = env.reset(seed=0)
+    for _ in range(30):
+        observation, *_, info = env.step(2)
+    looked_up = tables.features(toy_pieces[0], info["frame"], info["score_window_start"])
+    with torch.no_grad():
+        computed = extractor({key: torch.from_numpy(value)[None] for key, value in observation.items()})[0]
+    torch.testing.assert_close(torch.from_numpy(looked_up), computed[:-1], rtol=1e-4, atol=1e-6)
+    assert looked_up.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_unknown_keys_and_bad_values_are_rejected_naming_the_file(tmp_path):
@@ -87,7 +174,14 @@ def test_unknown_keys_and_bad_values_are_rejected_naming_the_file(tmp_path):
     path.write_text(yaml.safe_dump({"data": {"max_offset_px": -1}}))
     with pytest.raises(ValueError, match="'data.max_offset_px' must be positive"):
         load_config(path)
+    path.write_text(yaml.safe_dump({"model": {"trunk_kind": "transformer"}}))
+    with pytest.raises(ValueError, match="trunk.yaml.*unknown trunk kind 'transformer'"):
+        load_config(path)
+    path.write_text(yaml.safe_dump({"data": {"onset_share": 1.5}}))
+    with pytest.raises(ValueError, match="'data.onset_share' must be within 0..1"):
+        load_config(path)
     assert load_config("configs/supervised/trunk_offset.yaml").model.trunk_width == 0.25
+    assert load_config("configs/supervised/trunk_matching.yaml").model.trunk_kind == "matching"
 
 
 def test_cli_runs_the_trunk_kind_and_reports_a_bad_key_without_a_traceback(tmp_path, capsys):

@@ -14,7 +14,7 @@ against the algorithm's constructor), the environment's keyword arguments (check
     vec_env: subproc          # subproc (one process per env) | dummy (all in this process)
     data: null                # dataset root or split dir; null = the built-in default dataset
     env: {reward_threshold: 170, actions: [-1.0, 0.0, 1.0]}
-    trunk: {features: 512, dropout: 0.0, width: 1.0}
+    trunk: {features: 512, dropout: 0.0, width: 1.0}   # kind: figure3 | matching, match_frames: 8
     hyperparameters:          # keyword arguments of PPO / A2C / RecurrentPPO
       learning_rate: 1.0e-4
       policy_kwargs: {net_arch: {pi: [256], vf: [256]}, activation_fn: elu}
@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from agents.config_files import apply_overrides, read_yaml_config
+from agents.networks import TrunkConfig
 
 ALGORITHMS = ("ppo", "a2c", "recurrent_ppo")
 
@@ -82,6 +83,8 @@ class TrunkSettings:
     features: int = 512
     dropout: float = 0.0
     width: float = 1.0
+    kind: str = "figure3"
+    match_frames: int = 8
 
 
 @dataclass
@@ -238,6 +241,11 @@ def _check_values(config: RLConfig) -> None:
     if config.env.get("action_type", "discrete") != "discrete":
         raise ValueError(f"{source}: env.action_type must be 'discrete' for the RL velocity agents, "
                          f"got {config.env['action_type']!r}")
+    try:
+        TrunkConfig(features=config.trunk.features, dropout=config.trunk.dropout, width=config.trunk.width,
+                    kind=config.trunk.kind, match_frames=config.trunk.match_frames)
+    except ValueError as error:
+        raise ValueError(f"{source}: trunk: {error}") from None
     if config.frozen_trunk:
         if not config.init_from:
             raise ValueError(f"{source}: frozen_trunk needs init_from (the supervised checkpoint whose trunk is frozen)")

@@ -18,7 +18,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from agents.networks import MultimodalTrunk, TrunkConfig
+from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig, build_trunk
 
 SPECTROGRAM_KEY = "spectrogram"
 SCORE_KEY = "score"
@@ -44,13 +44,17 @@ class TrunkExtractor(BaseFeaturesExtractor):
 
     Args:
         observation_space: the environment's ``Dict`` observation space.
-        features: units of the branch and joint dense layers (512 in the paper).
+        features: units of the branch and joint dense layers (512 in the paper); for a matching
+            trunk, the size of its embedding space.
         dropout: dropout probability in the convolutional branches.
         width: multiplier of every convolution's channel count.
+        kind: ``"figure3"`` (:class:`~agents.networks.MultimodalTrunk`) or ``"matching"``
+            (:class:`~agents.networks.MatchingTrunk`).
+        match_frames: the spectrogram frames a matching trunk listens to.
     """
 
     def __init__(self, observation_space: spaces.Dict, features: int = 512, dropout: float = 0.2,
-                 width: float = 1.0):
+                 width: float = 1.0, kind: str = "figure3", match_frames: int = 8):
         if not isinstance(observation_space, spaces.Dict) or {SPECTROGRAM_KEY, SCORE_KEY} - set(observation_space.spaces):
             raise ValueError(
                 f"TrunkExtractor needs a Dict observation space with '{SPECTROGRAM_KEY}' and '{SCORE_KEY}' "
@@ -59,16 +63,18 @@ class TrunkExtractor(BaseFeaturesExtractor):
         config = TrunkConfig(
             spectrogram_shape=tuple(observation_space[SPECTROGRAM_KEY].shape),
             score_shape=tuple(observation_space[SCORE_KEY].shape),
-            features=int(features), dropout=float(dropout), width=float(width),
+            features=int(features), dropout=float(dropout), width=float(width), kind=kind,
+            match_frames=int(match_frames),
         )
-        super().__init__(observation_space, features_dim=config.features + int(SPEED_KEY in observation_space.spaces))
-        self.trunk = MultimodalTrunk(config)
+        trunk = build_trunk(config)
+        super().__init__(observation_space, features_dim=trunk.features_dim + int(SPEED_KEY in observation_space.spaces))
+        self.trunk = trunk
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         return append_speed(self.trunk(observations[SPECTROGRAM_KEY], observations[SCORE_KEY]), observations)
 
 
-def policy_trunks(policy: nn.Module) -> Iterator[MultimodalTrunk]:
+def policy_trunks(policy: nn.Module) -> Iterator[MultimodalTrunk | MatchingTrunk]:
     """Every trunk of an SB3 policy: one when the extractor is shared (the default), else the
     actor's and the critic's."""
     seen: set[int] = set()
@@ -110,21 +116,28 @@ def read_supervised_trunk(checkpoint: str | Path) -> tuple[dict[str, torch.Tenso
     model = config.get("model") if isinstance(config, dict) else None
     settings = {}
     if isinstance(model, dict):
-        settings = {name: model[key] for name, key in (("width", "trunk_width"), ("features", "trunk_features"))
-                    if key in model}
+        settings = {name: model[key] for name, key in TRUNK_SETTING_KEYS.items() if key in model}
+        settings.setdefault("kind", "figure3")  # supervised regressors record no kind: theirs is the paper's
+        if settings["kind"] != "matching":
+            settings.pop("match_frames", None)
     return state, settings
 
 
-def check_trunk_settings(checkpoint: str | Path, width: float, features: int, source: str = "the config") -> None:
-    """Raise ``ValueError`` saying what to set when a checkpoint's trunk differs from the RL config's."""
+TRUNK_SETTING_KEYS = {"width": "trunk_width", "features": "trunk_features", "kind": "trunk_kind",
+                      "match_frames": "match_frames"}
+"""RL ``trunk`` settings → the keys of a supervised config's ``model`` section that record them."""
+
+
+def check_trunk_settings(checkpoint: str | Path, wanted: dict[str, Any], source: str = "the config") -> None:
+    """Raise ``ValueError`` saying what to set when a checkpoint's trunk differs from ``wanted`` (the RL
+    config's ``trunk`` settings: width, features, kind, match_frames)."""
     _, settings = read_supervised_trunk(checkpoint)
-    wanted = {"width": width, "features": features}
-    differences = {name: value for name, value in settings.items() if value != wanted[name]}
+    differences = {name: value for name, value in settings.items() if value != wanted.get(name)}
     if differences:
         fix = " ".join(f"--set trunk.{name}={value}" for name, value in settings.items())
         raise ValueError(
             f"{checkpoint}: the supervised trunk has {', '.join(f'{k} {v}' for k, v in settings.items())} but "
-            f"{source} asks for {', '.join(f'{k} {wanted[k]}' for k in settings)}; pass {fix} "
+            f"{source} asks for {', '.join(f'{k} {wanted.get(k)}' for k in settings)}; pass {fix} "
             "(and the same to any run you compare it with)"
         )
 

@@ -178,6 +178,8 @@ def _incremental_trunk(policy):
         return None
     if extractor.trunk.config.spectrogram_shape[0] != 1:  # difference channels do not stream as a strip slice
         return None
+    if extractor.trunk.config.kind != "figure3":  # a matching trunk is cheap enough on the images
+        return None
     return IncrementalTrunk(extractor.trunk)
 
 

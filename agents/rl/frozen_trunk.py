@@ -29,7 +29,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from agents.networks import MultimodalTrunk
+from agents.networks import MatchingTrunk, MultimodalTrunk
 from agents.rl.extractor import SPEED_KEY, append_speed, policy_trunks
 from agents.sliding import score_features_every_start, spectrogram_features_every_frame
 from sfgym.data.piece import Piece
@@ -51,7 +51,7 @@ class TrunkFeatureTables:
         score_window, score_factor: the environment's score observation settings.
     """
 
-    def __init__(self, trunk: MultimodalTrunk, score_window: tuple[int, int] = (160, 512), score_factor: float = 0.5):
+    def __init__(self, trunk: MultimodalTrunk | MatchingTrunk, score_window: tuple[int, int] = (160, 512), score_factor: float = 0.5):
         if trunk.config.spectrogram_shape[0] != 1 or trunk.config.score_shape[0] != 1:
             raise ValueError("a frozen trunk's features can be tabled only without difference_channels "
                              f"(this trunk reads {trunk.config.spectrogram_shape[0]} channels)")
@@ -61,11 +61,15 @@ class TrunkFeatureTables:
         self._score: dict[bytes, torch.Tensor] = {}
         self._tables: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # by piece name: both of its tables
 
-    def tables(self, piece: Piece) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(spectrogram features per frame (T + 1, F), score features per window start (S', F))``."""
+    def tables(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
+        """``(spectrogram features per frame (T + 1, F), score features per window start (S', F))``;
+        for a :class:`~agents.networks.MatchingTrunk`, ``(sound embedding per frame (T + 1, K), column
+        embedding per strip column (S - 2 * COLUMN_MARGIN, K))``."""
         found = self._tables.get(piece.name)
         if found is not None:
             return found
+        if isinstance(self.trunk, MatchingTrunk):
+            return self._matching_tables(piece)
         joint = self._joint_linear()
         features = self.trunk.config.features
         spectrogram = torch.from_numpy(np.ascontiguousarray(piece.spectrogram, dtype=np.float32))
@@ -84,8 +88,28 @@ class TrunkFeatureTables:
     def features(self, piece: Piece, frame: int, score_start: int) -> np.ndarray:
         """The trunk's output (float32 ``(F,)``) at ``frame`` with the score window at ``score_start``."""
         spectrogram_part, score_part = self.tables(piece)
+        if isinstance(self.trunk, MatchingTrunk):  # softmax over the window's columns of column · sound
+            logits = score_part[score_start : score_start + self.trunk.features_dim] @ spectrogram_part[frame]
+            probabilities = np.exp(logits - logits.max())
+            return probabilities / probabilities.sum()
         before_activation = spectrogram_part[frame] + score_part[score_start]
         return np.where(before_activation > 0, before_activation, np.expm1(np.minimum(before_activation, 0)))
+
+    def _matching_tables(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
+        trunk, heard = self.trunk, self.trunk.config.match_frames
+        window = trunk.config.spectrogram_shape[2]
+        # env frame f observes frames f - window .. f - 1 (zeros before the first): it hears the last `heard`
+        padded = np.zeros((piece.spectrogram.shape[0], window + piece.n_frames), dtype=np.float32)
+        padded[:, window:] = piece.spectrogram
+        frames = torch.from_numpy(padded).unfold(1, heard, 1)[:, window - heard:].permute(1, 0, 2)  # (T + 1, 78, heard)
+        sheet_key = hashlib.blake2b(np.ascontiguousarray(piece.sheet).tobytes(), digest_size=16).digest()
+        with torch.no_grad():
+            sounds = trunk.sound_embeddings(frames).numpy()
+            if sheet_key not in self._score:
+                strip = score_observation_values(prepare_score_strip(piece.sheet, self.score_window, self.score_factor))
+                self._score[sheet_key] = trunk.column_embeddings(torch.from_numpy(strip)[None])[0].numpy()
+        self._tables[piece.name] = (sounds, self._score[sheet_key])
+        return self._tables[piece.name]
 
     def _joint_linear(self) -> torch.nn.Linear:
         linear, activation = self.trunk.joint  # MultimodalTrunk.joint = Linear → ELU (alpha 1)
@@ -108,7 +132,7 @@ class FrozenTrunkObservations(gym.Wrapper):
             raise ValueError("FrozenTrunkObservations needs an MSMDFollowEnv with observe_speed=True and "
                              "difference_channels=False")
         self.tables = tables
-        features = tables.trunk.config.features
+        features = tables.trunk.features_dim
         self.observation_space = spaces.Dict({
             TRUNK_KEY: spaces.Box(-np.inf, np.inf, shape=(features,), dtype=np.float32),
             SPEED_KEY: env.observation_space[SPEED_KEY],

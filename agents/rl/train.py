@@ -124,7 +124,7 @@ def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
     if config.freeze_trunk_steps and not config.init_from:
         raise ValueError(f"{config.source}: freeze_trunk_steps needs init_from (a supervised checkpoint to freeze)")
     if config.init_from:  # fail now, before any data is loaded, if the trunks cannot match
-        check_trunk_settings(config.init_from, config.trunk.width, config.trunk.features, config.source)
+        check_trunk_settings(config.init_from, dataclasses.asdict(config.trunk), config.source)
     if (run_dir / FINAL_MODEL).exists():
         raise ValueError(f"{run_dir}: already holds a finished run; choose another --out")
     if config.torch_threads is not None:

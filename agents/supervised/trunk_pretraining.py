@@ -37,10 +37,11 @@ import yaml
 from torch import nn
 
 from agents.config_files import apply_overrides, read_yaml_config
-from agents.networks import MultimodalTrunk, TrunkConfig, default_device
+from agents.networks import COLUMN_MARGIN, MatchingTrunk, MultimodalTrunk, TrunkConfig, default_device
 from agents.sliding import branch_at_every_window, score_features_every_start
 from agents.supervised.config import _build_section
-from agents.supervised.data import SCORE_COLUMNS, SPEC_WINDOW, PreparedSong, prepare_song, score_window_start
+from agents.supervised.data import (SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
+                                   score_window_start)
 
 FORMAT = "sfgym-trunk-pretraining"
 HISTORY_COLUMNS = ("step", "samples", "wall_s", "train_mae_px", "valid_mae_px", "valid_r2")
@@ -49,18 +50,32 @@ HISTORY_COLUMNS = ("step", "samples", "wall_s", "train_mae_px", "valid_mae_px", 
 # ---------------------------------------------------------------------------- configuration
 @dataclass(frozen=True)
 class TrunkModel:
-    """The trunk (see :class:`agents.networks.TrunkConfig`); RL must use the same width and features."""
+    """The trunk (see :class:`agents.networks.TrunkConfig`); RL must use the same settings.
+
+    ``trunk_kind`` picks the trunk and with it the objective: ``figure3`` regresses the offset with a
+    linear head on the paper's trunk; ``matching`` (:class:`~agents.networks.MatchingTrunk`) classifies
+    which window column the sound is written in (cross-entropy), its features being those very
+    probabilities. Both report the same offset error (for ``matching``: of the most probable column).
+    """
 
     trunk_width: float = 0.25
     trunk_features: int = 128
     dropout: float = 0.0
+    trunk_kind: str = "figure3"
+    match_frames: int = 8
+
+    def trunk_config(self) -> TrunkConfig:
+        return TrunkConfig(features=self.trunk_features, dropout=self.dropout, width=self.trunk_width,
+                           kind=self.trunk_kind, match_frames=self.match_frames)
 
 
 @dataclass(frozen=True)
 class TrunkData:
     """Samples: ``segments_per_batch`` stretches of ``segment_frames`` frames, each from a random
     train performance, with ``samples_per_segment`` (frame, offset) pairs each; offsets uniform in
-    ±``max_offset_px`` (native px; 170 = the environment's loss threshold). Validation: the same
+    ±``max_offset_px`` (native px; 170 = the environment's loss threshold). A share ``onset_share`` of
+    the frames are drawn one or two frames after an onset, where the sound names its notehead most
+    clearly (between onsets the truth is interpolated). Validation: the same
     ``valid_samples`` pairs from the first ``valid_pieces`` valid performances every time."""
 
     dir: str | None = None
@@ -70,6 +85,7 @@ class TrunkData:
     samples_per_segment: int = 64
     segments_per_batch: int = 4
     max_offset_px: float = 170.0
+    onset_share: float = 0.0
     valid_pieces: int = 14
     valid_samples: int = 1024
 
@@ -115,6 +131,12 @@ class TrunkPretrainingConfig:
         for key, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{source}: '{key}' must be positive, got {value!r}")
+        if not 0.0 <= config.data.onset_share <= 1.0:
+            raise ValueError(f"{source}: 'data.onset_share' must be within 0..1, got {config.data.onset_share!r}")
+        try:
+            config.model.trunk_config()
+        except ValueError as error:
+            raise ValueError(f"{source}: model: {error}") from None
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,14 +148,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrunkPr
     return TrunkPretrainingConfig.from_dict(raw, source=f"{path} with --set" if overrides else str(path))
 
 
-# ---------------------------------------------------------------------------- the model and its batches
+# ---------------------------------------------------------------------------- the models and their batches
 class OffsetRegressor(nn.Module):
-    """The shared trunk and a linear head: the window's offset from the truth, in units of max_offset_px."""
+    """The figure-3 trunk and a linear head: the window's offset from the truth, in units of max_offset_px."""
 
     def __init__(self, model: TrunkModel):
         super().__init__()
-        self.trunk = MultimodalTrunk(TrunkConfig(features=model.trunk_features, dropout=model.dropout,
-                                                 width=model.trunk_width))
+        self.trunk = MultimodalTrunk(model.trunk_config())
         self.head = nn.Linear(model.trunk_features, 1)
 
     def forward_stretch(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
@@ -152,15 +173,77 @@ class OffsetRegressor(nn.Module):
                                        score_features[torch.as_tensor(starts - first_start, device=device)]], dim=1))
         return self.head(joint).squeeze(-1)
 
+    def stretch_loss(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray, offsets: np.ndarray,
+                     max_offset_px: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean squared error, predicted offsets)`` of samples of one stretch (offsets / max_offset_px)."""
+        predicted = self.forward_stretch(song, frames, starts)
+        loss = torch.mean((predicted - torch.from_numpy(offsets).to(predicted.device)) ** 2)
+        return loss, predicted.detach()
+
+    def predict_offsets(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray,
+                        max_offset_px: float) -> torch.Tensor:
+        return self.forward_stretch(song, frames, starts)
+
+
+class ColumnMatcher(nn.Module):
+    """A :class:`~agents.networks.MatchingTrunk` trained to say which window column the sound is written in."""
+
+    def __init__(self, model: TrunkModel):
+        super().__init__()
+        self.trunk = MatchingTrunk(model.trunk_config())
+        self.centre_column = SCORE_COLUMNS // 2 - COLUMN_MARGIN  # the feature of the window's centre
+
+    def forward_stretch(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
+        """Column logits ``(B, features_dim)``; the strip's columns are embedded once for the stretch."""
+        trunk = self.trunk
+        device = next(trunk.parameters()).device
+        first_start, last_start = int(starts.min()), int(starts.max())
+        strip = song.score[:, first_start : last_start + SCORE_COLUMNS].to(device, torch.float32) / 255.0
+        columns = trunk.column_embeddings(strip[None])[0]
+        windows = torch.as_tensor(starts - first_start, device=device)[:, None] + torch.arange(trunk.features_dim, device=device)
+        # env frame f observes padded spectrogram columns f .. f + 39; the trunk hears the last match_frames
+        heard = torch.as_tensor(frames, device=device)[:, None] + torch.arange(
+            SPEC_WINDOW - trunk.config.match_frames, SPEC_WINDOW, device=device)
+        sounds = trunk.sound_embeddings(song.spectrogram.to(device)[:, heard].permute(1, 0, 2))
+        return torch.einsum("bwk,bk->bw", columns[windows], sounds)
+
+    def target_columns(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
+        """The feature index of the true position's column in each window."""
+        true_columns = score_window_start(torch.from_numpy(song.piece.true_x[frames])) + SCORE_COLUMNS // 2
+        return (true_columns - torch.from_numpy(starts) - COLUMN_MARGIN).clamp(0, self.trunk.features_dim - 1)
+
+    def stretch_loss(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray, offsets: np.ndarray,
+                     max_offset_px: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cross-entropy, predicted offsets / max_offset_px)`` of samples of one stretch."""
+        logits = self.forward_stretch(song, frames, starts)
+        loss = nn.functional.cross_entropy(logits, self.target_columns(song, frames, starts).to(logits.device))
+        return loss, self._offsets(logits.detach(), max_offset_px)
+
+    def predict_offsets(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray,
+                        max_offset_px: float) -> torch.Tensor:
+        return self._offsets(self.forward_stretch(song, frames, starts), max_offset_px)
+
+    def _offsets(self, logits: torch.Tensor, max_offset_px: float) -> torch.Tensor:
+        """The most probable column's offset from the window centre, in units of max_offset_px."""
+        columns = logits.argmax(dim=1).float() - self.centre_column
+        return columns / SCORE_FACTOR / max_offset_px
+
 
 def draw_stretch(song: PreparedSong, n_frames: int, n_samples: int, max_offset_px: float,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 rng: np.random.Generator, onset_share: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(frames, window starts, offsets / max_offset_px)`` of samples from a random stretch of ``song``:
-    frames from its first onset on, windows centred ``offset`` px before the true position."""
+    frames from its first onset on (a share ``onset_share`` of them just after an onset), windows
+    centred ``offset`` px before the true position."""
     piece = song.piece
     first = piece.first_onset_frame
     begin = int(rng.integers(first, max(first + 1, piece.n_frames - n_frames)))
-    frames = rng.integers(begin, min(begin + n_frames, piece.n_frames), n_samples)
+    end = min(begin + n_frames, piece.n_frames)
+    frames = rng.integers(begin, end, n_samples)
+    onsets = piece.onset_frames[(piece.onset_frames >= begin) & (piece.onset_frames < end)]
+    after_onset = rng.random(n_samples) < onset_share
+    if len(onsets) and after_onset.any():  # the env's frame f hears frames up to f - 1
+        heard = rng.choice(onsets, int(after_onset.sum())) + rng.integers(1, 3, int(after_onset.sum()))
+        frames[after_onset] = heard.clip(max=piece.n_frames - 1)
     offsets = rng.uniform(-max_offset_px, max_offset_px, n_samples)
     centres = torch.from_numpy(piece.true_x[frames] - offsets)
     starts = score_window_start(centres).numpy().clip(0, song.score.shape[1] - SCORE_COLUMNS)
@@ -195,7 +278,7 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
     valid_set = [(song, *draw_stretch(song, song.piece.n_frames, per_song, d.max_offset_px, valid_rng))
                  for song in valid_songs]
 
-    model = OffsetRegressor(config.model).to(device)
+    model = (ColumnMatcher if config.model.trunk_kind == "matching" else OffsetRegressor)(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
     history: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
@@ -203,20 +286,23 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
     progress = tqdm(total=t.max_steps, desc="trunk pre-training", unit="batch", mininterval=10)
     while step < t.max_steps and (t.max_minutes is None or time.time() - started < 60 * t.max_minutes):
         model.train()
-        predictions, targets = [], []
+        losses, predictions, targets = [], [], []
         for _ in range(d.segments_per_batch):
             song = train_songs[int(rng.integers(len(train_songs)))]
-            frames, starts, target = draw_stretch(song, d.segment_frames, d.samples_per_segment, d.max_offset_px, rng)
-            predictions.append(model.forward_stretch(song, frames, starts))
+            frames, starts, target = draw_stretch(song, d.segment_frames, d.samples_per_segment, d.max_offset_px,
+                                                 rng, d.onset_share)
+            loss, predicted = model.stretch_loss(song, frames, starts, target, d.max_offset_px)
+            losses.append(loss)
+            predictions.append(predicted)
             targets.append(torch.from_numpy(target).to(device))
         prediction, target = torch.cat(predictions), torch.cat(targets)
-        loss = torch.mean((prediction - target) ** 2)
+        loss = torch.stack(losses).mean()
         optimizer.zero_grad()
         loss.backward()
         if t.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
-        train_errors.append(float((prediction - target).detach().abs().mean()) * d.max_offset_px)
+        train_errors.append(float((prediction - target).abs().mean()) * d.max_offset_px)
         step += 1
         progress.update()
         if step % t.eval_every_steps == 0 or step == t.max_steps:
@@ -239,20 +325,21 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
 
 
 @torch.no_grad()
-def validate(model: OffsetRegressor, valid_set, max_offset_px: float) -> dict[str, float]:
-    """Mean absolute error (px) and R² of the offsets of the fixed validation samples."""
+def validate(model: OffsetRegressor | ColumnMatcher, valid_set, max_offset_px: float) -> dict[str, float]:
+    """Mean absolute error (px) and R² of the predicted offsets of the fixed validation samples."""
     model.eval()
     predictions, targets = [], []
     for song, frames, starts, target in valid_set:
         for chunk in range(0, len(frames), 64):  # stretches of 64 samples: bounded memory
-            predictions.append(model.forward_stretch(song, frames[chunk : chunk + 64], starts[chunk : chunk + 64]).cpu())
+            predictions.append(model.predict_offsets(song, frames[chunk : chunk + 64], starts[chunk : chunk + 64],
+                                                     max_offset_px).cpu())
         targets.append(torch.from_numpy(target))
     prediction, target = torch.cat(predictions), torch.cat(targets)
     r2 = 1.0 - float(torch.mean((prediction - target) ** 2) / torch.var(target))
     return {"valid_mae_px": float((prediction - target).abs().mean()) * max_offset_px, "valid_r2": r2}
 
 
-def save_checkpoint(path: Path, model: OffsetRegressor, config: TrunkPretrainingConfig, row: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, model: nn.Module, config: TrunkPretrainingConfig, row: dict[str, Any]) -> None:
     """Atomically, in the layout ``--init-from`` reads (``model_state`` with ``trunk.*``, ``config.model``)."""
     from sfgym.data.msmd import atomic_write_bytes
 
@@ -311,4 +398,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config", "main", "train"]
+__all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config", "main", "train"]
