@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.networks import MultimodalTrunk
+from agents.networks import MatchingTrunk, MultimodalTrunk
 
 _ELEMENTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Identity, nn.Dropout)
 
@@ -277,5 +277,45 @@ class IncrementalTrunk:
         return self.trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
 
 
-__all__ = ["IncrementalTrunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",
+class IncrementalMatchingTrunk:
+    """A :class:`~agents.networks.MatchingTrunk` that follows one piece, frame by frame, cheaply.
+
+    At :meth:`reset` every column of the strip is embedded once; a call embeds the sound of the
+    observation's last frames and compares it with the window's columns, looked up. Same interface
+    and fallback as :class:`IncrementalTrunk` (an observation that is not the expected strip slice
+    takes the plain trunk, counted in :attr:`plain_frames`).
+    """
+
+    def __init__(self, trunk: MatchingTrunk):
+        self.trunk = trunk
+        self.plain_frames = 0
+        self._strip: torch.Tensor | None = None
+        self._columns: torch.Tensor | None = None
+
+    def reset(self, strip: torch.Tensor) -> None:
+        """Start a piece whose score windows are slices of ``strip`` (see :meth:`IncrementalTrunk.reset`)."""
+        self._strip = strip
+        with torch.no_grad():
+            self._columns = self.trunk.column_embeddings(strip[None])[0]
+
+    @torch.no_grad()
+    def __call__(self, spectrogram: torch.Tensor, score: torch.Tensor, start: int) -> torch.Tensor:
+        """The trunk's ``(1, features_dim)`` for one observation whose score window starts at ``start``."""
+        if self._strip is None:
+            raise RuntimeError("IncrementalMatchingTrunk: call reset(strip) before the first frame")
+        expected = self._strip[:, start : start + self.trunk.config.score_shape[-1]]
+        if expected.shape != score.shape[2:] or not torch.equal(expected, score[0, 0]):
+            self.plain_frames += 1
+            return self.trunk(spectrogram, score)
+        sound = self.trunk.sound_embeddings(spectrogram[:, 0, :, -self.trunk.config.match_frames:])
+        logits = self._columns[start : start + self.trunk.features_dim] @ sound[0]
+        return torch.softmax(logits, dim=0)[None]
+
+
+def incremental_trunk(trunk: MultimodalTrunk | MatchingTrunk) -> IncrementalTrunk | IncrementalMatchingTrunk:
+    """The incremental form of either trunk."""
+    return IncrementalMatchingTrunk(trunk) if isinstance(trunk, MatchingTrunk) else IncrementalTrunk(trunk)
+
+
+__all__ = ["IncrementalMatchingTrunk", "IncrementalTrunk", "incremental_trunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",
            "spectrogram_features_every_frame"]

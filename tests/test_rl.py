@@ -315,6 +315,13 @@ def test_frozen_trunk_training_looks_features_up_and_saves_an_ordinary_image_mod
     assert follower._incremental is not None and follower._incremental.plain_frames == 0
 
 
+def test_an_unknown_trunk_kind_is_rejected_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"tiny: trunk: unknown trunk kind 'resnet' \(known: figure3, matching\)"):
+        config_from_dict({**_tiny_raw(), "trunk": {"kind": "resnet"}}, "tiny")
+    matching = load_config(CONFIGS / "ppo_matching.yaml", ["init_from=runs/supervised/trunk_matching"])
+    assert matching.frozen_trunk and (matching.trunk.kind, matching.trunk.features) == ("matching", 32)
+
+
 def test_frozen_trunk_needs_a_supervised_trunk_and_the_speed(tmp_path):
     raw = _tiny_raw()
     with pytest.raises(ValueError, match="frozen_trunk needs init_from"):

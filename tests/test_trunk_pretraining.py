@@ -165,6 +165,40 @@ def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset
     torch.testing.assert_close(torch.from_numpy(looked_up), computed[:-1], rtol=1e-4, atol=1e-6)
     assert looked_up.sum() == pytest.approx(1.0, abs=1e-5)
 
+    # PPO on it, frozen and tabled: the saved model is an image model holding the matching trunk
+    import argparse
+
+    from agents.networks import MatchingTrunk
+    from agents.rl import load_follower
+    from agents.rl.train import add_arguments, main
+    from sfgym.evaluation import run_episode
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    trunk_settings = [f"--set=trunk.{key}={value}" for key, value in settings.items()]
+    with pytest.raises(ValueError, match="--set trunk.width=0.25 --set trunk.features=8 --set trunk.kind=matching"):
+        main(parser.parse_args(["--config", "configs/rl/tiny.yaml", "--data", str(toy_dataset), "--out",
+                                str(tmp_path / "refused"), "--init-from", str(tmp_path / "run")]))
+    assert main(parser.parse_args(["--config", "configs/rl/tiny.yaml", "--data", str(toy_dataset), "--out",
+                                   str(tmp_path / "rl"), "--init-from", str(tmp_path / "run"), "--set=frozen_trunk=true",
+                                   "--set=env.observe_speed=true", *trunk_settings])) == 0
+    follower = load_follower(tmp_path / "rl" / "final_model.zip")
+    trunk = follower.model.policy.features_extractor.trunk
+    assert isinstance(trunk, MatchingTrunk)
+    assert all(torch.equal(trunk.state_dict()[key], value) for key, value in state.items())  # frozen
+    # the follower computes the trunk incrementally, to the image model's own actions
+    episode_env = MSMDFollowEnv([toy_pieces[1]], observe_speed=True)
+    observation, info = episode_env.reset(seed=0)
+    follower.reset(toy_pieces[1], seed=0)
+    for _ in range(40):
+        action = follower.act(observation, info)
+        assert action == int(follower.model.predict(observation, deterministic=True)[0])
+        observation, _, terminated, truncated, info = episode_env.step(action)
+        if terminated or truncated:
+            break
+    assert follower._incremental is not None and follower._incremental.plain_frames == 0
+    assert len(run_episode(follower, toy_pieces[1], seed=0).frames) >= 2
+
 
 def test_unknown_keys_and_bad_values_are_rejected_naming_the_file(tmp_path):
     path = tmp_path / "trunk.yaml"

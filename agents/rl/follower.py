@@ -166,21 +166,19 @@ class RLFollower(Follower):
 
 
 def _incremental_trunk(policy):
-    """An :class:`~agents.sliding.IncrementalTrunk` for an actor-critic policy on single-channel images,
-    or ``None`` when the policy is of another kind."""
+    """The incremental form of the trunk (:func:`agents.sliding.incremental_trunk`) of an actor-critic
+    policy on single-channel images, or ``None`` when the policy is of another kind."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from agents.rl.extractor import TrunkExtractor
-    from agents.sliding import IncrementalTrunk
+    from agents.sliding import incremental_trunk
 
     extractor = getattr(policy, "pi_features_extractor", None)
     if not isinstance(policy, ActorCriticPolicy) or not isinstance(extractor, TrunkExtractor):
         return None
     if extractor.trunk.config.spectrogram_shape[0] != 1:  # difference channels do not stream as a strip slice
         return None
-    if extractor.trunk.config.kind != "figure3":  # a matching trunk is cheap enough on the images
-        return None
-    return IncrementalTrunk(extractor.trunk)
+    return incremental_trunk(extractor.trunk)
 
 
 def load_follower(path: str | Path, *, stochastic: bool = False, device: str | torch.device = "cpu",

@@ -3,15 +3,21 @@
 A velocity agent needs one thing above all from its observation: how far the music has moved from
 the centre of its score window. This trainer teaches the trunk exactly that, frame by frame, with
 no recurrence to lean on: a sample is a frame of a performance and a score window centred up to
-``max_offset_px`` away from the true position; the trunk plus a linear head regresses that offset
-(in units of ``max_offset_px``). Nothing but the pairing of audio and notation can solve it — unlike a
-recurrent regressor, which can lower its loss by learning a typical speed. The trunk then starts an
-RL run (``sfgym train rl --init-from RUN_DIR``, e.g. frozen with ``configs/rl/ppo_frozen.yaml``).
+``max_offset_px`` away from the true position. Nothing but the pairing of audio and notation can
+solve it — unlike a recurrent regressor, which can lower its loss by learning a typical speed. The
+trunk then starts an RL run (``sfgym train rl --init-from RUN_DIR``, frozen with
+``configs/rl/ppo_matching.yaml`` or ``configs/rl/ppo_frozen.yaml``). Two trunks, two objectives:
 
-Training on the CPU is made affordable by :func:`agents.sliding.branch_at_every_window`: a batch is a
-few stretches of performances, and each branch runs once over a stretch (the spectrogram over its
-frames, the score branch over the strip columns its windows cover) while every sample of that stretch
-slices its features from the result, about 20x less work than running the trunk per window.
+- ``trunk_kind: figure3`` (the paper's :class:`~agents.networks.MultimodalTrunk`, ``trunk_offset.yaml``):
+  a linear head regresses the offset (in units of ``max_offset_px``; mean squared error).
+- ``trunk_kind: matching`` (:class:`~agents.networks.MatchingTrunk`, ``trunk_matching.yaml``): the
+  trunk's own output, a distribution over the window's columns, is trained to name the true column
+  (cross-entropy); the reported offset is that of its most probable column.
+
+Training on the CPU is made affordable by computing each branch once per stretch of a performance:
+a batch is a few stretches, and every sample of a stretch slices its features from the branch run
+over the whole stretch (:func:`agents.sliding.branch_at_every_window` for the figure-3 trunk; the
+matching trunk embeds the strip's columns once), about 20x less work than running the trunk per window.
 
 A run directory receives ``config.yaml``, ``best.pt`` (the best validation error; the format of a
 supervised checkpoint as far as ``--init-from`` reads it: ``model_state`` with ``trunk.*`` and
