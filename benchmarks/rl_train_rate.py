@@ -11,6 +11,8 @@ Times ``model.learn`` (rollouts and updates, no evaluation) for two setups on th
   features looked up per piece, :mod:`agents.rl.frozen_trunk`; 16 envs, 128-step rollouts). The
   trunk's weights do not change the time, so a freshly initialized one stands in for a trained one;
   building the per-piece tables is timed apart (it happens once per piece in a run).
+- ``matching trunk``: ``configs/rl/ppo_matching.yaml`` (a frozen :class:`~agents.networks.MatchingTrunk`,
+  column and sound embeddings looked up, the softmax over the window's columns computed per step).
 
 The pieces default to a few toy pieces of realistic length; ``--data`` takes a built dataset's split.
 """
@@ -37,12 +39,13 @@ def main() -> None:
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from agents.rl.config import load_config
-    from agents.rl.extractor import policy_trunks
-    from agents.rl.frozen_trunk import FrozenTrunkObservations, TrunkFeatureTables
     from agents.rl.train import build_model
     from agents.supervised.checkpoint import save_checkpoint
     from agents.supervised.config import ModelConfig, SupervisedConfig
     from agents.supervised.model import PositionRegressor
+    from agents.supervised.trunk_pretraining import ColumnMatcher
+    from agents.supervised.trunk_pretraining import load_config as load_trunk_config
+    from agents.supervised.trunk_pretraining import save_checkpoint as save_trunk_checkpoint
     from sfgym.data.synthetic import synthetic_piece
     from sfgym.envs import MSMDFollowEnv
 
@@ -67,19 +70,41 @@ def main() -> None:
         model_config = ModelConfig(hidden_size=8, num_layers=1, trunk_width=0.5, trunk_features=256, dropout=0.0)
         save_checkpoint(checkpoint, PositionRegressor(model_config), SupervisedConfig(model=model_config))
         frozen = load_config(REPO / "configs" / "rl" / "ppo_frozen.yaml", [f"init_from={checkpoint}", "device=cpu"])
-        with warnings.catch_warnings():  # a model only to hold the trunk: SB3's batch-size remark is moot
-            warnings.simplefilter("ignore", UserWarning)
-            probe = build_model(frozen, DummyVecEnv([lambda: MSMDFollowEnv(data=pieces[:1], **frozen.env)]))
-        tables = TrunkFeatureTables(next(policy_trunks(probe.policy)))
-        started = time.perf_counter()
-        for piece in pieces:
-            tables.tables(piece)
-        table_seconds = time.perf_counter() - started
-        frozen_env = DummyVecEnv([lambda: FrozenTrunkObservations(MSMDFollowEnv(data=pieces, **frozen.env), tables)]
-                                 * frozen.n_envs)
-        rate = time_learn(build_model(frozen, frozen_env, tabled_trunk=True), args.steps)
-    print(f"frozen trunk (ppo_frozen.yaml, tables): {rate:8.0f} steps/s  "
-          f"(+ {1000 * table_seconds / len(pieces):.0f} ms per piece to build its tables, once)")
+        rate, table_seconds = time_tabled(frozen, pieces, args.steps)
+        print(f"frozen trunk (ppo_frozen.yaml, tables): {rate:8.0f} steps/s  "
+              f"(+ {1000 * table_seconds / len(pieces):.0f} ms per piece to build its tables, once)")
+
+        matching_checkpoint = Path(folder) / "matching.pt"
+        pretraining = load_trunk_config(REPO / "configs" / "supervised" / "trunk_matching.yaml")
+        save_trunk_checkpoint(matching_checkpoint, ColumnMatcher(pretraining.model), pretraining, {})
+        matching = load_config(REPO / "configs" / "rl" / "ppo_matching.yaml",
+                               [f"init_from={matching_checkpoint}", "device=cpu"])
+        rate, table_seconds = time_tabled(matching, pieces, args.steps)
+        print(f"matching trunk (ppo_matching.yaml):     {rate:8.0f} steps/s  "
+              f"(+ {1000 * table_seconds / len(pieces):.0f} ms per piece to build its tables, once)")
+
+
+def time_tabled(config, pieces, steps: int) -> tuple[float, float]:
+    """``(steps/s, seconds to build the tables of all pieces)`` of PPO on a frozen trunk's tables."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.rl.extractor import load_supervised_trunk, policy_trunks
+    from agents.rl.frozen_trunk import FrozenTrunkObservations, TrunkFeatureTables
+    from agents.rl.train import build_model
+    from sfgym.envs import MSMDFollowEnv
+
+    with warnings.catch_warnings():  # a model only to hold the trunk: SB3's batch-size remark is moot
+        warnings.simplefilter("ignore", UserWarning)
+        probe = build_model(config, DummyVecEnv([lambda: MSMDFollowEnv(data=pieces[:1], **config.env)]))
+    load_supervised_trunk(probe.policy, config.init_from)
+    tables = TrunkFeatureTables(next(policy_trunks(probe.policy)))
+    started = time.perf_counter()
+    for piece in pieces:
+        tables.tables(piece)
+    table_seconds = time.perf_counter() - started
+    env = DummyVecEnv([lambda: FrozenTrunkObservations(MSMDFollowEnv(data=pieces, **config.env), tables)]
+                      * config.n_envs)
+    return time_learn(build_model(config, env, tabled_trunk=True), steps), table_seconds
 
 
 def time_learn(model, steps: int) -> float:

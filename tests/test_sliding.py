@@ -96,3 +96,26 @@ def test_feature_tables_are_what_the_trunk_gives_on_the_environments_windows(tru
     torch.testing.assert_close(incremental(spectrogram, score.flip(-1), info["score_window_start"]),
                                trunk(spectrogram, score.flip(-1)), rtol=1e-5, atol=1e-5)
     assert incremental.plain_frames == 1
+
+
+def test_incremental_matching_trunk_is_the_trunk_and_falls_back_on_a_foreign_window():
+    from agents.networks import MatchingTrunk
+    from agents.sliding import IncrementalMatchingTrunk, incremental_trunk
+
+    torch.manual_seed(0)
+    matching = MatchingTrunk(TrunkConfig(kind="matching", features=8, width=0.25, match_frames=4)).eval()
+    incremental = incremental_trunk(matching)
+    assert isinstance(incremental, IncrementalMatchingTrunk)
+    strip = torch.rand(80, 700)
+    incremental.reset(strip)
+    spectrogram = torch.rand(1, 1, 78, 40)
+    for start in (0, 123, 444):
+        score = strip[:, start : start + 256][None, None].clone()
+        with torch.no_grad():
+            expected = matching(spectrogram, score)
+        torch.testing.assert_close(incremental(spectrogram, score, start), expected, rtol=1e-4, atol=1e-6)
+    assert incremental.plain_frames == 0
+    foreign = torch.rand(1, 1, 80, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(incremental(spectrogram, foreign, 10), matching(spectrogram, foreign))
+    assert incremental.plain_frames == 1
