@@ -40,6 +40,8 @@ class TrunkConfig:
         kind: ``"figure3"`` (:class:`MultimodalTrunk`, the paper's) or ``"matching"``
             (:class:`MatchingTrunk`; ``features`` is then the size of its shared embedding space).
         match_frames: the last frames of the spectrogram window a matching trunk listens to.
+        match_context: columns on each side that a matching trunk's column embedding also sees (its
+            neighbours' notes; 0 = the notehead alone), so that recent *sequences* of notes are matched.
     """
 
     spectrogram_shape: tuple[int, int, int] = (1, 78, 40)
@@ -49,6 +51,7 @@ class TrunkConfig:
     width: float = 1.0
     kind: str = "figure3"
     match_frames: int = 8
+    match_context: int = 0
 
     def __post_init__(self):
         if self.kind not in TRUNK_KINDS:
@@ -56,6 +59,8 @@ class TrunkConfig:
         if not 1 <= self.match_frames <= self.spectrogram_shape[2]:
             raise ValueError(f"match_frames must be within 1..{self.spectrogram_shape[2]} (the spectrogram "
                              f"window), got {self.match_frames}")
+        if not 0 <= self.match_context < self.score_shape[2] // 4:
+            raise ValueError(f"match_context must be within 0..{self.score_shape[2] // 4 - 1}, got {self.match_context}")
 
 
 TRUNK_KINDS = ("figure3", "matching")
@@ -128,8 +133,9 @@ class MatchingTrunk(nn.Module):
 
     ``forward(spectrogram, score)`` takes the same ``(B, C, 78, 40)`` and ``(B, C, rows, columns)``
     images as :class:`MultimodalTrunk` (channel 0 is read: difference channels carry no position) and
-    returns ``(B, columns - COLUMN_MARGIN * 2)`` probabilities; feature ``j`` is window column
-    ``j + COLUMN_MARGIN``. :meth:`column_embeddings` and :meth:`sound_embeddings` compute the two
+    returns ``(B, columns - 2 * margin)`` probabilities; feature ``j`` is window column ``j + margin``
+    (:attr:`margin`: the columns lost at each edge, :data:`COLUMN_MARGIN` + ``match_context``).
+    :meth:`column_embeddings` and :meth:`sound_embeddings` compute the two
     sides for a whole strip / performance at once (:class:`agents.rl.frozen_trunk.TrunkFeatureTables`).
     """
 
@@ -145,17 +151,20 @@ class MatchingTrunk(nn.Module):
                        nn.MaxPool2d((2, 1))]
             in_channels, rows = out_channels, rows // 2
         layers.append(nn.Conv2d(in_channels, config.features, (rows, 1)))
+        if config.match_context:  # each column's embedding mixes in its neighbours' (notes before and after)
+            layers += [nn.ELU(), nn.Conv2d(config.features, config.features, (1, 2 * config.match_context + 1))]
         self.column_convs = nn.Sequential(*layers)
+        self.margin = COLUMN_MARGIN + config.match_context
         self.sound_dense = nn.Sequential(
             nn.Linear(config.spectrogram_shape[1] * config.match_frames, 256), nn.ELU(), nn.Dropout(config.dropout),
             nn.Linear(256, config.features))
 
     @property
     def features_dim(self) -> int:
-        return self.config.score_shape[2] - 2 * COLUMN_MARGIN
+        return self.config.score_shape[2] - 2 * self.margin
 
     def column_embeddings(self, score: torch.Tensor) -> torch.Tensor:
-        """``(B, rows, W)`` score images (one channel) → ``(B, W - 2 * COLUMN_MARGIN, features)``."""
+        """``(B, rows, W)`` score images (one channel) → ``(B, W - 2 * margin, features)``."""
         return self.column_convs(score[:, None])[:, :, 0].transpose(1, 2)
 
     def sound_embeddings(self, frames: torch.Tensor) -> torch.Tensor:
@@ -174,7 +183,7 @@ class MatchingTrunk(nn.Module):
 
 
 COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2
-"""Columns a matching trunk loses at each edge of its window (4)."""
+"""Columns the convolutions of a matching trunk lose at each edge of its window (3), ``match_context`` aside."""
 
 
 def build_trunk(config: TrunkConfig) -> MultimodalTrunk | MatchingTrunk:

@@ -79,7 +79,7 @@ def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_data
         train(config, tmp_path / "run")
 
 
-MATCHING = TrunkModel(trunk_width=0.25, trunk_features=8, trunk_kind="matching", match_frames=4)
+MATCHING = TrunkModel(trunk_width=0.25, trunk_features=8, trunk_kind="matching", match_frames=4, match_context=2)
 
 
 def _jump_to(env, piece, frame: int, centre: float) -> dict[str, np.ndarray]:
@@ -90,8 +90,6 @@ def _jump_to(env, piece, frame: int, centre: float) -> dict[str, np.ndarray]:
 
 
 def test_matching_logits_are_the_matching_trunk_on_the_environments_windows(toy_pieces):
-    from agents.networks import COLUMN_MARGIN
-
     torch.manual_seed(0)
     model = ColumnMatcher(MATCHING).eval()
     piece = toy_pieces[1]
@@ -99,7 +97,8 @@ def test_matching_logits_are_the_matching_trunk_on_the_environments_windows(toy_
     frames, starts, offsets = draw_stretch(song, 30, 12, 170.0, np.random.default_rng(0), onset_share=0.5)
     with torch.no_grad():
         logits = model.forward_stretch(song, frames, starts)
-    assert logits.shape == (12, 256 - 2 * COLUMN_MARGIN)
+    margin = model.trunk.margin
+    assert margin == 3 + 2 and logits.shape == (12, 256 - 2 * margin)
     targets = model.target_columns(song, frames, starts)
     env = MSMDFollowEnv([piece], action_type="position", reward_threshold=1e9)
     env.reset(seed=0)
@@ -111,7 +110,7 @@ def test_matching_logits_are_the_matching_trunk_on_the_environments_windows(toy_
                                                 torch.from_numpy(observation["score"])[None])[0]
         torch.testing.assert_close(logits[k], expected, rtol=1e-4, atol=1e-5)
         # the target is the column of the truth: offset px right of the window's centre (native px = 2 columns)
-        assert abs(int(targets[k]) - (128 - COLUMN_MARGIN + offset * 170.0 / 2)) <= 1.5
+        assert abs(int(targets[k]) - (128 - margin + offset * 170.0 / 2)) <= 1.5
 
 
 def test_onset_share_draws_frames_just_after_onsets(toy_pieces):
@@ -128,7 +127,7 @@ def test_the_matching_loss_falls_and_its_offsets_follow_the_argmax(toy_pieces):
     frames, starts, offsets = draw_stretch(song, 40, 32, 170.0, np.random.default_rng(1), onset_share=0.5)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(30):
+    for _ in range(50):
         loss, predicted = model.stretch_loss(song, frames, starts, offsets, 170.0)
         optimizer.zero_grad()
         loss.backward()
@@ -146,15 +145,16 @@ def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset
     from agents.rl.extractor import TrunkExtractor, read_supervised_trunk
     from agents.rl.frozen_trunk import TrunkFeatureTables
 
-    raw = {**TINY, "model": {"trunk_width": 0.25, "trunk_features": 8, "trunk_kind": "matching", "match_frames": 4},
+    raw = {**TINY, "model": {"trunk_width": 0.25, "trunk_features": 8, "trunk_kind": "matching", "match_frames": 4,
+                     "match_context": 2},
            "data": {**TINY["data"], "dir": str(toy_dataset), "onset_share": 0.5}}
     train(TrunkPretrainingConfig.from_dict(raw, "tiny"), tmp_path / "run")
     state, settings = read_supervised_trunk(tmp_path / "run")
-    assert settings == {"width": 0.25, "features": 8, "kind": "matching", "match_frames": 4}
+    assert settings == {"width": 0.25, "features": 8, "kind": "matching", "match_frames": 4, "match_context": 2}
     env = MSMDFollowEnv([toy_pieces[0]], observe_speed=True, reward_threshold=1e9)
     extractor = TrunkExtractor(env.observation_space, dropout=0.0, **settings)
     extractor.trunk.load_trunk(state)
-    assert extractor.features_dim == 250 + 1  # the column distribution and the speed
+    assert extractor.features_dim == 256 - 2 * (3 + 2) + 1  # the column distribution and the speed
     tables = TrunkFeatureTables(extractor.trunk.eval())
     observation, info = env.reset(seed=0)
     for _ in range(30):

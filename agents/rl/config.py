@@ -85,6 +85,7 @@ class TrunkSettings:
     width: float = 1.0
     kind: str = "figure3"
     match_frames: int = 8
+    match_context: int = 0
 
 
 @dataclass
@@ -243,7 +244,8 @@ def _check_values(config: RLConfig) -> None:
                          f"got {config.env['action_type']!r}")
     try:
         TrunkConfig(features=config.trunk.features, dropout=config.trunk.dropout, width=config.trunk.width,
-                    kind=config.trunk.kind, match_frames=config.trunk.match_frames)
+                    kind=config.trunk.kind, match_frames=config.trunk.match_frames,
+                    match_context=config.trunk.match_context)
     except ValueError as error:
         raise ValueError(f"{source}: trunk: {error}") from None
     if config.frozen_trunk:

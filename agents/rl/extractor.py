@@ -51,10 +51,11 @@ class TrunkExtractor(BaseFeaturesExtractor):
         kind: ``"figure3"`` (:class:`~agents.networks.MultimodalTrunk`) or ``"matching"``
             (:class:`~agents.networks.MatchingTrunk`).
         match_frames: the spectrogram frames a matching trunk listens to.
+        match_context: the neighbouring columns a matching trunk's column embedding sees.
     """
 
     def __init__(self, observation_space: spaces.Dict, features: int = 512, dropout: float = 0.2,
-                 width: float = 1.0, kind: str = "figure3", match_frames: int = 8):
+                 width: float = 1.0, kind: str = "figure3", match_frames: int = 8, match_context: int = 0):
         if not isinstance(observation_space, spaces.Dict) or {SPECTROGRAM_KEY, SCORE_KEY} - set(observation_space.spaces):
             raise ValueError(
                 f"TrunkExtractor needs a Dict observation space with '{SPECTROGRAM_KEY}' and '{SCORE_KEY}' "
@@ -64,7 +65,7 @@ class TrunkExtractor(BaseFeaturesExtractor):
             spectrogram_shape=tuple(observation_space[SPECTROGRAM_KEY].shape),
             score_shape=tuple(observation_space[SCORE_KEY].shape),
             features=int(features), dropout=float(dropout), width=float(width), kind=kind,
-            match_frames=int(match_frames),
+            match_frames=int(match_frames), match_context=int(match_context),
         )
         trunk = build_trunk(config)
         super().__init__(observation_space, features_dim=trunk.features_dim + int(SPEED_KEY in observation_space.spaces))
@@ -120,11 +121,12 @@ def read_supervised_trunk(checkpoint: str | Path) -> tuple[dict[str, torch.Tenso
         settings.setdefault("kind", "figure3")  # supervised regressors record no kind: theirs is the paper's
         if settings["kind"] != "matching":
             settings.pop("match_frames", None)
+            settings.pop("match_context", None)
     return state, settings
 
 
 TRUNK_SETTING_KEYS = {"width": "trunk_width", "features": "trunk_features", "kind": "trunk_kind",
-                      "match_frames": "match_frames"}
+                      "match_frames": "match_frames", "match_context": "match_context"}
 """RL ``trunk`` settings → the keys of a supervised config's ``model`` section that record them."""
 
 

@@ -64,7 +64,7 @@ class TrunkFeatureTables:
     def tables(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         """``(spectrogram features per frame (T + 1, F), score features per window start (S', F))``;
         for a :class:`~agents.networks.MatchingTrunk`, ``(sound embedding per frame (T + 1, K), column
-        embedding per strip column (S - 2 * COLUMN_MARGIN, K))``."""
+        embedding per strip column (S - 2 * margin, K))``."""
         found = self._tables.get(piece.name)
         if found is not None:
             return found

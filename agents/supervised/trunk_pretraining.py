@@ -43,7 +43,7 @@ import yaml
 from torch import nn
 
 from agents.config_files import apply_overrides, read_yaml_config
-from agents.networks import COLUMN_MARGIN, MatchingTrunk, MultimodalTrunk, TrunkConfig, default_device
+from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig, default_device
 from agents.sliding import branch_at_every_window, score_features_every_start
 from agents.supervised.config import _build_section
 from agents.supervised.data import (SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
@@ -69,10 +69,11 @@ class TrunkModel:
     dropout: float = 0.0
     trunk_kind: str = "figure3"
     match_frames: int = 8
+    match_context: int = 0
 
     def trunk_config(self) -> TrunkConfig:
         return TrunkConfig(features=self.trunk_features, dropout=self.dropout, width=self.trunk_width,
-                           kind=self.trunk_kind, match_frames=self.match_frames)
+                           kind=self.trunk_kind, match_frames=self.match_frames, match_context=self.match_context)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ class ColumnMatcher(nn.Module):
     def __init__(self, model: TrunkModel):
         super().__init__()
         self.trunk = MatchingTrunk(model.trunk_config())
-        self.centre_column = SCORE_COLUMNS // 2 - COLUMN_MARGIN  # the feature of the window's centre
+        self.centre_column = SCORE_COLUMNS // 2 - self.trunk.margin  # the feature of the window's centre
 
     def forward_stretch(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
         """Column logits ``(B, features_dim)``; the strip's columns are embedded once for the stretch."""
@@ -216,7 +217,7 @@ class ColumnMatcher(nn.Module):
     def target_columns(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
         """The feature index of the true position's column in each window."""
         true_columns = score_window_start(torch.from_numpy(song.piece.true_x[frames])) + SCORE_COLUMNS // 2
-        return (true_columns - torch.from_numpy(starts) - COLUMN_MARGIN).clamp(0, self.trunk.features_dim - 1)
+        return (true_columns - torch.from_numpy(starts) - self.trunk.margin).clamp(0, self.trunk.features_dim - 1)
 
     def stretch_loss(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray, offsets: np.ndarray,
                      max_offset_px: float) -> tuple[torch.Tensor, torch.Tensor]:
