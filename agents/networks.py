@@ -7,6 +7,11 @@ linear head on top; the RL policies use the same module as stable-baselines3's f
 weights move between the two (see :func:`trunk_state_dict` / :meth:`MultimodalTrunk.load_trunk`).
 
 All convolutions are unpadded, with ELU activations and dropout 0.2 where the figure says "DO".
+
+A second trunk, :class:`MatchingTrunk` (``TrunkConfig.kind = "matching"``), takes the same observations
+and outputs where in the score window the sound is written (a distribution over its columns); it is
+what RL learns on within a CPU budget (``configs/rl/ppo_matching.yaml``). :func:`build_trunk` makes
+either from a :class:`TrunkConfig`.
 """
 
 from __future__ import annotations
@@ -78,7 +83,22 @@ def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequen
     return nn.Sequential(*modules)
 
 
-class MultimodalTrunk(nn.Module):
+class Trunk(nn.Module):
+    """What every trunk has: its :class:`TrunkConfig`, ``features_dim`` (the size of its output) and
+    weight loading that names what does not fit."""
+
+    config: TrunkConfig
+
+    def load_trunk(self, state_dict: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
+        """Load trunk weights, with a clear error if they come from a trunk of another shape."""
+        mismatch = state_dict_mismatch(self, state_dict)
+        if mismatch:
+            raise ValueError(f"{source}: trunk weights do not fit this model ({mismatch}); "
+                             "was it trained with another trunk configuration?")
+        self.load_state_dict(state_dict)
+
+
+class MultimodalTrunk(Trunk):
     """Spectrogram branch + score branch → joint 512-d features.
 
     ``forward(spectrogram, score)`` takes float tensors of shape ``(B, *spectrogram_shape)`` and
@@ -106,14 +126,6 @@ class MultimodalTrunk(nn.Module):
         score_features = self.score_dense(self.score_convs(score))
         return self.joint(torch.cat([spectrogram_features, score_features], dim=1))
 
-    def load_trunk(self, state_dict: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
-        """Load trunk weights, with a clear error if they come from a trunk of another shape."""
-        mismatch = state_dict_mismatch(self, state_dict)
-        if mismatch:
-            raise ValueError(f"{source}: trunk weights do not fit this model ({mismatch}); "
-                             "was it trained with another trunk configuration?")
-        self.load_state_dict(state_dict)
-
 
 # (out_channels, kernel) per layer of a matching trunk's column embedding, each followed by ELU and
 # halving the rows; a last convolution spans the remaining rows. Unpadded across columns, so every
@@ -121,7 +133,7 @@ class MultimodalTrunk(nn.Module):
 COLUMN_LAYERS = ((16, (5, 3)), (32, (3, 3)), (32, (3, 3)))
 
 
-class MatchingTrunk(nn.Module):
+class MatchingTrunk(Trunk):
     """Where in the score window is the sound? A trunk built to match audio to notation.
 
     Every column of the score window is embedded (convolutions over its neighbourhood, rows pooled
@@ -179,7 +191,6 @@ class MatchingTrunk(nn.Module):
     def forward(self, spectrogram: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.match_logits(spectrogram, score), dim=1)
 
-    load_trunk = MultimodalTrunk.load_trunk
 
 
 COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2
