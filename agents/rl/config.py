@@ -243,9 +243,7 @@ def _check_values(config: RLConfig) -> None:
         raise ValueError(f"{source}: env.action_type must be 'discrete' for the RL velocity agents, "
                          f"got {config.env['action_type']!r}")
     try:
-        TrunkConfig(features=config.trunk.features, dropout=config.trunk.dropout, width=config.trunk.width,
-                    kind=config.trunk.kind, match_frames=config.trunk.match_frames,
-                    match_context=config.trunk.match_context)
+        TrunkConfig(**asdict(config.trunk))  # its own checks of kind and match settings
     except ValueError as error:
         raise ValueError(f"{source}: trunk: {error}") from None
     if config.frozen_trunk:

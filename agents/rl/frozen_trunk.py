@@ -58,8 +58,8 @@ class TrunkFeatureTables:
         self.trunk = trunk.eval()
         self.score_window = tuple(score_window)
         self.score_factor = float(score_factor)
-        self._score: dict[bytes, torch.Tensor] = {}
-        self._tables: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # by piece name: both of its tables
+        self._score: dict[bytes, np.ndarray] = {}  # by sheet content
+        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # by piece name: both of its tables
 
     def tables(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
         """``(spectrogram features per frame (T + 1, F), score features per window start (S', F))``;
@@ -68,22 +68,35 @@ class TrunkFeatureTables:
         found = self._tables.get(piece.name)
         if found is not None:
             return found
-        if isinstance(self.trunk, MatchingTrunk):
-            return self._matching_tables(piece)
-        joint = self._joint_linear()
-        features = self.trunk.config.features
-        spectrogram = torch.from_numpy(np.ascontiguousarray(piece.spectrogram, dtype=np.float32))
-        with torch.no_grad():  # the spectrogram's share of the joint layer, bias included
-            spectrogram_part = (spectrogram_features_every_frame(self.trunk, spectrogram)
-                                @ joint.weight[:, :features].T + joint.bias)
         sheet_key = hashlib.blake2b(np.ascontiguousarray(piece.sheet).tobytes(), digest_size=16).digest()
-        if sheet_key not in self._score:
-            strip = score_observation_values(prepare_score_strip(piece.sheet, self.score_window, self.score_factor))
-            with torch.no_grad():
-                self._score[sheet_key] = (score_features_every_start(self.trunk, torch.from_numpy(strip))
-                                          @ joint.weight[:, features:].T).numpy()
-        self._tables[piece.name] = (spectrogram_part.numpy(), self._score[sheet_key])
+        with torch.no_grad():
+            if sheet_key not in self._score:
+                strip = score_observation_values(prepare_score_strip(piece.sheet, self.score_window, self.score_factor))
+                self._score[sheet_key] = self._score_table(torch.from_numpy(strip))
+            self._tables[piece.name] = (self._spectrogram_table(piece), self._score[sheet_key])
         return self._tables[piece.name]
+
+    def _spectrogram_table(self, piece: Piece) -> np.ndarray:
+        """Per frame: the spectrogram's share of the joint layer (bias included), or the sound embedding."""
+        trunk = self.trunk
+        if isinstance(trunk, MatchingTrunk):
+            heard, window = trunk.config.match_frames, trunk.config.spectrogram_shape[2]
+            # env frame f observes frames f - window .. f - 1 (zeros before the first): it hears the last `heard`
+            padded = np.zeros((piece.spectrogram.shape[0], window + piece.n_frames), dtype=np.float32)
+            padded[:, window:] = piece.spectrogram
+            frames = torch.from_numpy(padded).unfold(1, heard, 1)[:, window - heard:].permute(1, 0, 2)  # (T + 1, 78, heard)
+            return trunk.sound_embeddings(frames).numpy()
+        joint = self._joint_linear()
+        spectrogram = torch.from_numpy(np.ascontiguousarray(piece.spectrogram, dtype=np.float32))
+        return (spectrogram_features_every_frame(trunk, spectrogram) @ joint.weight[:, : trunk.config.features].T
+                + joint.bias).numpy()
+
+    def _score_table(self, strip: torch.Tensor) -> np.ndarray:
+        """Per window start: the score's share of the joint layer; or per strip column: its embedding."""
+        if isinstance(self.trunk, MatchingTrunk):
+            return self.trunk.column_embeddings(strip[None])[0].numpy()
+        joint = self._joint_linear()
+        return (score_features_every_start(self.trunk, strip) @ joint.weight[:, self.trunk.config.features :].T).numpy()
 
     def features(self, piece: Piece, frame: int, score_start: int) -> np.ndarray:
         """The trunk's output (float32 ``(F,)``) at ``frame`` with the score window at ``score_start``."""
@@ -94,22 +107,6 @@ class TrunkFeatureTables:
             return probabilities / probabilities.sum()
         before_activation = spectrogram_part[frame] + score_part[score_start]
         return np.where(before_activation > 0, before_activation, np.expm1(np.minimum(before_activation, 0)))
-
-    def _matching_tables(self, piece: Piece) -> tuple[np.ndarray, np.ndarray]:
-        trunk, heard = self.trunk, self.trunk.config.match_frames
-        window = trunk.config.spectrogram_shape[2]
-        # env frame f observes frames f - window .. f - 1 (zeros before the first): it hears the last `heard`
-        padded = np.zeros((piece.spectrogram.shape[0], window + piece.n_frames), dtype=np.float32)
-        padded[:, window:] = piece.spectrogram
-        frames = torch.from_numpy(padded).unfold(1, heard, 1)[:, window - heard:].permute(1, 0, 2)  # (T + 1, 78, heard)
-        sheet_key = hashlib.blake2b(np.ascontiguousarray(piece.sheet).tobytes(), digest_size=16).digest()
-        with torch.no_grad():
-            sounds = trunk.sound_embeddings(frames).numpy()
-            if sheet_key not in self._score:
-                strip = score_observation_values(prepare_score_strip(piece.sheet, self.score_window, self.score_factor))
-                self._score[sheet_key] = trunk.column_embeddings(torch.from_numpy(strip)[None])[0].numpy()
-        self._tables[piece.name] = (sounds, self._score[sheet_key])
-        return self._tables[piece.name]
 
     def _joint_linear(self) -> torch.nn.Linear:
         linear, activation = self.trunk.joint  # MultimodalTrunk.joint = Linear → ELU (alpha 1)
