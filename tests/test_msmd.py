@@ -168,3 +168,100 @@ def test_empty_or_foreign_directory(tmp_path):
     (tmp_path / "score").mkdir()
     with pytest.raises(PieceFormatError, match="holds no piece"):
         list_pieces(tmp_path)
+
+
+# ----------------------------------------------------------------------------- score files without pickle
+def _legacy_score_npz(path, coord2onset_object):
+    """A score file in MSMD's legacy layout: coord2onset pickled inside a 1-element object array."""
+    wrapped = np.empty(1, dtype=object)
+    wrapped[0] = coord2onset_object
+    np.savez(path, sheet=np.full((200, 50), 255, np.uint8), coords=np.array([[100.0, 10.0]], np.float32),
+             coord2onset=wrapped)
+
+
+class _RunsCode:
+    """Unpickling this would create a directory: the kind of object a handed-over file can hide."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.makedirs, (self.marker,)
+
+
+def test_sfgym_writes_score_files_that_load_without_pickle(toy_split):
+    split, name = toy_split
+    with np.load(split / "score" / f"{name}.npz", allow_pickle=False) as archive:
+        pairs = archive["coord2onset"]
+    assert pairs.dtype == np.int64 and pairs.shape[1] == 2
+    _, _, coord2onset = read_score_npz(split / "score" / f"{name}.npz")
+    assert list(coord2onset.items()) == [tuple(row) for row in pairs.tolist()]  # key order kept
+
+
+def test_legacy_pickle_with_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.npz"
+    _legacy_score_npz(path, {0: 0, 1: _RunsCode(marker)})
+    with pytest.raises(PieceFormatError, match=r"evil\.npz: 'coord2onset' is a pickled object that needs "
+                                               r"os\.makedirs.*--trust-pickle"):
+        read_score_npz(path)
+    assert not marker.exists()
+
+
+def test_legacy_pickle_outside_the_allow_list_loads_only_when_trusted(tmp_path):
+    from collections import OrderedDict
+
+    path = tmp_path / "ordered.npz"
+    _legacy_score_npz(path, OrderedDict([(0, 0)]))
+    with pytest.raises(PieceFormatError, match="collections.OrderedDict"):
+        read_score_npz(path)
+    assert read_score_npz(path, trust_pickle=True)[2] == {0: 0}
+
+
+@pytest.mark.parametrize("content", ["text", "npy"])
+def test_a_score_that_is_not_an_npz_names_the_file(tmp_path, content):
+    path = tmp_path / "score.npz"
+    if content == "text":
+        path.write_text("this is not a score\n")
+        problem = "not a readable npz archive"
+    else:
+        with path.open("wb") as handle:
+            np.save(handle, np.zeros((200, 10), np.uint8))
+        problem = r"is a single \.npy array, not an \.npz archive"
+    with pytest.raises(PieceFormatError, match=rf"score\.npz: {problem}"):
+        read_score_npz(path)
+
+
+def test_data_convert_rewrites_real_msmd_without_pickle(tmp_path, capsys):
+    from sfgym.cli import main as sfgym_main
+
+    split = tmp_path / "msmd"
+    shutil.copytree(MSMD_SAMPLE_SPLIT, split)
+    path = split / "score" / f"{MSMD_SAMPLE_PIECE}.npz"
+    before = read_score_npz(path)
+    with pytest.raises(ValueError, match="Object arrays cannot be loaded"):
+        np.load(path, allow_pickle=False)["coord2onset"]
+    assert sfgym_main(["data", "convert", str(split)]) == 0
+    assert "converted 1 of 1" in capsys.readouterr().out
+    with np.load(path, allow_pickle=False) as archive:
+        assert archive["coord2onset"].shape == (len(before[2]), 2)
+    after = read_score_npz(path)
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    assert list(after[2].items()) == list(before[2].items())
+    assert sfgym_main(["data", "convert", str(split)]) == 0
+    assert "converted 0 of 1" in capsys.readouterr().out
+
+
+def test_nan_in_a_cached_spectrogram_names_the_cache_file(toy_split):
+    split, name = toy_split
+    files = piece_files(split, name)
+    spectrogram = np.load(files.spectrogram)
+    spectrogram[3, 4] = np.inf
+    np.save(files.spectrogram, spectrogram)
+    with pytest.raises(PieceFormatError, match=rf"{name}\.spec78\.npy: .*1 NaN/inf.*delete this file"):
+        load_piece(files)
+    files.spectrogram.unlink()
+    assert np.isfinite(load_piece(files).spectrogram).all()  # rebuilt from the performance

@@ -1,4 +1,4 @@
-"""``sfgym data build | import | info``: make and inspect MSMD-format data."""
+"""``sfgym data build | import | convert | info``: make and inspect MSMD-format data."""
 
 from __future__ import annotations
 
@@ -42,6 +42,18 @@ def register(subparsers) -> None:
     importer.add_argument("--soundfont", default="TimGM6mb", help="soundfont for synthesis (default TimGM6mb)")
     importer.set_defaults(func=run_import)
 
+    convert = data_commands.add_parser(
+        "convert", help="rewrite legacy score files (pickled coord2onset, e.g. real MSMD) in the pickle-free format",
+        description="Rewrite every score/*.npz of a dataset root or split whose coord2onset is a pickled dict (real "
+        "MSMD's files, sfgym's before the pickle-free format) with coord2onset as a plain int array, in place "
+        "(atomically). sfgym reads such legacy files anyway, through an unpickler that builds only numpy arrays "
+        "and dicts of ints; a file whose pickle needs anything else is refused unless --trust-pickle says you "
+        "trust where it came from (unpickling an untrusted file can run code).")
+    convert.add_argument("dir", type=Path, help="dataset root or split directory")
+    convert.add_argument("--trust-pickle", action="store_true",
+                         help="unpickle legacy files without the allow-list (only for files from a trusted source)")
+    convert.set_defaults(func=run_convert)
+
     info = data_commands.add_parser("info", help="list pieces, durations, onsets and split sizes",
                                     description="Summarize a dataset root or split directory.")
     info.add_argument("dir", nargs="?", type=Path, help="dataset root or split (default: the default dataset)")
@@ -78,6 +90,21 @@ def run_import(args: argparse.Namespace) -> int:
                          soundfont=args.soundfont)
     piece = load_piece(files)
     print(f"imported {piece.name} into {args.out}: {len(piece.onset_frames)} onsets, {piece.duration_s:.1f} s")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from sfgym.data.msmd import convert_score_npz
+    from sfgym.data.piece import PieceFormatError
+
+    if not args.dir.is_dir():
+        raise PieceFormatError(args.dir, "directory does not exist")
+    scores = sorted(args.dir.glob("score/*.npz")) + sorted(args.dir.glob("*/score/*.npz"))
+    if not scores:
+        raise PieceFormatError(args.dir, "holds no score/*.npz (give a dataset root or a split directory)")
+    converted = sum(convert_score_npz(path, trust_pickle=args.trust_pickle) for path in scores)
+    print(f"{args.dir}: converted {converted} of {len(scores)} score files to the pickle-free format "
+          f"({len(scores) - converted} already were)")
     return 0
 
 

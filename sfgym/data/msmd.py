@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import tempfile
 import warnings
 import zipfile
@@ -51,13 +52,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def write_score_npz(path: str | Path, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int]) -> None:
-    """Write an MSMD score file (``coord2onset`` wrapped in a 1-element object array, as MSMD does)."""
-    wrapped = np.empty(1, dtype=object)
-    wrapped[0] = {int(k): int(v) for k, v in coord2onset.items()}
+    """Write a score file that loads without pickle.
+
+    ``coord2onset`` is stored as an int64 ``(K, 2)`` array of (coord index, note index) rows in the dict's
+    key order (the order :func:`sfgym.data.piece.merge_onsets` walks), not as MSMD's pickled dict.
+    """
+    pairs = np.array([(int(k), int(v)) for k, v in coord2onset.items()], dtype=np.int64).reshape(-1, 2)
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer, sheet=np.asarray(sheet, dtype=np.uint8), coords=np.asarray(coords, dtype=np.float32),
-        coord2onset=wrapped,
+        coord2onset=pairs,
     )
     atomic_write_bytes(path, buffer.getvalue())
 
@@ -69,35 +73,133 @@ def write_array_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------- reading
-def read_score_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-    """Read ``sheet``, ``coords`` and ``coord2onset`` from an MSMD score file.
+TRUST_PICKLE_HINT = (
+    "if you trust the file, load it with trust_pickle=True or convert it once: sfgym data convert DIR --trust-pickle"
+)
+
+# What a legacy ``coord2onset`` (MSMD's, and sfgym's before the pickle-free format) needs to unpickle: a
+# one-element object ndarray holding a dict of ints. Nothing here can call arbitrary code.
+_LEGACY_PICKLE_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype")} | {
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")
+}
+
+
+class _LegacyScoreUnpickler(pickle.Unpickler):
+    """Unpickles only numpy arrays, dtypes and scalars (and the builtin containers pickle builds itself)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _LEGACY_PICKLE_GLOBALS:
+            raise _UnsafePickle(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class _UnsafePickle(pickle.UnpicklingError):
+    """A legacy score file's pickle needs a global outside the allow-list."""
+
+
+def _read_npz_member(archive: zipfile.ZipFile, key: str, path: Path, trust_pickle: bool) -> tuple[object, bool]:
+    """One array of an npz archive, and whether it was a (legacy) pickled object array."""
+    stream = io.BytesIO(archive.read(f"{key}.npy"))
+    version = np.lib.format.read_magic(stream)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    _, _, dtype = header(stream)
+    if not dtype.hasobject:
+        stream.seek(0)
+        return np.load(stream, allow_pickle=False), False
+    if trust_pickle:
+        return pickle.load(stream, encoding="latin1"), True  # noqa: S301 - the caller vouched for the file
+    try:
+        return _LegacyScoreUnpickler(stream, encoding="latin1").load(), True
+    except _UnsafePickle as error:
+        raise PieceFormatError(
+            path, f"'{key}' is a pickled object that needs {error}, which sfgym does not unpickle unless told to trust "
+            f"the file (unpickling can run code); {TRUST_PICKLE_HINT}"
+        ) from None
+
+
+def _coord2onset_of(value: object, path: Path) -> dict[int, int]:
+    """``coord2onset`` from its stored form: a ``(K, 2)`` int array, or MSMD's dict in a 1-element object array."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, dict):
+        try:
+            return {int(k): int(v) for k, v in value.items()}
+        except (TypeError, ValueError) as error:
+            raise PieceFormatError(path, f"'coord2onset' must map ints to ints: {error}") from None
+    if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] == 2 and value.dtype.kind in "iu":
+        return {int(k): int(v) for k, v in value}
+    shape = getattr(value, "shape", None)
+    raise PieceFormatError(
+        path, f"'coord2onset' must be a (K, 2) int array or a dict, got {type(value).__name__}"
+        + (f" of shape {shape} and dtype {value.dtype}" if shape is not None else "")
+    )
+
+
+def read_score_npz(path: str | Path, *, trust_pickle: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Read ``sheet``, ``coords`` and ``coord2onset`` from an MSMD score file, without running pickled code.
+
+    Files sfgym writes hold no pickle. Legacy files (real MSMD's, and sfgym's before its pickle-free format)
+    store ``coord2onset`` as a pickled dict; it is decoded with an allow-list unpickler that builds numpy
+    arrays and plain dicts of ints only. A pickle needing anything else is refused unless ``trust_pickle``
+    says the file comes from a trusted source (then it is unpickled as numpy would).
 
     Raises:
-        PieceFormatError: the file is missing, truncated, corrupt or lacks a key.
+        PieceFormatError: the file is missing, not an npz archive, truncated, corrupt, lacks a key, or holds
+            a pickle outside the allow-list (without ``trust_pickle``).
     """
     path = Path(path)
     if not path.is_file():
         raise PieceFormatError(path, "score file does not exist")
+    with path.open("rb") as handle:
+        magic = handle.read(len(np.lib.format.MAGIC_PREFIX))
+    if magic == np.lib.format.MAGIC_PREFIX:
+        raise PieceFormatError(path, f"is a single .npy array, not an .npz archive of {list(SCORE_KEYS)}")
     try:
-        with np.load(path, allow_pickle=True) as archive:
-            missing = [key for key in SCORE_KEYS if key not in archive.files]
+        with zipfile.ZipFile(path) as archive:
+            present = {name.removesuffix(".npy") for name in archive.namelist()}
+            missing = [key for key in SCORE_KEYS if key not in present]
             if missing:
                 raise PieceFormatError(
                     path, f"missing key(s) {missing}; an MSMD score file holds {list(SCORE_KEYS)}"
                 )
-            sheet = archive["sheet"]
-            coords = archive["coords"]
-            wrapped = archive["coord2onset"]
+            values = {key: _read_npz_member(archive, key, path, trust_pickle)[0] for key in SCORE_KEYS}
     except PieceFormatError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, OSError, ValueError, KeyError, TypeError,
+            AttributeError, IndexError) as error:
         raise PieceFormatError(path, f"not a readable npz archive (truncated or corrupt?): {error}") from error
-    coord2onset = wrapped[0] if wrapped.dtype == object and wrapped.shape == (1,) else wrapped
-    if hasattr(coord2onset, "item") and not isinstance(coord2onset, dict):
-        coord2onset = coord2onset.item()
-    if not isinstance(coord2onset, dict):
-        raise PieceFormatError(path, f"'coord2onset' must wrap a dict, got {type(coord2onset).__name__}")
-    return sheet, coords, coord2onset
+    for key in ("sheet", "coords"):
+        if not isinstance(values[key], np.ndarray) or values[key].dtype.hasobject:
+            raise PieceFormatError(path, f"'{key}' must be a numeric array, got {type(values[key]).__name__}")
+    return values["sheet"], values["coords"], _coord2onset_of(values["coord2onset"], path)
+
+
+def score_npz_is_pickled(path: str | Path) -> bool:
+    """Whether a score file stores ``coord2onset`` in the legacy pickled form (see :func:`convert_score_npz`)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            stream = io.BytesIO(archive.read("coord2onset.npy"))
+    except (zipfile.BadZipFile, OSError, KeyError) as error:
+        raise PieceFormatError(path, f"not a readable npz archive (truncated or corrupt?): {error}") from error
+    try:
+        version = np.lib.format.read_magic(stream)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        return bool(header(stream)[2].hasobject)
+    except ValueError as error:
+        raise PieceFormatError(path, f"'coord2onset' is not a readable array: {error}") from error
+
+
+def convert_score_npz(path: str | Path, *, trust_pickle: bool = False) -> bool:
+    """Rewrite a legacy (pickled ``coord2onset``) score file in the pickle-free format; ``True`` if it did.
+
+    The sheet, coords and mapping (in its key order) are unchanged; the file is replaced atomically.
+    """
+    if not score_npz_is_pickled(path):
+        return False
+    sheet, coords, coord2onset = read_score_npz(path, trust_pickle=trust_pickle)
+    write_score_npz(path, sheet, coords, coord2onset)
+    return True
 
 
 def parse_midi(source):
@@ -223,6 +325,11 @@ def _read_cached_spectrogram(files: PieceFiles) -> np.ndarray | None:
         spectrogram = np.load(files.spectrogram, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise PieceFormatError(files.spectrogram, f"unreadable spectrogram cache (delete it to rebuild): {error}") from error
+    if spectrogram.dtype.kind == "f" and not np.all(np.isfinite(spectrogram)):
+        raise PieceFormatError(
+            files.spectrogram, f"spectrogram cache holds {int((~np.isfinite(spectrogram)).sum())} NaN/inf values "
+            "(corrupt cache); delete this file and sfgym rebuilds it from the performance"
+        )
     return spectrogram
 
 
@@ -282,14 +389,17 @@ def write_piece(split_dir: str | Path, piece: Piece, *, audio: bytes | None = No
     return piece_files(split_dir, piece.name)
 
 
-def load_piece(files: PieceFiles, *, soundfont: str = "TimGM6mb", cache_spectrogram: bool = True) -> Piece:
+def load_piece(
+    files: PieceFiles, *, soundfont: str = "TimGM6mb", cache_spectrogram: bool = True, trust_pickle: bool = False
+) -> Piece:
     """Load and validate one piece.
 
     The spectrogram comes from the cache next to the split when present and up to date, else from
     the performance's audio, else from synthesizing its MIDI with ``soundfont``; a freshly computed
-    one is cached (atomically) when ``cache_spectrogram`` is set and the split is writable.
+    one is cached (atomically) when ``cache_spectrogram`` is set and the split is writable. ``trust_pickle``:
+    see :func:`read_score_npz`.
     """
-    sheet, coords, coord2onset = read_score_npz(files.score)
+    sheet, coords, coord2onset = read_score_npz(files.score, trust_pickle=trust_pickle)
     notes = read_midi_notes(files.midi)
     score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
     spectrogram = _read_cached_spectrogram(files)
@@ -337,7 +447,7 @@ def load_canonical_first(data: str | Path, split: str, max_pieces: int | None = 
 
 
 __all__ = [
-    "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "find_split_dir", "list_pieces",
+    "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "convert_score_npz", "find_split_dir", "list_pieces",
     "load_canonical_first", "load_piece", "load_split", "midi_bytes", "notes_of_midi", "parse_midi", "notes_to_midi", "piece_files",
-    "read_midi_notes", "read_score_npz", "write_array_npy", "write_piece", "write_score_npz",
+    "read_midi_notes", "read_score_npz", "score_npz_is_pickled", "write_array_npy", "write_piece", "write_score_npz",
 ]
