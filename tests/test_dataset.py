@@ -11,7 +11,7 @@ import pytest
 from sfgym.cli import main as sfgym_main
 from sfgym.data.dataset import BuildConfig, assign_splits, build_dataset, dataset_summary, expressive_timing
 from sfgym.data.engrave import engrave
-from sfgym.data.importer import import_piece, retime_notes
+from sfgym.data.importer import import_piece, read_alignment_csv, retime_notes
 from sfgym.data.msmd import find_split_dir, list_pieces, load_split, notes_to_midi
 from sfgym.data.piece import PieceFormatError
 
@@ -166,3 +166,87 @@ def test_alignment_csv_errors_are_clear(tmp_path, score_file):
                        "--alignment", str(bad), "--out", str(tmp_path / "out")]) == 1
     with pytest.raises(PieceFormatError, match="only 0 of the score's"):
         retime_notes(np.array([[0.0, 60, 1.0], [1.0, 62, 1.0]]), ["a", "b"], {"zzz": 1.0})
+
+
+def _write_alignment(path, rows, header="note_id,onset_s", bom=False):
+    text = header + "\n" + "".join(f"{note_id}, {onset:.4f}\n" for note_id, onset in rows)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return path
+
+
+def test_alignment_from_a_spreadsheet_export_reads(tmp_path):
+    path = _write_alignment(tmp_path / "a.csv", [("n0", 0.5), ("n1", 1.0)], header="note_id, onset_s", bom=True)
+    assert read_alignment_csv(path) == {"n0": 0.5, "n1": 1.0}
+
+
+def test_a_note_id_given_twice_names_both_lines(tmp_path):
+    path = _write_alignment(tmp_path / "a.csv", [("n0", 0.5), ("n1", 1.0), ("n2", 1.5), ("n1", 1.1)])
+    with pytest.raises(PieceFormatError, match=r"a\.csv: note_id 'n1' appears twice, on lines 3 and 5"):
+        read_alignment_csv(path)
+
+
+GRACE = '<note id="g{0}"><grace slash="yes"/><pitch><step>G</step><octave>5</octave></pitch><type>eighth</type></note>'
+
+
+@pytest.fixture(scope="module")
+def real_looking(tmp_path_factory):
+    """A score with chords and grace notes, its unperturbed performance (a steady 1.2× slower), and a
+    perturbed one as real alignments look: grace notes 80 ms before the beat, chords rolled over 150 ms
+    around the beat, 2 % of the notes displaced by 0.3-0.9 s (seeded)."""
+    root = tmp_path_factory.mktemp("real_looking")
+    xml = melody_musicxml(SCALE * 12, tempo_bpm=240, chord_every=2)
+    for k in range(3, 96, 12):
+        xml = xml.replace(f'<note id="n{k}">', GRACE.format(k) + f'<note id="n{k}">', 1)
+    score = root / "etude.musicxml"
+    score.write_text(xml)
+    engraved = engrave(score)
+    ids, score_times = engraved.note_ids_of_notes, engraved.notes[:, 0]
+    steady = {nid: 0.5 + 1.2 * t for nid, t in zip(ids, score_times)}
+    played = dict(steady)
+    for nid in ids:
+        if nid.startswith("g"):  # the grace note before n{k}: 80 ms before n{k}'s beat
+            played[nid] = steady["n" + nid[1:]] - 0.08
+    for chord_time in np.unique(score_times):
+        members = [nid for nid, t in zip(ids, score_times) if t == chord_time and not nid.startswith("g")]
+        if len(members) > 1:
+            for nid, offset in zip(members, np.linspace(-0.075, 0.075, len(members))):
+                played[nid] = steady[nid] + offset
+    rng = np.random.default_rng(7)
+    candidates = [nid for nid in ids if not nid.startswith("g")]
+    displaced = rng.choice(candidates, size=round(0.02 * len(ids)), replace=False)
+    for nid in displaced:
+        played[nid] = max(steady[nid] + rng.choice([-1, 1]) * rng.uniform(0.3, 0.9), 0.0)
+    return score, engraved, steady, played, sorted(displaced)
+
+
+def _import_with(tmp_path, score, engraved, onsets, name):
+    alignment = _write_alignment(tmp_path / f"{name}.csv", onsets.items())
+    performance = tmp_path / f"{name}.mid"
+    performed = engraved.notes.copy()
+    performed[:, 0] = [onsets[nid] for nid in engraved.note_ids_of_notes]
+    notes_to_midi(performed[np.argsort(performed[:, 0], kind="stable")]).write(str(performance))
+    out = tmp_path / "eval"
+    import_piece(score, out, performance=performance, alignment=alignment)
+    return load_split(out, [f"etude@{name}"], progress=False)[0]
+
+
+def test_real_looking_alignment_imports_with_a_monotone_ground_truth(tmp_path, real_looking):
+    score, engraved, steady, played, displaced = real_looking
+    reference = _import_with(tmp_path, score, engraved, steady, "steady")
+    with pytest.warns(UserWarning, match=r"reconciled \d+ of \d+ aligned notes played out of score order") as caught:
+        piece = _import_with(tmp_path, score, engraved, played, "played")
+    assert len([w for w in caught if "reconciled" in str(w.message)]) == 1
+    assert np.all(np.diff(piece.true_x) >= 0)  # no backwards step from a rolled chord or a displaced note
+    np.testing.assert_allclose(piece.notes[:, 0], np.sort(list(played.values())), atol=2e-3)  # as performed
+    # At every onset of the unperturbed ground truth, the reconciled one reaches the same x within 50 ms.
+    reached = np.maximum(np.searchsorted(piece.true_x, reference.onset_x - 1e-3), piece.first_onset_frame)
+    assert np.max(np.abs(reached - reference.onset_frames)) <= 1, (reached - reference.onset_frames)
+
+
+def test_an_alignment_mostly_out_of_order_is_refused_with_the_ids(tmp_path, real_looking):
+    score, engraved, steady, _, _ = real_looking
+    rng = np.random.default_rng(0)
+    shuffled = dict(zip(steady, rng.permutation(list(steady.values()))))
+    with pytest.raises(PieceFormatError, match=r"shuffled\.csv: the alignment is inconsistent with the score order: "
+                                               r"\d+ of \d+ chords are out of order.*first: n\w+ at [\d.]+ s"):
+        _import_with(tmp_path, score, engraved, shuffled, "shuffled")

@@ -4,7 +4,9 @@
 - Score + performance (MIDI or audio) + alignment CSV (``note_id,onset_s``: the score's note id, as in the
   MusicXML/MEI ``id`` / ``xml:id``, and when it was played): the ground truth follows the performance's real
   timing. Notes missing from the CSV are placed by linear interpolation of the aligned ones over score time
-  (and extrapolated at the local tempo before the first and after the last aligned note).
+  (and extrapolated at the local tempo before the first and after the last aligned note). Notes played out of
+  score order (grace notes, rolled chords, ornaments, alignment noise) are reconciled with a warning; an
+  alignment with more than a fifth of its chords out of order is refused.
 - A performance without an alignment is refused: automatic audio-to-score alignment is not part of sfgym yet.
 
 The piece is written into a split directory (``--out``): the score to ``score/<score>.npz`` (+ ``.mid`` at the
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from sfgym.data.msmd import PieceFiles, midi_bytes, notes_of_midi, notes_to_midi, write_piece
-from sfgym.data.piece import Piece, PieceFormatError
+from sfgym.data.piece import Piece, PieceFormatError, reconcile_onsets
 
 SAMPLE_RATE = 22050
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
@@ -31,34 +34,58 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def read_alignment_csv(path: str | Path) -> dict[str, float]:
-    """``{note_id: onset seconds}`` from a CSV with a ``note_id,onset_s`` header."""
+    """``{note_id: onset seconds}`` from a CSV with a ``note_id,onset_s`` header.
+
+    Spreadsheet exports are accepted (a UTF-8 byte-order mark, spaces after the commas); a note id given twice
+    is an error naming both lines.
+    """
     path = Path(path)
     if not path.is_file():
         raise PieceFormatError(path, "alignment file does not exist")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"note_id", "onset_s"} <= set(reader.fieldnames):
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, skipinitialspace=True)
+        fieldnames = [name.strip() for name in reader.fieldnames or []]
+        if not {"note_id", "onset_s"} <= set(fieldnames):
             raise PieceFormatError(path, f"alignment CSV needs the columns note_id,onset_s; found {reader.fieldnames}")
+        reader.fieldnames = fieldnames
         alignment: dict[str, float] = {}
-        for line_number, row in enumerate(reader, start=2):
+        line_of: dict[str, int] = {}
+        for row in reader:
+            line_number = reader.line_num
             try:
                 onset = float(row["onset_s"])
             except (TypeError, ValueError):
                 raise PieceFormatError(path, f"line {line_number}: onset_s {row['onset_s']!r} is not a number") from None
             if not np.isfinite(onset) or onset < 0:
                 raise PieceFormatError(path, f"line {line_number}: onset_s must be a finite time >= 0, got {onset}")
-            alignment[row["note_id"].strip()] = onset
+            note_id = (row["note_id"] or "").strip()
+            if note_id in line_of:
+                raise PieceFormatError(
+                    path, f"note_id {note_id!r} appears twice, on lines {line_of[note_id]} and {line_number}; "
+                    "each score note has one performed onset"
+                )
+            alignment[note_id] = onset
+            line_of[note_id] = line_number
     if not alignment:
         raise PieceFormatError(path, "alignment CSV has no rows")
     return alignment
+
+
+INCONSISTENT_FRACTION = 0.2
+"""An alignment with more than this share of its chords out of score order is refused, not reconciled."""
 
 
 def retime_notes(score_notes: np.ndarray, note_ids: list[str], alignment: dict[str, float],
                  source: str | Path = "<alignment>") -> np.ndarray:
     """Score notes ``(onset, pitch, duration)`` moved to the performance's timing.
 
-    Aligned notes take their performed onset; the others are interpolated over score time between the
-    aligned ones (extrapolated at the first / last segment's tempo). Durations scale with the local tempo.
+    Aligned notes take their performed onset, as performed. Real alignments are never quite in score order
+    (grace notes before the beat, rolled chords, ornaments, alignment noise): the chords' times are
+    reconciled into a monotone map (:func:`sfgym.data.piece.reconcile_onsets`) with one warning saying how
+    many notes it corrected and by how much at most; an alignment with more than a fifth of its chords out of
+    order is refused, naming the first offending notes. The other notes are interpolated over score time
+    between the reconciled chords (extrapolated at the first / last segment's tempo). Durations scale with
+    the local tempo.
     """
     aligned = [(i, alignment[note_id]) for i, note_id in enumerate(note_ids) if note_id in alignment]
     if len(aligned) < 2:
@@ -66,17 +93,31 @@ def retime_notes(score_notes: np.ndarray, note_ids: list[str], alignment: dict[s
             source, f"only {len(aligned)} of the score's {len(note_ids)} note ids appear in the alignment; "
             "need at least 2 (ids are the score's note id / xml:id attributes)"
         )
-    score_times = score_notes[[i for i, _ in aligned], 0]
+    aligned_rows = np.array([i for i, _ in aligned])
+    score_times = score_notes[aligned_rows, 0]
     performed = np.array([t for _, t in aligned])
-    order = np.argsort(score_times, kind="stable")
-    score_times, performed = score_times[order], performed[order]
-    # Several notes of one chord share a score time: use their mean performed time as the anchor.
-    anchor_times, inverse = np.unique(score_times, return_inverse=True)
-    anchor_performed = np.bincount(inverse, weights=performed) / np.bincount(inverse)
-    if len(anchor_times) < 2:
+    if len(np.unique(score_times)) < 2:
         raise PieceFormatError(source, "the aligned notes all start at the same score time; cannot infer a tempo")
-    if np.any(np.diff(anchor_performed) < 0):
-        raise PieceFormatError(source, "aligned onsets go backwards in time relative to the score order")
+    reconciled = reconcile_onsets(score_times, performed)
+    n_chords = len(reconciled.chord_times)
+    if reconciled.inconsistent_chords > INCONSISTENT_FRACTION * n_chords:
+        first = ", ".join(
+            f"{note_ids[aligned_rows[i]]} at {performed[i]:.3f} s (score {score_times[i]:.3f} s)"
+            for i in reconciled.reconciled[:5]
+        )
+        raise PieceFormatError(
+            source, f"the alignment is inconsistent with the score order: {reconciled.inconsistent_chords} of "
+            f"{n_chords} chords are out of order (more than {INCONSISTENT_FRACTION:.0%}); first: {first}. "
+            "Is it the alignment of this score?"
+        )
+    if len(reconciled.reconciled):
+        warnings.warn(
+            f"{source}: reconciled {len(reconciled.reconciled)} of {len(aligned)} aligned notes played out of score "
+            f"order ({len(reconciled.outliers)} left out as anchors); largest correction "
+            f"{reconciled.largest_correction:.3f} s. The ground truth follows the reconciled times, the performance "
+            "keeps every note as played", stacklevel=2,
+        )
+    anchor_times, anchor_performed = reconciled.chord_times, reconciled.chord_onsets
 
     def to_performance(t: np.ndarray) -> np.ndarray:
         inside = np.interp(t, anchor_times, anchor_performed)

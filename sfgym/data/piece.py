@@ -11,7 +11,7 @@ A :class:`Piece` is one *performance* of one *score*, in the MSMD score-followin
   performance, sorted by onset then pitch (the order of the MIDI's note list in MSMD).
 - ``spectrogram``: float32 ``(78, T)`` log-frequency spectrogram at 20 frames per second.
 - ``score_notes`` (optional): the same notes at the score's *notated* tempo (``<split>/score/<score>.mid``),
-  in the same order, so ``coord2onset`` applies to them too. Score-side followers (a metronome, on-line
+  put in the order of ``notes`` (:func:`pair_score_notes`), so ``coord2onset`` applies to them too. Score-side followers (a metronome, on-line
   DTW against a synthesized score) use it; it is never the performance's timing.
 
 Derived on construction, exactly as the reference code of Dorfer et al. does it:
@@ -21,6 +21,12 @@ Derived on construction, exactly as the reference code of Dorfer et al. does it:
   frame is kept.
 - ``true_x``: the ground-truth score x for every spectrogram frame: linear interpolation of the notehead
   x between consecutive merged onsets, held constant before the first and after the last.
+
+A piece with ``score_notes`` whose performance plays notes out of score order or spreads a chord (real
+performances: grace notes before the beat, rolled chords, ornaments, alignment noise) takes its onsets for the
+ground truth from :func:`reconcile_onsets` (one time per score chord, monotone in score order), so ``true_x``
+never steps backwards; ``notes`` keep every note's onset as performed. Pieces played in score order with
+simultaneous chords (built data, real MSMD) are unaffected.
 
 Frames and columns here are *unpadded*; the environment adds its own padding.
 """
@@ -61,6 +67,126 @@ def note_onset_frames(notes: np.ndarray, fps: int = FPS) -> np.ndarray:
     frame early after a float round trip through MIDI ticks.
     """
     return np.floor(np.asarray(notes, dtype=np.float64)[:, 0] * fps + 1e-9).astype(np.int64)
+
+
+OUTLIER_S = 0.1
+"""A note this far (seconds) from the local tempo line *and* beyond a neighbouring chord is dropped as an
+anchor (played out of order: an ornament, a misaligned note), not pulled into a monotone fit."""
+
+_TEMPO_WINDOW = 3
+"""Chords each side whose times fit the local tempo line a note is checked against."""
+
+
+@dataclass
+class ReconciledOnsets:
+    """Onsets for the ground truth, reconciled from performed onsets (see :func:`reconcile_onsets`).
+
+    Attributes:
+        onsets: ``(M,)`` one time per note: its score chord's reconciled time.
+        chord_times: ``(C,)`` the distinct score times (sorted) and ``chord_onsets`` their reconciled times.
+        reconciled: indices of the notes whose chord time was corrected (out of order), in score order.
+        outliers: indices of the notes dropped as anchors (far out of order).
+        largest_correction: the largest |reconciled − performed| over ``reconciled`` (seconds).
+        inconsistent_chords: how many chords needed a correction, of ``len(chord_times)``.
+    """
+
+    onsets: np.ndarray
+    chord_times: np.ndarray
+    chord_onsets: np.ndarray
+    reconciled: np.ndarray
+    outliers: np.ndarray
+    largest_correction: float
+    inconsistent_chords: int
+
+
+def _local_tempo_line(score: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every chord c, a robust line through its neighbours' times (Theil–Sen over ±_TEMPO_WINDOW chords,
+    c itself left out): its slope and its value at the score time of c (so ``value + slope·(s − s_c)``)."""
+    n = len(score)
+    slopes, values = np.zeros(n), times.astype(np.float64).copy()
+    for c in range(n):
+        window = [j for j in range(max(0, c - _TEMPO_WINDOW), min(n, c + _TEMPO_WINDOW + 1)) if j != c]
+        if len(window) < 2:
+            continue
+        s, t = score[window], times[window]
+        first, second = np.triu_indices(len(window), k=1)
+        slopes[c] = np.median((t[second] - t[first]) / (s[second] - s[first]))
+        values[c] = np.median(t + (score[c] - s) * slopes[c])
+    return slopes, values
+
+
+def reconcile_onsets(score_times: np.ndarray, performed: np.ndarray) -> ReconciledOnsets:
+    """One onset per score chord for the ground truth, monotone in score order, from performed note onsets.
+
+    Notes sharing a score time form a chord; its time is the median of its notes' performed onsets (a
+    rolled chord counts at its middle). A note played before the neighbouring chord before it, or after the
+    one after it, and more than :data:`OUTLIER_S` off the local tempo line, is left out of its chord's time
+    (its chord is interpolated if no note is left). Chord times still out of order (small reversals of fast
+    notes) are made monotone by isotonic regression weighted by the chord's notes. Notes played in score order
+    with simultaneous chords come back unchanged.
+    """
+    from scipy.optimize import isotonic_regression
+
+    score_times = np.asarray(score_times, dtype=np.float64)
+    performed = np.asarray(performed, dtype=np.float64)
+    chord_times, chord_of_note = np.unique(score_times, return_inverse=True)
+    order = np.lexsort((performed, score_times))
+    chord_min = np.full(len(chord_times), np.inf)
+    chord_max = np.full(len(chord_times), -np.inf)
+    np.minimum.at(chord_min, chord_of_note, performed)
+    np.maximum.at(chord_max, chord_of_note, performed)
+    nothing = np.zeros(0, dtype=np.int64)
+    if np.all(np.diff(performed[order]) >= 0) and np.array_equal(chord_min, chord_max):
+        return ReconciledOnsets(performed.copy(), chord_times, chord_min, nothing, nothing, 0.0, 0)
+
+    notes_of_chord = [np.flatnonzero(chord_of_note == c) for c in range(len(chord_times))]
+    raw = np.array([np.median(performed[notes]) for notes in notes_of_chord])
+    outliers = nothing
+    if len(chord_times) >= 3:
+        slopes, line = _local_tempo_line(chord_times, raw)
+        predicted = line[chord_of_note]
+        previous = line[chord_of_note] + (chord_times[np.maximum(chord_of_note - 1, 0)] - score_times) * slopes[chord_of_note]
+        following = line[chord_of_note] + (chord_times[np.minimum(chord_of_note + 1, len(chord_times) - 1)]
+                                           - score_times) * slopes[chord_of_note]
+        out_of_order = ((performed < previous) & (chord_of_note > 0)) | (
+            (performed > following) & (chord_of_note < len(chord_times) - 1))
+        outliers = np.flatnonzero(out_of_order & (np.abs(performed - predicted) > OUTLIER_S))
+    kept = np.ones(len(performed), dtype=bool)
+    kept[outliers] = False
+    counts = np.bincount(chord_of_note[kept], minlength=len(chord_times))
+    present = counts > 0
+    anchors = np.array([np.median(performed[notes[kept[notes]]]) if counts[c] else np.nan
+                        for c, notes in enumerate(notes_of_chord)])
+    fitted = isotonic_regression(anchors[present], weights=counts[present]).x
+    chord_onsets = np.interp(chord_times, chord_times[present], fitted)
+
+    moved = np.zeros(len(chord_times), dtype=bool)
+    moved[present] = np.abs(fitted - anchors[present]) > 1e-3
+    moved |= ~present
+    reconciled_mask = moved[chord_of_note]
+    reconciled_mask[outliers] = True
+    onsets = chord_onsets[chord_of_note]
+    reconciled = np.array([i for i in order if reconciled_mask[i]], dtype=np.int64)
+    largest = float(np.max(np.abs(onsets[reconciled] - performed[reconciled]))) if len(reconciled) else 0.0
+    inconsistent = int(np.count_nonzero(moved | np.bincount(chord_of_note[outliers], minlength=len(chord_times)).astype(bool)))
+    return ReconciledOnsets(onsets, chord_times, chord_onsets, reconciled, outliers, largest, inconsistent)
+
+
+def pair_score_notes(notes: np.ndarray, score_notes: np.ndarray) -> np.ndarray:
+    """For each performed note, the index of its score note: the k-th performed note of a pitch plays the
+    k-th score note of that pitch.
+
+    Both files list notes by onset, so a performance that plays notes out of score order (a grace note before
+    the beat, a rolled chord) lists them in another order than the score; pairing per pitch recovers which
+    score note each one plays. Where the pitches do not match, the notes pair in file order.
+    """
+    by_pitch_performed = np.lexsort((notes[:, 0], notes[:, 1]))
+    by_pitch_score = np.lexsort((score_notes[:, 0], score_notes[:, 1]))
+    if not np.array_equal(notes[by_pitch_performed, 1], score_notes[by_pitch_score, 1]):
+        return np.arange(len(notes))
+    pairing = np.empty(len(notes), dtype=np.int64)
+    pairing[by_pitch_performed] = by_pitch_score
+    return pairing
 
 
 def merge_onsets(
@@ -116,8 +242,10 @@ class Piece:
 
     def __post_init__(self) -> None:
         self._validate()
+        onsets = self.notes if self.score_notes is None else np.column_stack(
+            [reconcile_onsets(self.score_notes[:, 0], self.notes[:, 0]).onsets, self.notes[:, 1:]])
         self.onset_frames, self.onset_coords = merge_onsets(
-            note_onset_frames(self.notes, self.fps), self.coords, self.coord2onset
+            note_onset_frames(onsets, self.fps), self.coords, self.coord2onset
         )
         if self.onset_frames[-1] >= self.n_frames:
             raise PieceFormatError(
@@ -204,7 +332,7 @@ class Piece:
                 )
             if not np.all(np.isfinite(score_notes[:, :3])):
                 raise fail("the score MIDI's note events contain NaN or inf")
-            self.score_notes = score_notes[:, :3]
+            self.score_notes = score_notes[pair_score_notes(notes, score_notes), :3]
 
         if not isinstance(self.coord2onset, dict) or not self.coord2onset:
             raise fail("'coord2onset' must be a non-empty dict {coord index: note index}")
