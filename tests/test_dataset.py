@@ -250,3 +250,38 @@ def test_an_alignment_mostly_out_of_order_is_refused_with_the_ids(tmp_path, real
     with pytest.raises(PieceFormatError, match=r"shuffled\.csv: the alignment is inconsistent with the score order: "
                                                r"\d+ of \d+ chords are out of order.*first: n\w+ at [\d.]+ s"):
         _import_with(tmp_path, score, engraved, shuffled, "shuffled")
+
+
+def _steady_alignment(tmp_path, score_file):
+    engraved = engrave(score_file)
+    return _write_alignment(tmp_path / "steady.csv", [(nid, 0.5 + t) for nid, t in
+                                                      zip(engraved.note_ids_of_notes, engraved.notes[:, 0])])
+
+
+def test_import_of_an_unreadable_recording_names_it(tmp_path, score_file, capsys):
+    junk = tmp_path / "junk.wav"
+    junk.write_text("not audio")
+    args = ["data", "import", "--score", str(score_file), "--performance", str(junk),
+            "--alignment", str(_steady_alignment(tmp_path, score_file)), "--out", str(tmp_path / "out")]
+    assert sfgym_main(args) == 1
+    assert "junk.wav: not a readable audio file" in capsys.readouterr().err
+
+
+def test_a_recording_shorter_than_its_alignment_is_named_not_the_score(tmp_path, score_file):
+    import soundfile
+
+    short = tmp_path / "take.wav"
+    soundfile.write(str(short), np.zeros(22050, np.float32), 22050)
+    with pytest.raises(PieceFormatError, match=r"take\.wav: the performance lasts 1\.00 s, but its alignment .* "
+                                               r"last onset at 8\.00 s"):
+        import_piece(score_file, tmp_path / "out", performance=short,
+                     alignment=_steady_alignment(tmp_path, score_file))
+
+
+def test_reimporting_a_piece_needs_overwrite(tmp_path, score_file, capsys):
+    out = tmp_path / "out"
+    import_piece(score_file, out)
+    with pytest.raises(PieceFormatError, match=r"etude\.mid: a piece named 'etude' is already imported .*--overwrite"):
+        import_piece(score_file, out)
+    assert sfgym_main(["data", "import", "--score", str(score_file), "--out", str(out), "--overwrite"]) == 0
+    assert "imported etude" in capsys.readouterr().out

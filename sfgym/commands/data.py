@@ -34,12 +34,15 @@ def register(subparsers) -> None:
         "import", help="import your own score (and performance) as an MSMD-format piece",
         description="Engrave a score and write it, with a performance, as one MSMD-format piece into a split "
         "directory. Without --performance the score's own MIDI is synthesized. With a performance (MIDI or "
-        "audio) an alignment CSV (note_id,onset_s) is required. Repeated imports into one --out accumulate.")
+        "audio) an alignment CSV (note_id,onset_s) is required; notes it has out of score order (grace notes, rolled "
+        "chords, alignment noise) are reconciled with a warning. Repeated imports into one --out accumulate; a piece "
+        "of the same name is replaced only with --overwrite.")
     importer.add_argument("--score", type=Path, required=True, help="MusicXML (.xml/.musicxml/.mxl), MEI, .krn or .abc")
     importer.add_argument("--performance", type=Path, help="the performance: .mid or .wav/.flac/.ogg")
     importer.add_argument("--alignment", type=Path, help="CSV with columns note_id,onset_s")
     importer.add_argument("--out", type=Path, required=True, help="split directory to add the piece to")
     importer.add_argument("--soundfont", default="TimGM6mb", help="soundfont for synthesis (default TimGM6mb)")
+    importer.add_argument("--overwrite", action="store_true", help="replace a piece of the same name in --out")
     importer.set_defaults(func=run_import)
 
     convert = data_commands.add_parser(
@@ -87,7 +90,7 @@ def run_import(args: argparse.Namespace) -> int:
     from sfgym.data.msmd import load_piece
 
     files = import_piece(args.score, args.out, performance=args.performance, alignment=args.alignment,
-                         soundfont=args.soundfont)
+                         soundfont=args.soundfont, overwrite=args.overwrite)
     piece = load_piece(files)
     print(f"imported {piece.name} into {args.out}: {len(piece.onset_frames)} onsets, {piece.duration_s:.1f} s")
     return 0

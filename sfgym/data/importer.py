@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgym.data.msmd import PieceFiles, midi_bytes, notes_of_midi, notes_to_midi, write_piece
-from sfgym.data.piece import Piece, PieceFormatError, reconcile_onsets
+from sfgym.data.msmd import PieceFiles, midi_bytes, notes_of_midi, notes_to_midi, piece_files, write_piece
+from sfgym.data.piece import FPS, Piece, PieceFormatError, reconcile_onsets
 
 SAMPLE_RATE = 22050
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
@@ -141,8 +141,12 @@ def import_piece(
     performance: str | Path | None = None,
     alignment: str | Path | None = None,
     soundfont: str = "TimGM6mb",
+    overwrite: bool = False,
 ) -> PieceFiles:
-    """Engrave ``score`` and write it with its performance into the split directory ``out_dir``."""
+    """Engrave ``score`` and write it with its performance into the split directory ``out_dir``.
+
+    A piece of the same name already in ``out_dir`` is refused unless ``overwrite`` is set.
+    """
     import soundfile
 
     from sfgym.data.engrave import engrave
@@ -159,11 +163,16 @@ def import_piece(
             performance, "a performance needs an alignment CSV (--alignment, columns note_id,onset_s) that says when "
             "each score note was played; automatic alignment is not available yet"
         )
-    engraved = engrave(score)
     out_dir = Path(out_dir)
+    name = score.stem if performance is None else f"{score.stem}@{Path(performance).stem}"
+    existing = piece_files(out_dir, name).midi
+    if existing.is_file() and not overwrite:
+        raise PieceFormatError(
+            existing, f"a piece named {name!r} is already imported into {out_dir}; pass --overwrite to replace it"
+        )
+    engraved = engrave(score)
 
     if performance is None:
-        name = score.stem
         notes = engraved.notes
         audio = synthesize_midi(midi_bytes(notes_to_midi(notes)), soundfont=soundfont, sample_rate=SAMPLE_RATE)
         spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
@@ -172,7 +181,6 @@ def import_piece(
         performance = Path(performance)
         if not performance.is_file():
             raise PieceFormatError(performance, "performance file does not exist")
-        name = f"{score.stem}@{performance.stem}"
         notes = retime_notes(engraved.notes, engraved.note_ids_of_notes, read_alignment_csv(alignment), alignment)
         if performance.suffix.lower() in (".mid", ".midi"):
             import pretty_midi
@@ -185,15 +193,25 @@ def import_piece(
             audio = synthesize_midi(performed_midi, soundfont=soundfont, sample_rate=SAMPLE_RATE)
             spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
         elif performance.suffix.lower() in AUDIO_SUFFIXES:
-            audio, rate = soundfile.read(str(performance), dtype="float32", always_2d=True)
+            try:
+                audio, rate = soundfile.read(str(performance), dtype="float32", always_2d=True)
+                spectrogram = spectrogram_from_file(performance)
+            except Exception as error:  # noqa: BLE001 - libsndfile raises its own error types
+                raise PieceFormatError(performance, f"not a readable audio file: {error}") from error
             audio = audio.mean(axis=1)
-            spectrogram = spectrogram_from_file(performance)
             if rate != SAMPLE_RATE:
                 import soxr
 
                 audio = soxr.resample(audio, rate, SAMPLE_RATE)
         else:
             raise PieceFormatError(performance, "performance must be a MIDI (.mid) or audio (.wav/.flac/.ogg) file")
+        last_onset = float(notes[:, 0].max())
+        if int(np.floor(last_onset * FPS + 1e-9)) >= spectrogram.shape[1]:
+            raise PieceFormatError(
+                performance, f"the performance lasts {spectrogram.shape[1] / FPS:.2f} s, but its alignment "
+                f"{alignment} puts the score's last onset at {last_onset:.2f} s; is this the recording the "
+                "alignment was made for?"
+            )
         buffer = io.BytesIO()
         soundfile.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
         audio_bytes = buffer.getvalue()
