@@ -156,3 +156,46 @@ def test_bad_input_raises(tmp_path) -> None:
         engrave(only_rest)
     with pytest.raises(FileNotFoundError):
         engrave(tmp_path / "missing.krn")
+
+
+# A grand staff reaching C8 and A0 (many ledger lines above and below): taller than the 200-row cut.
+WIDE_MUSICXML = """<?xml version="1.0" encoding="UTF-8"?>
+<score-partwise version="3.1">
+  <part-list><score-part id="P1"><part-name>Piano</part-name></score-part></part-list>
+  <part id="P1">
+    <measure number="1">
+      <attributes><divisions>1</divisions><key><fifths>0</fifths></key>
+        <time><beats>4</beats><beat-type>4</beat-type></time><staves>2</staves>
+        <clef number="1"><sign>G</sign><line>2</line></clef><clef number="2"><sign>F</sign><line>4</line></clef></attributes>
+      <note><pitch><step>C</step><octave>8</octave></pitch><duration>1</duration><type>quarter</type><staff>1</staff></note>
+      <note><pitch><step>E</step><octave>5</octave></pitch><duration>1</duration><type>quarter</type><staff>1</staff></note>
+      <note><pitch><step>A</step><octave>7</octave></pitch><duration>1</duration><type>quarter</type><staff>1</staff></note>
+      <note><pitch><step>G</step><octave>4</octave></pitch><duration>1</duration><type>quarter</type><staff>1</staff></note>
+      <backup><duration>4</duration></backup>
+      <note><pitch><step>A</step><octave>0</octave></pitch><duration>1</duration><type>quarter</type><staff>2</staff></note>
+      <note><pitch><step>C</step><octave>3</octave></pitch><duration>1</duration><type>quarter</type><staff>2</staff></note>
+      <note><pitch><step>C</step><octave>1</octave></pitch><duration>1</duration><type>quarter</type><staff>2</staff></note>
+      <note><pitch><step>G</step><octave>2</octave></pitch><duration>1</duration><type>quarter</type><staff>2</staff></note>
+    </measure>
+    <measure number="2">
+      <note><pitch><step>C</step><octave>5</octave></pitch><duration>4</duration><type>whole</type><staff>1</staff></note>
+      <backup><duration>4</duration></backup>
+      <note><pitch><step>C</step><octave>3</octave></pitch><duration>4</duration><type>whole</type><staff>2</staff></note>
+    </measure>
+  </part>
+</score-partwise>
+"""
+
+
+def test_a_system_taller_than_the_cut_keeps_every_notehead(recwarn) -> None:
+    wide = engrave(WIDE_MUSICXML)
+    assert not [w for w in recwarn if "fall outside" in str(w.message)]
+    assert wide.sheet.shape[0] == SHEET_HEIGHT
+    assert len(wide.coords) == len(wide.notes) == 10  # C8 and A0 included
+    rows = wide.coords[:, 0]
+    assert rows.min() >= 0 and rows.max() < SHEET_HEIGHT
+    pitches = wide.notes[[wide.coord2onset[c] for c in range(len(wide.coords))], 1]
+    assert rows[pitches == 108][0] < 20 and rows[pitches == 21][0] > 180  # far above and far below
+    for (row, col), pitch in zip(wide.coords, pitches):
+        if pitch not in (72, 48):  # the whole notes are hollow; the quarters' centres are ink
+            assert wide.sheet[int(row), int(col)] < 100, (row, col, pitch)

@@ -24,8 +24,10 @@ Decisions worth knowing:
   so each notehead has exactly one onset, as MSMD's format requires.
 - Grace notes are kept, with the timing verovio's MIDI export gives them (an acciaccatura takes
   its time from the following note). MSMD's own sheets annotate grace noteheads too.
-- Systems taller than the 200-row window (e.g. four separate staves) lose the noteheads that fall
-  outside it; a warning says how many. Reduce such scores to a grand staff before engraving.
+- A system whose noteheads reach beyond the ±100-row cut (wide-range piano writing, many ledger lines, more
+  than two staves) is cut around the middle of its staves and noteheads instead, from its page re-rendered
+  at the reduced scale at which they all fit (MSMD's strip stays 200 rows): no notehead is lost. All other
+  systems are cut exactly as before.
 - Note ids are verovio's, seeded by the input's checksum: the same input gives the same ids.
 - Neighbouring systems never bleed into a cut: verovio is asked for wide system spacing, and rows
   closer to a neighbouring system than to the cut's own system are whitened.
@@ -214,15 +216,21 @@ def engrave(
         raise ValueError(f"{name}: verovio produced no pages; is this a score?")
     glyph_boxes = _notehead_glyph_boxes(toolkit.getResourcePath())
     pages: list[np.ndarray] = []
+    svgs: list[str] = []
     systems: list[_SystemOnPage] = []
     for page_number in range(1, page_count + 1):
         svg = toolkit.renderToSVG(page_number)
+        svgs.append(svg)
         pages.append(_rasterize(svg, page_width_px, page_height_px))
         systems.extend(_parse_page(svg, page_number - 1, page_width_px, glyph_boxes))
     if not systems:
         raise ValueError(f"{name}: verovio engraved no staff systems (no staves in the score?)")
 
-    sheet, system_bounds, cut_origins = _unroll(pages, systems, system_margin_px)
+    @functools.lru_cache(maxsize=None)
+    def page_at_scale(page: int, scale: float) -> np.ndarray:
+        return pages[page] if scale == 1.0 else _rasterize(svgs[page], page_width_px, page_height_px, scale)
+
+    sheet, system_bounds, cut_origins, cut_scales = _unroll(page_at_scale, systems, system_margin_px, staff_space_px)
 
     # Noteheads, in note order (onset, then pitch), moved into the unrolled sheet.
     system_of_note_id = {nid: k for k, system in enumerate(systems) for nid in system.noteheads}
@@ -236,8 +244,8 @@ def engrave(
         if k is None:
             continue  # played but not drawn (e.g. an invisible note)
         x, y = systems[k].noteheads[nid]
-        sheet_row = y - cut_origins[k, 0]
-        sheet_col = x - cut_origins[k, 1] + system_bounds[k, 0]
+        sheet_row = y * cut_scales[k] - cut_origins[k, 0]
+        sheet_col = x * cut_scales[k] - cut_origins[k, 1] + system_bounds[k, 0]
         if not (0 <= sheet_row < SHEET_HEIGHT and 0 <= sheet_col < sheet.shape[1]):
             outside += 1
             continue
@@ -247,8 +255,8 @@ def engrave(
         system_of_coord.append(k)
     if outside:
         warnings.warn(
-            f"{name}: {outside} noteheads fall outside the {SHEET_HEIGHT}-row cut of their system "
-            "(systems taller than the cut, e.g. more than two staves?); they have no coords",
+            f"{name}: {outside} noteheads fall outside the {SHEET_HEIGHT}-row cut of their system; "
+            "they have no coords",
             stacklevel=2,
         )
     if not coords:
@@ -318,18 +326,19 @@ def _looks_like_path(score: str) -> bool:
 # Rendering and SVG parsing
 
 
-def _rasterize(svg: str, width_px: int, height_px: int) -> np.ndarray:
-    """Render one verovio SVG page to a uint8 grayscale image of ``width_px`` × ``height_px``."""
+def _rasterize(svg: str, width_px: int, height_px: int, scale: float = 1.0) -> np.ndarray:
+    """Render one verovio SVG page to a uint8 grayscale image of ``width_px`` × ``height_px``, or reduced
+    by ``scale`` (a page pixel (row, col) lands on (row·scale, col·scale))."""
     svg = _inline_verovio_css(svg)
     # copyData: the stream must not point into a bytes object Python may free meanwhile.
     dom = skia.SVGDOM.MakeFromStream(skia.MemoryStream(svg.encode(), copyData=True))
     if dom is None:
         raise ValueError("skia could not parse the SVG verovio produced")
     svg_width = float(_ROOT_WIDTH_RE.search(svg).group(1))
-    surface = skia.Surface(width_px, height_px)
+    surface = skia.Surface(int(np.ceil(width_px * scale)), int(np.ceil(height_px * scale)))
     with surface as canvas:
         canvas.clear(skia.ColorWHITE)
-        canvas.scale(width_px / svg_width, width_px / svg_width)
+        canvas.scale(width_px * scale / svg_width, width_px * scale / svg_width)
         dom.render(canvas)
     rgba = surface.makeImageSnapshot().toarray()
     # Verovio draws in black only, so any colour channel is the gray level.
@@ -610,43 +619,71 @@ def _tie_ends(reference: str | None, chord_members: dict[str, list[str]]) -> lis
 # Unrolling
 
 
+def _vertical_extent(system: _SystemOnPage, pad: float) -> tuple[float, float]:
+    """Top and bottom (page rows) of a system's staves and noteheads, ``pad`` beyond the outermost noteheads."""
+    rows = [y for _, y in system.noteheads.values()]
+    return min([system.top, *(y - pad for y in rows)]), max([system.bottom, *(y + pad for y in rows)])
+
+
+def _fits_the_cut(system: _SystemOnPage) -> bool:
+    """Whether every notehead centre lies inside the usual cut, ±100 rows around the system's centre."""
+    top = int(round(system.centre)) - SHEET_HEIGHT // 2
+    return all(0 <= y - top < SHEET_HEIGHT for _, y in system.noteheads.values())
+
+
 def _unroll(
-    pages: list[np.ndarray], systems: list[_SystemOnPage], margin_px: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    page_at_scale, systems: list[_SystemOnPage], margin_px: float, staff_space_px: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut every system ±100 rows around its centre and concatenate them left to right.
 
-    Returns the sheet, each system's (start, end) columns in it and each cut's (top row, left
-    column) on its page: page row = sheet row + top, page col = sheet col - start + left.
+    A system whose noteheads reach beyond that cut (ledger lines far above or below the staves) is cut around
+    the middle of its staves and noteheads instead, from its page re-rendered at the reduced scale (if
+    needed) at which they all fit in the 200 rows.
+
+    ``page_at_scale(page, scale)`` renders a page. Returns the sheet, each system's (start, end) columns in
+    it, each cut's (top row, left column) on its page at its scale, and that scale: sheet row = page row ·
+    scale − top, sheet col = page col · scale − left + start.
     """
     half = SHEET_HEIGHT // 2
+    pad = 1.5 * staff_space_px  # a whole notehead and a little paper around the outermost ones
     cuts = []
     bounds = np.zeros((len(systems), 2), dtype=np.int64)
     origins = np.zeros((len(systems), 2), dtype=np.int64)
+    scales = np.ones(len(systems), dtype=np.float64)
     column = 0
     for k, system in enumerate(systems):
-        page = pages[system.page]
+        neighbours = [other for other in systems[max(k - 1, 0) : k] + systems[k + 1 : k + 2] if other.page == system.page]
+        above = [other for other in neighbours if other.centre < system.centre]
+        below = [other for other in neighbours if other.centre >= system.centre]
+        if _fits_the_cut(system):
+            scale, centre = 1.0, system.centre
+            # Rows nearer to a neighbouring system on the same page than to this one are whitened.
+            upper = [0.5 * (other.bottom + system.top) for other in above]
+            lower = [0.5 * (system.bottom + other.top) for other in below]
+        else:
+            low, high = _vertical_extent(system, pad)
+            scale = min(1.0, (SHEET_HEIGHT - 2) / (high - low))
+            centre = 0.5 * (low + high)
+            # Between two systems: the paper halfway between their outermost staff lines or noteheads.
+            upper = [0.5 * (_vertical_extent(other, pad)[1] + low) for other in above]
+            lower = [0.5 * (high + _vertical_extent(other, pad)[0]) for other in below]
+        page = page_at_scale(system.page, scale)
         height, width = page.shape
-        top = int(round(system.centre)) - half
-        left = int(round(system.left - margin_px))
-        right = int(round(system.right + margin_px))
+        top = int(round(centre * scale)) - half
+        left = int(round((system.left - margin_px) * scale))
+        right = int(round((system.right + margin_px) * scale))
         cut = np.full((SHEET_HEIGHT, right - left), 255, dtype=np.uint8)
         # Copy the part of the window that lies on the page; the rest stays white.
         row0, row1 = max(top, 0), min(top + SHEET_HEIGHT, height)
         col0, col1 = max(left, 0), min(right, width)
         cut[row0 - top : row1 - top, col0 - left : col1 - left] = page[row0:row1, col0:col1]
-        # Whiten rows nearer to a neighbouring system on the same page than to this one.
-        neighbours = systems[max(k - 1, 0) : k] + systems[k + 1 : k + 2]
-        for other in neighbours:
-            if other.page != system.page:
-                continue
-            if other.centre < system.centre:
-                boundary = int(np.ceil(0.5 * (other.bottom + system.top))) - top
-                cut[: max(boundary, 0)] = 255
-            else:
-                boundary = int(np.floor(0.5 * (system.bottom + other.top))) - top
-                cut[max(boundary, 0) :] = 255
+        for boundary in upper:
+            cut[: max(int(np.ceil(boundary * scale)) - top, 0)] = 255
+        for boundary in lower:
+            cut[max(int(np.floor(boundary * scale)) - top, 0) :] = 255
         cuts.append(cut)
         bounds[k] = (column, column + cut.shape[1])
         origins[k] = (top, left)
+        scales[k] = scale
         column += cut.shape[1]
-    return np.concatenate(cuts, axis=1), bounds, origins
+    return np.concatenate(cuts, axis=1), bounds, origins, scales
