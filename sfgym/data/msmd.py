@@ -97,13 +97,17 @@ class _UnsafePickle(pickle.UnpicklingError):
     """A legacy score file's pickle needs a global outside the allow-list."""
 
 
+def _npy_dtype(stream: io.BytesIO) -> np.dtype:
+    """The dtype in a ``.npy`` stream's header; leaves the stream at the start of the data."""
+    version = np.lib.format.read_magic(stream)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return header(stream)[2]
+
+
 def _read_npz_member(archive: zipfile.ZipFile, key: str, path: Path, trust_pickle: bool) -> tuple[object, bool]:
     """One array of an npz archive, and whether it was a (legacy) pickled object array."""
     stream = io.BytesIO(archive.read(f"{key}.npy"))
-    version = np.lib.format.read_magic(stream)
-    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    _, _, dtype = header(stream)
-    if not dtype.hasobject:
+    if not _npy_dtype(stream).hasobject:
         stream.seek(0)
         return np.load(stream, allow_pickle=False), False
     if trust_pickle:
@@ -183,9 +187,7 @@ def score_npz_is_pickled(path: str | Path) -> bool:
     except (zipfile.BadZipFile, OSError, KeyError) as error:
         raise PieceFormatError(path, f"not a readable npz archive (truncated or corrupt?): {error}") from error
     try:
-        version = np.lib.format.read_magic(stream)
-        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        return bool(header(stream)[2].hasobject)
+        return bool(_npy_dtype(stream).hasobject)
     except ValueError as error:
         raise PieceFormatError(path, f"'coord2onset' is not a readable array: {error}") from error
 
