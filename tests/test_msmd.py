@@ -265,3 +265,17 @@ def test_nan_in_a_cached_spectrogram_names_the_cache_file(toy_split):
         load_piece(files)
     files.spectrogram.unlink()
     assert np.isfinite(load_piece(files).spectrogram).all()  # rebuilt from the performance
+
+
+def test_reconcile_leaves_a_performance_in_score_order_alone_and_fixes_one_out_of_it():
+    from sfgym.data.piece import reconcile_onsets
+
+    score = np.repeat(np.arange(20) * 0.5, 2)  # 20 two-note chords
+    played = 1.0 + 1.1 * score
+    unchanged = reconcile_onsets(score, played)
+    assert np.array_equal(unchanged.onsets, played) and len(unchanged.reconciled) == 0
+    played[21] += 0.7  # one note of chord 10 played after chord 11
+    fixed = reconcile_onsets(score, played)
+    assert fixed.outliers.tolist() == [21] and fixed.reconciled.tolist() == [21]
+    np.testing.assert_allclose(fixed.onsets, 1.0 + 1.1 * score)  # the chord keeps its other note's time
+    assert fixed.largest_correction == pytest.approx(0.7) and fixed.inconsistent_chords == 1

@@ -104,15 +104,33 @@ def _local_tempo_line(score: np.ndarray, times: np.ndarray) -> tuple[np.ndarray,
     c itself left out): its slope and its value at the score time of c (so ``value + slope·(s − s_c)``)."""
     n = len(score)
     slopes, values = np.zeros(n), times.astype(np.float64).copy()
-    for c in range(n):
+
+    def fit(chords: np.ndarray, neighbours: np.ndarray) -> None:  # neighbours: (len(chords), k) indices
+        first, second = np.triu_indices(neighbours.shape[1], k=1)
+        s, t = score[neighbours], times[neighbours]
+        slopes[chords] = np.median((t[:, second] - t[:, first]) / (s[:, second] - s[:, first]), axis=1)
+        values[chords] = np.median(t + (score[chords, None] - s) * slopes[chords, None], axis=1)
+
+    offsets = np.array([o for o in range(-_TEMPO_WINDOW, _TEMPO_WINDOW + 1) if o])
+    interior = np.arange(_TEMPO_WINDOW, n - _TEMPO_WINDOW)
+    if len(interior):
+        fit(interior, interior[:, None] + offsets)
+    for c in sorted(set(range(n)) - set(interior.tolist())):  # near the ends: the neighbours there are
         window = [j for j in range(max(0, c - _TEMPO_WINDOW), min(n, c + _TEMPO_WINDOW + 1)) if j != c]
-        if len(window) < 2:
-            continue
-        s, t = score[window], times[window]
-        first, second = np.triu_indices(len(window), k=1)
-        slopes[c] = np.median((t[second] - t[first]) / (s[second] - s[first]))
-        values[c] = np.median(t + (score[c] - s) * slopes[c])
+        if len(window) >= 2:
+            fit(np.array([c]), np.array([window]))
     return slopes, values
+
+
+def _median_per_group(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """The median of ``values`` in each group ``0..n_groups-1`` (NaN for an empty group)."""
+    order = np.lexsort((values, groups))
+    counts = np.bincount(groups, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ordered = np.append(values[order], np.nan)  # empty groups point past the end
+    low, high = starts + (counts - 1) // 2, starts + counts // 2
+    low[counts == 0] = high[counts == 0] = len(values)
+    return 0.5 * (ordered[low] + ordered[high])
 
 
 def reconcile_onsets(score_times: np.ndarray, performed: np.ndarray) -> ReconciledOnsets:
@@ -139,24 +157,26 @@ def reconcile_onsets(score_times: np.ndarray, performed: np.ndarray) -> Reconcil
     if np.all(np.diff(performed[order]) >= 0) and np.array_equal(chord_min, chord_max):
         return ReconciledOnsets(performed.copy(), chord_times, chord_min, nothing, nothing, 0.0, 0)
 
-    notes_of_chord = [np.flatnonzero(chord_of_note == c) for c in range(len(chord_times))]
-    raw = np.array([np.median(performed[notes]) for notes in notes_of_chord])
+    raw = _median_per_group(performed, chord_of_note, len(chord_times))
     outliers = nothing
     if len(chord_times) >= 3:
         slopes, line = _local_tempo_line(chord_times, raw)
-        predicted = line[chord_of_note]
-        previous = line[chord_of_note] + (chord_times[np.maximum(chord_of_note - 1, 0)] - score_times) * slopes[chord_of_note]
-        following = line[chord_of_note] + (chord_times[np.minimum(chord_of_note + 1, len(chord_times) - 1)]
-                                           - score_times) * slopes[chord_of_note]
-        out_of_order = ((performed < previous) & (chord_of_note > 0)) | (
-            (performed > following) & (chord_of_note < len(chord_times) - 1))
-        outliers = np.flatnonzero(out_of_order & (np.abs(performed - predicted) > OUTLIER_S))
+
+        def on_the_line(at_score_times: np.ndarray) -> np.ndarray:  # each note's chord's local tempo line
+            return line[chord_of_note] + (at_score_times - score_times) * slopes[chord_of_note]
+
+        last = len(chord_times) - 1
+        before_previous = (performed < on_the_line(chord_times[np.maximum(chord_of_note - 1, 0)])) & (chord_of_note > 0)
+        after_next = (performed > on_the_line(chord_times[np.minimum(chord_of_note + 1, last)])) & (chord_of_note < last)
+        far_off = np.abs(performed - line[chord_of_note]) > OUTLIER_S
+        outliers = np.flatnonzero((before_previous | after_next) & far_off)
+        if len(outliers) == len(performed):
+            outliers = nothing  # nothing would be left to anchor the chords
     kept = np.ones(len(performed), dtype=bool)
     kept[outliers] = False
     counts = np.bincount(chord_of_note[kept], minlength=len(chord_times))
     present = counts > 0
-    anchors = np.array([np.median(performed[notes[kept[notes]]]) if counts[c] else np.nan
-                        for c, notes in enumerate(notes_of_chord)])
+    anchors = _median_per_group(performed[kept], chord_of_note[kept], len(chord_times))
     fitted = isotonic_regression(anchors[present], weights=counts[present]).x
     chord_onsets = np.interp(chord_times, chord_times[present], fitted)
 
@@ -166,9 +186,10 @@ def reconcile_onsets(score_times: np.ndarray, performed: np.ndarray) -> Reconcil
     reconciled_mask = moved[chord_of_note]
     reconciled_mask[outliers] = True
     onsets = chord_onsets[chord_of_note]
-    reconciled = np.array([i for i in order if reconciled_mask[i]], dtype=np.int64)
+    reconciled = order[reconciled_mask[order]]
     largest = float(np.max(np.abs(onsets[reconciled] - performed[reconciled]))) if len(reconciled) else 0.0
-    inconsistent = int(np.count_nonzero(moved | np.bincount(chord_of_note[outliers], minlength=len(chord_times)).astype(bool)))
+    moved[chord_of_note[outliers]] = True
+    inconsistent = int(np.count_nonzero(moved))
     return ReconciledOnsets(onsets, chord_times, chord_onsets, reconciled, outliers, largest, inconsistent)
 
 
