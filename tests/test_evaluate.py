@@ -122,3 +122,24 @@ def test_follower_objects_can_be_evaluated_directly(toy_pieces):
     follower = JitteryOracle()  # e.g. a model in training, never saved
     results = evaluate([follower], toy_pieces[:1], seeds=2, workers=1, progress=False)
     assert results["agent"].tolist() == ["jittery", "jittery"] and (results["tr"] == 1.0).all()
+
+
+def test_evaluate_command_refuses_an_out_that_is_a_file_or_holds_results(toy_dataset, tmp_path, capsys):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("keep me")
+    base = ["evaluate", "--agents", "oracle", "--data", str(toy_dataset / "valid"), "--workers", "1", "--no-plots"]
+    for out in (a_file, a_file / "inside"):
+        assert main(base + ["--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "is a file, not a directory" in err and len(err.strip().splitlines()) == 1
+    assert a_file.read_text() == "keep me"
+
+    out = tmp_path / "results"
+    assert main(base + ["--out", str(out)]) == 0
+    first = (out / "results.csv").read_text()
+    assert main(base + ["--out", str(out), "--pieces", "nothing"]) == 1  # refused before anything runs
+    err = capsys.readouterr().err
+    assert "already holds the results" in err and "--overwrite" in err
+    assert (out / "results.csv").read_text() == first
+    assert main(base + ["--out", str(out), "--overwrite"]) == 0
+    assert "replacing the results" in capsys.readouterr().out

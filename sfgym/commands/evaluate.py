@@ -28,7 +28,10 @@ def register(subparsers) -> None:
                         help="for pieces without a score MIDI (real MSMD): the speed that stands in for the "
                         "notated tempo of constant_tempo / online_dtw (default: the median of the train split)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (new, or empty; see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier evaluation in --out (refused without it)")
     parser.set_defaults(func=run)
 
 
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
 
+    check_out_dir(args.out, args.overwrite)  # before the evaluation runs, not after
     agents = [AgentSpec.parse(text) for text in args.agents.split(",") if text.strip()]
     if not agents:
         raise ValueError("--agents: name at least one follower")
@@ -70,3 +74,26 @@ def run(args: argparse.Namespace) -> int:
     print(f"evaluated in {elapsed:.1f} s; wrote {written['results']}, {written['summary_md']}"
           + (f" and {len(written['positions'])} plots" if "positions" in written else ""))
     return 0
+
+
+RESULT_FILES = ("results.csv", "summary.csv", "summary.md")
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that cannot hold the results, or that holds an earlier evaluation's (unless ``overwrite``).
+
+    Raises:
+        ValueError: ``out`` (or a folder above it) is a file, or it holds results and ``overwrite`` is false.
+    """
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "--out" if folder == out else f"--out {out}: {folder}"
+                raise ValueError(f"{what} is a file, not a directory: give a directory for the results")
+            break
+    held = [name for name in RESULT_FILES if (out / name).exists()]
+    if held and not overwrite:
+        raise ValueError(f"--out {out} already holds the results of an evaluation ({', '.join(held)}): give another "
+                         "--out, or --overwrite to replace them")
+    if held:
+        print(f"replacing the results in {out} (--overwrite)")
