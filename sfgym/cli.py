@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules under sfgym.commands, in the order their commands are listed in --help.
-COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow")
+COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow", "agents")
 
 DESCRIPTION = """\
 sfgym: score following on MSMD-format data.
@@ -23,6 +23,8 @@ Typical session:
   sfgym train supervised --config configs/supervised/lstm.yaml
   sfgym train rl --config configs/rl/ppo.yaml
   sfgym render --agents constant_tempo,online_dtw --piece NAME --video out.mp4
+  sfgym follow take.wav --score piece.musicxml --positions take.csv
+  sfgym agents                          # the followers these commands take
 
 Run 'sfgym COMMAND --help' for the options of one command.
 """
@@ -32,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sfgym", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from sfgym import __version__
+
+    parser.add_argument("--version", action="version", version=f"sfgym {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         try:

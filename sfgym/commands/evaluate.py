@@ -13,9 +13,12 @@ def register(subparsers) -> None:
         "MSMDFollow environment and write results.csv (one row per agent, piece and seed), summary.csv and "
         "summary.md (one row per agent: TR, TUE, alignment errors, time-tolerance shares, ms/frame) and plots "
         "(position against time for every piece, error histogram) into --out.")
+    from agents.registry import available_followers
+
     parser.add_argument("--agents", required=True,
-                        help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
-                        "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC")
+                        help=f"comma-separated followers: baseline names ({', '.join(available_followers())}), "
+                        "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC "
+                        "(see 'sfgym agents')")
     parser.add_argument("--data", type=Path,
                         help="dataset root or split directory (e.g. from 'sfgym data import'); "
                         "default: the default dataset (built on first use)")
