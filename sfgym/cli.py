@@ -7,6 +7,7 @@ Each sub-command lives in its own module under :mod:`sfgym.commands` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 
@@ -50,13 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sfgym.threads import torch_threads
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        # Commands that follow (--torch-threads) run their followers on that many torch threads.
+        threads = getattr(args, "torch_threads", None)
+        with torch_threads(threads) if threads is not None else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

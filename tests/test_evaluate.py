@@ -143,3 +143,53 @@ def test_evaluate_command_refuses_an_out_that_is_a_file_or_holds_results(toy_dat
     assert (out / "results.csv").read_text() == first
     assert main(base + ["--out", str(out), "--overwrite"]) == 0
     assert "replacing the results" in capsys.readouterr().out
+
+
+class ThreadCountingOracle(OracleFollower):
+    """The oracle, off by 10 px per torch thread beyond the first: its errors show the threads it ran on."""
+
+    name = "thread_counting"
+    seen_threads: list[int] = []
+
+    def act(self, observation, info):
+        import torch
+
+        threads = torch.get_num_threads()
+        ThreadCountingOracle.seen_threads.append(threads)
+        return super().act(observation, info) + 10 * (threads - 1) / self._width
+
+
+@pytest.fixture
+def two_torch_threads():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # what torch picks by itself on a 2-core machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_evaluate_runs_followers_on_one_torch_thread_unless_told(toy_dataset, tmp_path, monkeypatch,
+                                                                 two_torch_threads):
+    import torch
+
+    monkeypatch.setitem(BASELINES, "thread_counting", ThreadCountingOracle)
+    monkeypatch.setattr(ThreadCountingOracle, "seen_threads", [])
+    base = ["evaluate", "--agents", "thread_counting", "--data", str(toy_dataset / "valid"), "--workers", "1",
+            "--no-plots"]
+    assert main(base + ["--out", str(tmp_path / "default")]) == 0
+    assert set(ThreadCountingOracle.seen_threads) == {1}
+    assert torch.get_num_threads() == 2  # restored afterwards
+    ThreadCountingOracle.seen_threads.clear()
+    assert main(base + ["--out", str(tmp_path / "three"), "--torch-threads", "3"]) == 0
+    assert set(ThreadCountingOracle.seen_threads) == {3}
+    assert main(base + ["--out", str(tmp_path / "zero"), "--torch-threads", "0"]) == 1
+
+
+def test_evaluation_workers_run_on_one_torch_thread(toy_pieces, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)  # a big machine: still one thread per worker
+    evaluation = run_evaluation([ThreadCountingOracle()], toy_pieces[:2], workers=2, progress=False)
+    assert evaluation.workers == 2
+    assert evaluation.results["error_mean_px"].max() == pytest.approx(0.0, abs=1e-6)

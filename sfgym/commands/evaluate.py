@@ -14,6 +14,7 @@ def register(subparsers) -> None:
         "summary.md (one row per agent: TR, TUE, alignment errors, time-tolerance shares, ms/frame) and plots "
         "(position against time for every piece, error histogram) into --out.")
     from agents.registry import available_followers
+    from sfgym.threads import add_torch_threads_argument
 
     parser.add_argument("--agents", required=True,
                         help=f"comma-separated followers: baseline names ({', '.join(available_followers())}), "
@@ -27,6 +28,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pieces", type=int, help="evaluate only the first N pieces (by name)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per piece of stochastic followers (default: 1)")
     parser.add_argument("--workers", type=int, help="worker processes (default: min(2, CPUs))")
+    add_torch_threads_argument(parser)
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="for pieces without a score MIDI (real MSMD): the speed that stands in for the "
                         "notated tempo of constant_tempo / online_dtw (default: the median of the train split)")
@@ -69,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
 
     started = time.perf_counter()
-    evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers)
+    evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers,
+                                threads=args.torch_threads)
     elapsed = time.perf_counter() - started
     title = f"Evaluation on {split_dir} ({len(pieces)} pieces, seeds={args.seeds})"
     written = write_report(evaluation, pieces, args.out, title=title, plots=not args.no_plots, progress=True)
@@ -88,12 +91,9 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
     Raises:
         ValueError: ``out`` (or a folder above it) is a file, or it holds results and ``overwrite`` is false.
     """
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                what = "--out" if folder == out else f"--out {out}: {folder}"
-                raise ValueError(f"{what} is a file, not a directory: give a directory for the results")
-            break
+    from sfgym.commands import check_output_path
+
+    check_output_path(out, "--out", directory=True)
     held = [name for name in RESULT_FILES if (out / name).exists()]
     if held and not overwrite:
         raise ValueError(f"--out {out} already holds the results of an evaluation ({', '.join(held)}): give another "
