@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         "soon as its observation is complete. Prints the position, emits page-turn (system-change) events with "
         "their latency, and ends with the per-frame latency (feature extraction + follower step). The score is "
         "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
-        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported.")
+        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported. On silent "
+        "frames the follower holds its position; --positions writes every position as CSV.")
     parser.add_argument("audio", nargs="?", type=Path, help="the recording (.wav/.flac/.ogg); default: --piece's own")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--score", type=Path, help="MSMD score .npz (score/<name>.npz; a <name>.mid beside it "
