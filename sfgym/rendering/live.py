@@ -316,16 +316,6 @@ class LiveFollowing:
         window[:, lo - first :] = self.spectrogram[:, lo:frame]
         return window[np.newaxis]
 
-    def _add_frames(self, frames: np.ndarray) -> None:
-        k = frames.shape[1]
-        end = self.frames_computed + k
-        if end > self.spectrogram.shape[1]:
-            grown = np.zeros((N_SPEC_BINS, max(end, 2 * self.spectrogram.shape[1])), dtype=np.float32)
-            grown[:, : self.frames_computed] = self.spectrogram[:, : self.frames_computed]
-            self.spectrogram = grown
-        self.spectrogram[:, self.frames_computed : end] = frames
-        self.frames_computed = end
-
     # ------------------------------------------------------------------ feeding (push)
     def start(self, sample_rate: int) -> None:
         """Begin following a stream of ``sample_rate`` samples per second (resets the follower and the report)."""
