@@ -29,7 +29,7 @@ def add_torch_threads_argument(parser) -> None:
 def check_threads(threads: int) -> int:
     """``threads`` if it is a positive int, else ValueError."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"--torch-threads must be a positive integer, got {threads!r}")
+        raise ValueError(f"torch threads (--torch-threads) must be a positive integer, got {threads!r}")
     return threads
 
 
