@@ -12,13 +12,11 @@ import soundfile
 from agents.baselines import BASELINES, OracleFollower
 from agents.registry import make_follower
 from sfgym.cli import main
-from sfgym.data.spectrogram import SpectrogramParams
 from sfgym.rendering.live import LiveFollowing, SilentInputWarning
 
 from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
 
 RATE = 22050
-HOP = SpectrogramParams().hop_size
 SAMPLE_SCORE = MSMD_SAMPLE_SPLIT / "score" / f"{MSMD_SAMPLE_PIECE}.npz"
 
 
@@ -129,3 +127,27 @@ def test_follow_refuses_a_positions_path_it_cannot_write(toy_dataset, tmp_path, 
         assert main(["follow", str(wav), "--score", str(score), "--speed", "0", "--positions", str(bad)]) == 1
         err = capsys.readouterr().err
         assert "--positions" in err and len(err.strip().splitlines()) == 1
+
+
+class Accelerating(OracleFollower):
+    """Speeds up at every step it is asked, whatever it hears (a velocity follower)."""
+
+    def __init__(self, action_type: str):
+        self.action_type = action_type
+        self.name = f"accelerating_{action_type}"
+
+    def act(self, observation, info):
+        return 2 if self.action_type == "discrete" else np.array([1.0], dtype=np.float32)
+
+
+@pytest.mark.parametrize("action_type", ["continuous", "discrete"])
+def test_velocity_followers_come_to_a_stop_on_silence(toy_dataset, action_type) -> None:
+    live = LiveFollowing.for_score(toy_dataset / "train" / "score" / "toy_b.npz", Accelerating(action_type),
+                                   max_seconds=10)
+    live.start(RATE)
+    sounding = live.push(_noise_bursts(0.4))
+    assert sounding[-1].x > sounding[0].x + 10  # it got going (at about 5 px/frame)
+    silent = live.push(np.zeros(RATE, dtype=np.float32))
+    # continuous: stopped at once; discrete: braking by the smallest speed change per frame
+    stopped = [step.x for step in silent[10:]]
+    assert silent[-1].silent and max(stopped) - min(stopped) < 1e-6

@@ -255,7 +255,8 @@ class LiveFollowing:
         seed: seeds the follower and the environment.
         hold_on_silence: on a step whose newest frame is silence (RMS below ``silence_dbfs``; the frames
             before the recording's start count as silence) the follower is not asked and holds its position,
-            so that it neither drifts on silence (on-line DTW would) nor learns from it.
+            so that it neither drifts on silence (on-line DTW would) nor learns from it. Position and
+            continuous-speed followers stop at once; discrete ones brake as fast as their actions allow.
         silence_dbfs: the silence threshold in dB relative to full scale.
 
     Feed it with :meth:`run` (a whole recording, paced) or push-style, as audio arrives from a sound card:
