@@ -28,6 +28,15 @@ def _baselines() -> dict[str, type[Follower]]:
     return BASELINES
 
 
+def available_followers() -> dict[str, str]:
+    """The baseline followers by name, each with a one-line description (its class docstring's first line).
+
+    The one place the command line asks which followers exist (help texts, ``sfgym agents``).
+    """
+    return {name: (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            for name, cls in _baselines().items()}
+
+
 def make_follower(spec: str, **kwargs) -> Follower:
     """The follower named by ``spec`` (see the module docstring); ``kwargs`` go to its constructor/loader.
 
@@ -66,4 +75,4 @@ def default_label(spec: str) -> str:
     return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
 
 
-__all__ = ["CHECKPOINT_LOADERS", "default_label", "make_follower"]
+__all__ = ["CHECKPOINT_LOADERS", "available_followers", "default_label", "make_follower"]

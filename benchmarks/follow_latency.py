@@ -1,7 +1,7 @@
 """Per-frame latency of live following: spectrogram frame extraction + follower step, in ms per frame.
 
     python benchmarks/follow_latency.py [--agents online_dtw,constant_tempo,oracle] [--piece NAME --data DIR]
-                                        [--block 512] [--realtime]
+                                        [--block 512] [--realtime] [--torch-threads 1]
 
 Follows a performance the way ``sfgym follow`` does (:class:`sfgym.rendering.live.LiveFollowing`): the audio
 arrives in blocks of ``--block`` samples (512 at 22.05 kHz = 23 ms, a usual sound-card buffer), each
@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sfgym.threads import add_torch_threads_argument, torch_threads
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SPLIT = REPO / "tests" / "fixtures" / "msmd_sample"
 SAMPLE_PIECE = "Anonymous__lesgraces__lesgraces"
@@ -41,7 +43,13 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=512, help="samples per audio block")
     parser.add_argument("--score-speed", type=float, default=70.0, help="stand-in px/s for scores without timing")
     parser.add_argument("--realtime", action="store_true", help="feed the audio at its own pace")
+    add_torch_threads_argument(parser)  # as `sfgym follow`: one thread unless told
     args = parser.parse_args()
+    with torch_threads(args.torch_threads):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     from agents.registry import make_follower
     from sfgym.data.msmd import load_piece

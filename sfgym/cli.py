@@ -7,12 +7,13 @@ Each sub-command lives in its own module under :mod:`sfgym.commands` and exposes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import warnings
 
 # Modules under sfgym.commands, in the order their commands are listed in --help.
-COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow")
+COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow", "agents")
 
 DESCRIPTION = """\
 sfgym: score following on MSMD-format data.
@@ -24,6 +25,8 @@ Typical session:
   sfgym train supervised --config configs/supervised/lstm.yaml
   sfgym train rl --config configs/rl/ppo.yaml
   sfgym render --agents constant_tempo,online_dtw --piece NAME --video out.mp4
+  sfgym follow take.wav --score piece.musicxml --positions take.csv
+  sfgym agents                          # the followers these commands take
 
 Run 'sfgym COMMAND --help' for the options of one command.
 """
@@ -33,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sfgym", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from sfgym import __version__
+
+    parser.add_argument("--version", action="version", version=f"sfgym {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         try:
@@ -51,6 +57,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sfgym.threads import torch_threads
+
     warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -58,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        # Commands that follow (--torch-threads) run their followers on that many torch threads.
+        threads = getattr(args, "torch_threads", None)
+        with torch_threads(threads) if threads is not None else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -157,9 +157,10 @@ def _evaluate_piece(piece: Piece, agents: Sequence[AgentSpec], seeds: int) -> li
 
 
 def _init_worker(threads: int) -> None:
-    """Keep each worker's math libraries to its share of the CPUs (set before torch is imported)."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(threads)
+    """Keep each worker's torch and math libraries to ``threads`` threads (before torch is imported)."""
+    from sfgym.threads import set_process_threads
+
+    set_process_threads(threads)
 
 
 def default_workers() -> int:
@@ -174,6 +175,7 @@ def run_evaluation(
     *,
     follower_kwargs: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
+    threads: int = 1,
 ) -> Evaluation:
     """Evaluate followers on pieces; see the module docstring.
 
@@ -185,8 +187,12 @@ def run_evaluation(
         follower_kwargs: extra ``make_follower`` kwargs per spec or label, e.g.
             ``{"constant_tempo": {"px_per_second": 180.0}}``.
         progress: show a progress bar.
+        threads: torch threads per worker process (this process's with ``workers=1``, restored after).
+            One by default: a follower's per-frame work is too small to share (see :mod:`sfgym.threads`).
     """
     from tqdm.auto import tqdm
+
+    from sfgym.threads import check_threads, torch_threads
 
     follower_kwargs = follower_kwargs or {}
     specs = []
@@ -206,6 +212,7 @@ def run_evaluation(
         raise ValueError("no pieces to evaluate on")
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    check_threads(threads)
     workers = default_workers() if workers is None else max(1, int(workers))
     workers = min(workers, len(pieces))
 
@@ -219,11 +226,11 @@ def run_evaluation(
     results: list[tuple[PieceMetrics, Trajectory]] = []
     try:
         if workers == 1:
-            for piece in pieces:
-                results += _evaluate_piece(piece, specs, seeds)
-                bar.update()
+            with torch_threads(threads):
+                for piece in pieces:
+                    results += _evaluate_piece(piece, specs, seeds)
+                    bar.update()
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
             # spawn, not fork: workers must not inherit torch's thread pools or open files mid-state
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                      initargs=(threads,)) as pool:

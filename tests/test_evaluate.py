@@ -122,3 +122,74 @@ def test_follower_objects_can_be_evaluated_directly(toy_pieces):
     follower = JitteryOracle()  # e.g. a model in training, never saved
     results = evaluate([follower], toy_pieces[:1], seeds=2, workers=1, progress=False)
     assert results["agent"].tolist() == ["jittery", "jittery"] and (results["tr"] == 1.0).all()
+
+
+def test_evaluate_command_refuses_an_out_that_is_a_file_or_holds_results(toy_dataset, tmp_path, capsys):
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("keep me")
+    base = ["evaluate", "--agents", "oracle", "--data", str(toy_dataset / "valid"), "--workers", "1", "--no-plots"]
+    for out in (a_file, a_file / "inside"):
+        assert main(base + ["--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "is a file, not a directory" in err and len(err.strip().splitlines()) == 1
+    assert a_file.read_text() == "keep me"
+
+    out = tmp_path / "results"
+    assert main(base + ["--out", str(out)]) == 0
+    first = (out / "results.csv").read_text()
+    assert main(base + ["--out", str(out), "--pieces", "nothing"]) == 1  # refused before anything runs
+    err = capsys.readouterr().err
+    assert "already holds the results" in err and "--overwrite" in err
+    assert (out / "results.csv").read_text() == first
+    assert main(base + ["--out", str(out), "--overwrite"]) == 0
+    assert "replacing the results" in capsys.readouterr().out
+
+
+class ThreadCountingOracle(OracleFollower):
+    """The oracle, off by 10 px per torch thread beyond the first: its errors show the threads it ran on."""
+
+    name = "thread_counting"
+    seen_threads: list[int] = []
+
+    def act(self, observation, info):
+        import torch
+
+        threads = torch.get_num_threads()
+        ThreadCountingOracle.seen_threads.append(threads)
+        return super().act(observation, info) + 10 * (threads - 1) / self._width
+
+
+@pytest.fixture
+def two_torch_threads():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # what torch picks by itself on a 2-core machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_evaluate_runs_followers_on_one_torch_thread_unless_told(toy_dataset, tmp_path, monkeypatch,
+                                                                 two_torch_threads):
+    import torch
+
+    monkeypatch.setitem(BASELINES, "thread_counting", ThreadCountingOracle)
+    monkeypatch.setattr(ThreadCountingOracle, "seen_threads", [])
+    base = ["evaluate", "--agents", "thread_counting", "--data", str(toy_dataset / "valid"), "--workers", "1",
+            "--no-plots"]
+    assert main(base + ["--out", str(tmp_path / "default")]) == 0
+    assert set(ThreadCountingOracle.seen_threads) == {1}
+    assert torch.get_num_threads() == 2  # restored afterwards
+    ThreadCountingOracle.seen_threads.clear()
+    assert main(base + ["--out", str(tmp_path / "three"), "--torch-threads", "3"]) == 0
+    assert set(ThreadCountingOracle.seen_threads) == {3}
+    assert main(base + ["--out", str(tmp_path / "zero"), "--torch-threads", "0"]) == 1
+
+
+def test_evaluation_workers_run_on_one_torch_thread(toy_pieces, monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)  # a big machine: still one thread per worker
+    evaluation = run_evaluation([ThreadCountingOracle()], toy_pieces[:2], workers=2, progress=False)
+    assert evaluation.workers == 2
+    assert evaluation.results["error_mean_px"].max() == pytest.approx(0.0, abs=1e-6)

@@ -1,1 +1,21 @@
 """Sub-commands of the ``sfgym`` command line (one module each, see :mod:`sfgym.cli`)."""
+
+from pathlib import Path
+
+
+def check_output_path(path: Path, option: str, *, directory: bool) -> None:
+    """Refuse, before any work is done, an output ``path`` that cannot be written.
+
+    ``directory``: whether ``path`` is to be a directory (else a file).
+
+    Raises:
+        ValueError: ``path`` is of the wrong kind, or a folder above it is a file.
+    """
+    if path.exists() and path.is_dir() != directory:
+        kind = "a file, not a directory" if directory else "a directory, not a file"
+        raise ValueError(f"{option} {path} is {kind}: give {'a directory' if directory else 'the file'} to write")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"{option} {path}: {folder} is a file, not a directory")
+            break

@@ -13,9 +13,13 @@ def register(subparsers) -> None:
         "MSMDFollow environment and write results.csv (one row per agent, piece and seed), summary.csv and "
         "summary.md (one row per agent: TR, TUE, alignment errors, time-tolerance shares, ms/frame) and plots "
         "(position against time for every piece, error histogram) into --out.")
+    from agents.registry import available_followers
+    from sfgym.threads import add_torch_threads_argument
+
     parser.add_argument("--agents", required=True,
-                        help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
-                        "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC")
+                        help=f"comma-separated followers: baseline names ({', '.join(available_followers())}), "
+                        "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC "
+                        "(see 'sfgym agents')")
     parser.add_argument("--data", type=Path,
                         help="dataset root or split directory (e.g. from 'sfgym data import'); "
                         "default: the default dataset (built on first use)")
@@ -24,11 +28,15 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pieces", type=int, help="evaluate only the first N pieces (by name)")
     parser.add_argument("--seeds", type=int, default=1, help="runs per piece of stochastic followers (default: 1)")
     parser.add_argument("--workers", type=int, help="worker processes (default: min(2, CPUs))")
+    add_torch_threads_argument(parser)
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="for pieces without a score MIDI (real MSMD): the speed that stands in for the "
                         "notated tempo of constant_tempo / online_dtw (default: the median of the train split)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output directory (new, or empty; see --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the results of an earlier evaluation in --out (refused without it)")
     parser.set_defaults(func=run)
 
 
@@ -37,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
 
+    check_out_dir(args.out, args.overwrite)  # before the evaluation runs, not after
     agents = [AgentSpec.parse(text) for text in args.agents.split(",") if text.strip()]
     if not agents:
         raise ValueError("--agents: name at least one follower")
@@ -62,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
     agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
 
     started = time.perf_counter()
-    evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers)
+    evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers,
+                                threads=args.torch_threads)
     elapsed = time.perf_counter() - started
     title = f"Evaluation on {split_dir} ({len(pieces)} pieces, seeds={args.seeds})"
     written = write_report(evaluation, pieces, args.out, title=title, plots=not args.no_plots, progress=True)
@@ -70,3 +80,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"evaluated in {elapsed:.1f} s; wrote {written['results']}, {written['summary_md']}"
           + (f" and {len(written['positions'])} plots" if "positions" in written else ""))
     return 0
+
+
+RESULT_FILES = ("results.csv", "summary.csv", "summary.md")
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that cannot hold the results, or that holds an earlier evaluation's (unless ``overwrite``).
+
+    Raises:
+        ValueError: ``out`` (or a folder above it) is a file, or it holds results and ``overwrite`` is false.
+    """
+    from sfgym.commands import check_output_path
+
+    check_output_path(out, "--out", directory=True)
+    held = [name for name in RESULT_FILES if (out / name).exists()]
+    if held and not overwrite:
+        raise ValueError(f"--out {out} already holds the results of an evaluation ({', '.join(held)}): give another "
+                         "--out, or --overwrite to replace them")
+    if held:
+        print(f"replacing the results in {out} (--overwrite)")

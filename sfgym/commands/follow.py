@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-SCORE_FILE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
-
-
 def register(subparsers) -> None:
+    from sfgym.rendering.live import SILENCE_DBFS
+    from sfgym.threads import add_torch_threads_argument
+
     parser = subparsers.add_parser(
         "follow", help="follow an audio file live: position, page-turn events, per-frame latency",
         description="Feed a recording to a follower as if it came from a sound card: blocks at the audio's own "
@@ -19,7 +20,8 @@ def register(subparsers) -> None:
         "soon as its observation is complete. Prints the position, emits page-turn (system-change) events with "
         "their latency, and ends with the per-frame latency (feature extraction + follower step). The score is "
         "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
-        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported.")
+        "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported. On silent "
+        "frames the follower holds its position; --positions writes every position as CSV.")
     parser.add_argument("audio", nargs="?", type=Path, help="the recording (.wav/.flac/.ogg); default: --piece's own")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--score", type=Path, help="MSMD score .npz (score/<name>.npz; a <name>.mid beside it "
@@ -28,7 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data", type=Path, help="dataset root or split for --piece (default: the default dataset)")
     parser.add_argument("--split", help="split to look in (default: every split of --data)")
     parser.add_argument("--agent", default=None,
-                        help="the follower: a baseline name or a .pt / .zip checkpoint (default: online_dtw)")
+                        help="the follower: a baseline name or a .pt / .zip checkpoint (default: online_dtw; "
+                        "'sfgym agents' lists them)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="1 feeds the audio in real time (default), 2 twice as fast, 0 as fast as possible")
     parser.add_argument("--print-every", type=float, default=1.0, metavar="SECONDS",
@@ -37,6 +40,15 @@ def register(subparsers) -> None:
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="stand-in notated tempo for score-side followers when the score has no timing")
     parser.add_argument("--seed", type=int, default=0, help="seed of the follower and environment (default 0)")
+    parser.add_argument("--positions", type=Path, metavar="CSV",
+                        help="also write the positions as CSV for other programs: frame, time_s, x, system "
+                        "(from 1), page_turn (1 on a page turn), silent (1 where the position was held)")
+    parser.add_argument("--no-hold-on-silence", dest="hold_on_silence", action="store_false",
+                        help="ask the follower on silent frames too (by default it holds its position there: "
+                        "on silence on-line DTW drifts)")
+    parser.add_argument("--silence-dbfs", type=float, default=SILENCE_DBFS, metavar="DB",
+                        help=f"frames quieter than this (RMS, dB full scale) are silence (default {SILENCE_DBFS:g})")
+    add_torch_threads_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -55,63 +67,58 @@ def _load_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _score_side(args: argparse.Namespace):
-    """``(name, sheet, coords, coord2onset, score_notes, pitches, system_bounds or None, piece files or None)``.
+    """``(LiveScore, piece files or None)``: the score of ``--piece`` or ``--score``.
 
-    ``pitches``: the notes' pitches from a performance MIDI when the score has no notated timing (MSMD score
-    files hold no pitches; a stand-in timing for score-side followers needs them).
+    ``LiveScore.pitches``: the notes' pitches from a performance MIDI when the score has no notated timing
+    (MSMD score files hold no pitches; a stand-in timing for score-side followers needs them).
     """
     from sfgym.data.msmd import read_midi_notes, read_score_npz
+    from sfgym.rendering.live import LiveScore, read_live_score
+    from sfgym.rendering.systems import detect_system_bounds
 
-    if args.piece is not None:
-        from sfgym.rendering.pieces import find_piece_files
+    if args.piece is None:
+        return read_live_score(args.score), None
+    from sfgym.rendering.pieces import find_piece_files
 
-        files = find_piece_files(args.piece, args.data, args.split)
-        sheet, coords, coord2onset = read_score_npz(files.score)
-        score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
-        pitches = read_midi_notes(files.midi)[:, 1] if score_notes is None else None
-        return files.name, sheet, coords, coord2onset, score_notes, pitches, None, files
-    path: Path = args.score
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: score file not found")
-    if path.suffix.lower() == ".npz":
-        sheet, coords, coord2onset = read_score_npz(path)
-        score_midi = path.with_suffix(".mid")
-        score_notes = read_midi_notes(score_midi) if score_midi.is_file() else None
-        performance_midi = path.parent.parent / "performance" / f"{path.stem}.mid"  # MSMD layout
-        pitches = (read_midi_notes(performance_midi)[:, 1]
-                   if score_notes is None and performance_midi.is_file() else None)
-        return path.stem, sheet, coords, coord2onset, score_notes, pitches, None, None
-    if path.suffix.lower() in SCORE_FILE_SUFFIXES:
-        from sfgym.data.engrave import engrave
+    files = find_piece_files(args.piece, args.data, args.split)
+    sheet, coords, coord2onset = read_score_npz(files.score)
+    score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
+    pitches = read_midi_notes(files.midi)[:, 1] if score_notes is None else None
+    return LiveScore(files.name, sheet, coords, coord2onset, score_notes, pitches, detect_system_bounds(sheet)), files
 
-        engraved = engrave(path)
-        return (path.stem, engraved.sheet, engraved.coords, engraved.coord2onset, engraved.notes, None,
-                engraved.system_bounds, None)
-    raise ValueError(f"{path}: unknown score type {path.suffix!r}; give an MSMD .npz or "
-                     f"{'/'.join(SCORE_FILE_SUFFIXES)}")
+
+def _rms_dbfs(samples: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return 20.0 * np.log10(rms) if rms > 0 else -np.inf
 
 
 def run(args: argparse.Namespace) -> int:
     from agents.baselines.score_side import SCORE_SIDE_BASELINES
     from agents.registry import make_follower
+    from sfgym.commands import check_output_path
     from sfgym.data.msmd import read_midi_notes
     from sfgym.data.piece import FPS
-    from sfgym.rendering.live import LiveFollowing, live_piece
-    from sfgym.rendering.systems import detect_system_bounds
+    from sfgym.rendering.live import LiveFollowing, SilentInputWarning, live_piece, write_positions_csv
     from sfgym.rendering.video import performance_audio
 
     if args.speed < 0:
         raise ValueError(f"--speed must be >= 0, got {args.speed}")
     if args.audio is None and args.piece is None:
         raise ValueError("give the AUDIO file to follow (or --piece NAME to follow a piece's own performance)")
-    name, sheet, coords, coord2onset, score_notes, pitches, bounds, files = _score_side(args)
-    if bounds is None:
-        bounds = detect_system_bounds(sheet)
+    if args.positions is not None:
+        check_output_path(args.positions, "--positions", directory=False)
+    score, files = _score_side(args)
+    bounds = score.system_bounds
     if args.audio is not None:
         samples, rate = _load_audio(args.audio)
         audio_source = str(args.audio)
     else:
         samples, rate, audio_source = performance_audio(files)
+    loudness = _rms_dbfs(samples)
+    if loudness < args.silence_dbfs:
+        hold = "holds its position" if args.hold_on_silence else "is asked all the same (--no-hold-on-silence)"
+        print(f"warning: {audio_source} is silent (RMS {loudness:.1f} dBFS, below {args.silence_dbfs:g}): there "
+              f"is nothing to follow; the follower {hold}", file=sys.stderr)
 
     hop = rate / FPS
     n_frames = int(np.ceil(len(samples) / hop))
@@ -119,27 +126,30 @@ def run(args: argparse.Namespace) -> int:
     notes = read_midi_notes(files.midi) if truth_known else None
     if truth_known:
         n_frames = max(n_frames, int(np.floor(notes[:, 0].max() * FPS)) + 1)
-    piece = live_piece(name, sheet, coords, coord2onset, n_frames, notes=notes, score_notes=score_notes,
-                       pitches=pitches)
+    piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, n_frames, notes=notes,
+                       score_notes=score.score_notes, pitches=score.pitches)
 
     spec = args.agent or "online_dtw"
     kwargs = {}
-    if spec in SCORE_SIDE_BASELINES and score_notes is None:
+    if spec in SCORE_SIDE_BASELINES and score.score_notes is None:
         if args.score_speed is None:
-            raise ValueError(f"{name}: the score has no notated timing (no score MIDI), so {spec} needs "
+            raise ValueError(f"{score.name}: the score has no notated timing (no score MIDI), so {spec} needs "
                              "--score-speed PX_PER_S (or give a score file / a built piece)")
         kwargs["px_per_second"] = args.score_speed
     follower = make_follower(spec, **kwargs)
-    live = LiveFollowing(follower, piece, bounds, truth_known=truth_known, seed=args.seed)
+    live = LiveFollowing(follower, piece, bounds, truth_known=truth_known, seed=args.seed,
+                         hold_on_silence=args.hold_on_silence, silence_dbfs=args.silence_dbfs)
 
-    print(f"following {audio_source} ({len(samples) / rate:.1f} s) in {name}: {len(bounds)} systems, "
+    print(f"following {audio_source} ({len(samples) / rate:.1f} s) in {score.name}: {len(bounds)} systems, "
           f"follower {spec}, {'real time' if args.speed == 1 else 'as fast as possible' if args.speed == 0 else f'x{args.speed:g}'}")
     printer = _Printer(args.print_every, len(bounds))
-    window = _Window(live, name, spec, bounds) if args.show else None
+    window = _Window(live, score.name, spec, bounds) if args.show else None
     try:
-        report = live.run(samples, rate, speed=args.speed,
-                          on_step=(lambda step: (printer.step(step), window.show(step))) if window else printer.step,
-                          on_event=printer.event, should_stop=window.closed if window else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SilentInputWarning)  # silence is reported below, once
+            report = live.run(samples, rate, speed=args.speed,
+                              on_step=(lambda step: (printer.step(step), window.show(step))) if window else printer.step,
+                              on_event=printer.event, should_stop=window.closed if window else None)
     finally:
         live.close()
         if window is not None:
@@ -149,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     feature = np.array(report.feature_ms)
     print(f"done: {len(report.steps)} frames in {report.wall_seconds:.1f} s for {report.audio_seconds:.1f} s of audio; "
           f"{len(report.events)} page turns")
+    if report.silent_steps:
+        print(f"{report.silent_steps} of {len(report.steps)} frames ({report.silent_steps / FPS:.1f} s) were silent "
+              f"(below {args.silence_dbfs:g} dBFS): the follower held its position there")
     print(f"per-frame latency (audio block arrival -> follower position), ms: mean {latency['mean_ms']:.2f}, "
           f"median {latency['median_ms']:.2f}, p95 {latency['p95_ms']:.2f}, max {latency['max_ms']:.2f}; "
           f"feature extraction alone {feature.mean():.2f} ms per block")
@@ -156,6 +169,9 @@ def run(args: argparse.Namespace) -> int:
     if tracking is not None:
         print(f"against the ground truth: mean error {tracking['mean_error_px']:.1f} px, median "
               f"{tracking['median_error_px']:.1f} px, {100 * tracking['tracked_share']:.1f} % of frames within 170 px")
+    if args.positions is not None:
+        write_positions_csv(args.positions, report.steps)
+        print(f"positions: {args.positions} ({len(report.steps)} rows)")
     return 0
 
 

@@ -14,9 +14,12 @@ def register(subparsers) -> None:
         "time (space: pause, right arrow: step while paused / +5 s, left arrow: -5 s, esc: quit). With --video, "
         "or headless (SDL_VIDEODRIVER=dummy), the frames go into an mp4, with the performance's audio muxed in "
         "when ffmpeg (or the imageio-ffmpeg package) is available.")
+    from agents.registry import available_followers
+    from sfgym.threads import add_torch_threads_argument
+
     parser.add_argument("--agents", required=True,
-                        help="comma-separated followers: baseline names (oracle, constant_tempo, online_dtw), "
-                        ".pt / .zip checkpoints, each optionally as LABEL=SPEC")
+                        help=f"comma-separated followers: baseline names ({', '.join(available_followers())}), "
+                        ".pt / .zip checkpoints, each optionally as LABEL=SPEC (see 'sfgym agents')")
     parser.add_argument("--piece", required=True, help="the piece's name (as in 'sfgym data info')")
     parser.add_argument("--data", type=Path, help="dataset root or split (default: the default dataset)")
     parser.add_argument("--split", help="split to look in (default: every split of --data)")
@@ -30,6 +33,7 @@ def register(subparsers) -> None:
                         help="for pieces without a score MIDI: the stand-in notated tempo of constant_tempo / "
                         "online_dtw (default: the median of the train split next to the piece)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the followers and environments (default 0)")
+    add_torch_threads_argument(parser)
     parser.add_argument("--still", type=Path, metavar="PNG",
                         help="save the frame at --still-at seconds as a PNG (e.g. for a README); headless "
                         "without --video, only the still is made")

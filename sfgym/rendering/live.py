@@ -18,14 +18,32 @@ A *system change* is emitted the first time the follower's position enters a lat
 (a follower hovering at a boundary does not turn pages back and forth), with its processing latency
 (wall clock from the arrival of the audio block that completed the last frame the decision needed, to the
 event) and, with a ground truth, how many seconds after the true position crossed the same boundary.
+
+*Silence*: a step whose newest frame is silent (its samples' RMS below :data:`SILENCE_DBFS`) does not ask
+the follower; it holds its position (a follower asked on silence may wander: on-line time warping, given
+digital silence against the MSMD sample's score, moved from 85 to 154 px within 2 s), and :class:`SilentInputWarning` is issued once after
+:data:`SILENCE_WARNING_S` of silence in a row.
+
+For live use from Python, push audio as it arrives and get positions back::
+
+    live = LiveFollowing.for_score("piece.musicxml", make_follower("online_dtw"), max_seconds=600)
+    live.start(sample_rate=44100)
+    for block in blocks:                 # e.g. from a sound card's callback
+        for position in live.push(block):
+            ...                          # position.time_s, .x, .system, .page_turn
+    live.finish()
+
+Pushing a recording in blocks of any size gives the same positions as :meth:`LiveFollowing.run` on it.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -36,6 +54,14 @@ from sfgym.rendering.systems import system_index
 
 LOSS_THRESHOLD_PX = 170.0
 _NEVER_LOST_PX = 1e12  # the environment's threshold while following live: it never terminates
+SILENCE_DBFS = -60.0
+"""A spectrogram frame whose samples' RMS is below this (dB relative to full scale 1.0) is silence."""
+SILENCE_WARNING_S = 5.0
+"""Silence this long in a row gets one :class:`SilentInputWarning` (a wrong or muted input)."""
+
+
+class SilentInputWarning(UserWarning):
+    """The live input has been silent for a while (the follower holds its position meanwhile)."""
 
 
 @dataclass
@@ -48,6 +74,13 @@ class LiveStep:
     audio_time_s: float  # audio received when the step was taken
     latency_ms: float  # arrival of the audio block that completed the needed frame -> step done
     true_x: float | None = None
+    silent: bool = False  # the newest frame was silence: the follower was not asked and held its position
+    page_turn: SystemChange | None = None  # the system change this step made, if any
+
+    @property
+    def time_s(self) -> float:
+        """The frame's time in the recording, in seconds."""
+        return self.frame / FPS
 
     @property
     def error(self) -> float | None:
@@ -92,6 +125,11 @@ class LiveReport:
             return {"mean_ms": math.nan, "median_ms": math.nan, "p95_ms": math.nan, "max_ms": math.nan}
         return {"mean_ms": float(values.mean()), "median_ms": float(np.median(values)),
                 "p95_ms": float(np.percentile(values, 95)), "max_ms": float(values.max())}
+
+    @property
+    def silent_steps(self) -> int:
+        """Steps taken on silence (the follower held its position)."""
+        return sum(step.silent for step in self.steps)
 
     def tracking_summary(self) -> dict[str, float] | None:
         """Mean / median error and share of steps within 170 px, if the truth was known."""
@@ -142,6 +180,69 @@ def live_piece(name: str, sheet: np.ndarray, coords: np.ndarray, coord2onset: di
                  score_notes=score_notes)
 
 
+SCORE_FILE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
+"""Score files :func:`read_live_score` engraves (besides MSMD score ``.npz`` files)."""
+
+
+@dataclass
+class LiveScore:
+    """The score side of live following, read from one file (see :func:`read_live_score`)."""
+
+    name: str
+    sheet: np.ndarray
+    coords: np.ndarray
+    coord2onset: dict[int, int]
+    score_notes: np.ndarray | None  # notated timing, if the score has it
+    pitches: np.ndarray | None  # the notes' pitches, when there is no notated timing but a performance MIDI
+    system_bounds: np.ndarray  # (S, 2) system columns of the sheet
+
+
+def read_live_score(path: str | Path) -> LiveScore:
+    """The score in ``path``: an MSMD score ``.npz`` (a ``<name>.mid`` beside it gives the notated timing) or a
+    MusicXML / MEI / kern / ABC file, engraved.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an unknown kind of file, or one that cannot be read.
+    """
+    from sfgym.data.msmd import read_midi_notes, read_score_npz
+    from sfgym.rendering.systems import detect_system_bounds
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: score file not found")
+    if path.suffix.lower() == ".npz":
+        sheet, coords, coord2onset = read_score_npz(path)
+        score_midi = path.with_suffix(".mid")
+        score_notes = read_midi_notes(score_midi) if score_midi.is_file() else None
+        performance_midi = path.parent.parent / "performance" / f"{path.stem}.mid"  # MSMD layout
+        pitches = (read_midi_notes(performance_midi)[:, 1]
+                   if score_notes is None and performance_midi.is_file() else None)
+        return LiveScore(path.stem, sheet, coords, coord2onset, score_notes, pitches, detect_system_bounds(sheet))
+    if path.suffix.lower() in SCORE_FILE_SUFFIXES:
+        from sfgym.data.engrave import engrave
+
+        engraved = engrave(path)
+        return LiveScore(path.stem, engraved.sheet, engraved.coords, engraved.coord2onset, engraved.notes, None,
+                         engraved.system_bounds)
+    raise ValueError(f"{path}: unknown score type {path.suffix!r}; give an MSMD .npz or "
+                     f"{'/'.join(SCORE_FILE_SUFFIXES)}")
+
+
+def write_positions_csv(path: str | Path, steps: list[LiveStep]) -> None:
+    """Write the positions of ``steps`` as CSV (atomically): ``frame, time_s, x, system, page_turn, silent``.
+
+    ``system`` counts from 1; ``page_turn`` is 1 on the step that entered a later system, ``silent`` 1 on a
+    step taken on silence (the position held).
+    """
+    from sfgym.data.msmd import atomic_write_bytes
+
+    lines = ["frame,time_s,x,system,page_turn,silent"]
+    lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},{int(s.silent)}"
+              for s in steps]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
 class LiveFollowing:
     """One follower following one recording live.
 
@@ -152,10 +253,18 @@ class LiveFollowing:
         system_bounds: ``(S, 2)`` system columns of the sheet.
         truth_known: whether ``piece.notes`` are the recording's real timing (errors are then reported).
         seed: seeds the follower and the environment.
+        hold_on_silence: on a step whose newest frame is silence (RMS below ``silence_dbfs``; the frames
+            before the recording's start count as silence) the follower is not asked and holds its position,
+            so that it neither drifts on silence (on-line DTW would) nor learns from it. Position and
+            continuous-speed followers stop at once; discrete ones brake as fast as their actions allow.
+        silence_dbfs: the silence threshold in dB relative to full scale.
+
+    Feed it with :meth:`run` (a whole recording, paced) or push-style, as audio arrives from a sound card:
+    :meth:`start`, then :meth:`push` per block (each returns the new positions), then :meth:`finish`.
     """
 
     def __init__(self, follower: Follower, piece: Piece, system_bounds: np.ndarray, *, truth_known: bool,
-                 seed: int = 0):
+                 seed: int = 0, hold_on_silence: bool = True, silence_dbfs: float = SILENCE_DBFS):
         from sfgym.envs import MSMDFollowEnv
 
         self.follower = follower
@@ -170,6 +279,32 @@ class LiveFollowing:
         #: spectrogram frames computed so far (columns ``[0, frames_computed)``); grows as audio arrives
         self.spectrogram = np.zeros((N_SPEC_BINS, piece.n_frames + 8), dtype=np.float32)
         self.frames_computed = 0
+        self.hold_on_silence = hold_on_silence
+        self.silence_dbfs = float(silence_dbfs)
+        self._silence_rms = 10.0 ** (self.silence_dbfs / 20.0)
+        self._rms: list[float] = []  # per computed frame
+        self._stream: StreamingSpectrogram | None = None
+        self._state: dict[str, Any] | None = None
+        #: what the current (or last) stream produced
+        self.report = LiveReport()
+
+    @classmethod
+    def for_score(cls, score: str | Path | LiveScore, follower: Follower, *, max_seconds: float, seed: int = 0,
+                  **kwargs) -> LiveFollowing:
+        """Live following of a user's performance of ``score`` (a file for :func:`read_live_score`, or one read).
+
+        ``max_seconds``: the longest the performance may last; the follower's timeline ends there (later
+        audio is ignored). No ground truth: the positions are the follower's alone. ``kwargs``: those of
+        the constructor (``hold_on_silence``, ``silence_dbfs``).
+        """
+        if not max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0, got {max_seconds!r}")
+        if not isinstance(score, LiveScore):
+            score = read_live_score(score)
+        n_frames = int(math.ceil(max_seconds * FPS))
+        piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, n_frames,
+                           score_notes=score.score_notes, pitches=score.pitches)
+        return cls(follower, piece, score.system_bounds, truth_known=False, seed=seed, **kwargs)
 
     # ------------------------------------------------------------------ observation
     def spectrogram_window(self, frame: int) -> np.ndarray:
@@ -182,7 +317,54 @@ class LiveFollowing:
         window[:, lo - first :] = self.spectrogram[:, lo:frame]
         return window[np.newaxis]
 
-    def _add_frames(self, frames: np.ndarray) -> None:
+    # ------------------------------------------------------------------ feeding (push)
+    def start(self, sample_rate: int) -> None:
+        """Begin following a stream of ``sample_rate`` samples per second (resets the follower and the report)."""
+        self._stream = StreamingSpectrogram(sample_rate)
+        self.report = LiveReport()
+        self.frames_computed = 0
+        self._rms = []
+        self._silent_run = 0
+        self._warned_silence = False
+        self.follower.reset(self.piece, seed=self.seed)
+        observation, info = self.env.reset(seed=self.seed, options={"piece": self.piece.name})
+        self._state = {"observation": observation, "info": info, "over": False, "previous_window": None,
+                       "reached": system_index(self.system_bounds, info["follower_x"])}
+
+    @property
+    def over(self) -> bool:
+        """Whether the piece's timeline has ended (further audio is ignored)."""
+        return self._state is not None and self._state["over"]
+
+    def push(self, samples: np.ndarray) -> list[LiveStep]:
+        """Feed the next block of mono samples; return the steps (positions) it completed, oldest first.
+
+        Call :meth:`start` first, and :meth:`finish` after the last block.
+        """
+        return self._feed(samples, last=False)
+
+    def finish(self) -> list[LiveStep]:
+        """End of the stream: the last frames (the end zero-padded, as offline) and the steps they complete."""
+        return self._feed(None, last=True)
+
+    def _feed(self, samples: np.ndarray | None, last: bool) -> list[LiveStep]:
+        if self._stream is None:
+            raise RuntimeError("call start(sample_rate) before push() / finish()")
+        if self.over:  # the timeline has ended: nothing more to compute
+            if last:
+                self._stream = None
+            return []
+        arrival = time.perf_counter()
+        frames = self._stream.push(samples) if samples is not None else self._stream.finish()
+        self._add_frames(frames, self._stream.frame_rms[len(self._rms):])
+        self.report.feature_ms.append(1000.0 * (time.perf_counter() - arrival))
+        self.report.audio_seconds = self._stream.samples_received / self._stream.params.sample_rate
+        steps = self._step_while_ready(arrival, self.report.audio_seconds)
+        if last:
+            self._stream = None
+        return steps
+
+    def _add_frames(self, frames: np.ndarray, rms: list[float]) -> None:
         k = frames.shape[1]
         end = self.frames_computed + k
         if end > self.spectrogram.shape[1]:
@@ -190,14 +372,19 @@ class LiveFollowing:
             grown[:, : self.frames_computed] = self.spectrogram[:, : self.frames_computed]
             self.spectrogram = grown
         self.spectrogram[:, self.frames_computed : end] = frames
+        self._rms.extend(rms)
         self.frames_computed = end
 
-    # ------------------------------------------------------------------ running
+    def is_silent(self, frame: int) -> bool:
+        """Whether spectrogram frame ``frame`` is silence (RMS below ``silence_dbfs``); before the start, yes."""
+        return frame < 0 or self._rms[frame] < self._silence_rms
+
+    # ------------------------------------------------------------------ running a whole recording
     def run(self, audio: np.ndarray, sample_rate: int, *, speed: float = 1.0, block_size: int = 512,
             on_step: Callable[[LiveStep], None] | None = None,
             on_event: Callable[[SystemChange], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> LiveReport:
-        """Feed ``audio`` (mono) in blocks of ``block_size`` samples and follow it.
+        """Feed ``audio`` (mono) in blocks of ``block_size`` samples and follow it (:meth:`push` paced).
 
         Args:
             audio: the recording, 1-D (float in [-1, 1] or integer PCM).
@@ -213,12 +400,7 @@ class LiveFollowing:
             raise ValueError(f"audio must be non-empty mono samples, got shape {audio.shape}")
         if block_size < 1:
             raise ValueError(f"block_size must be >= 1, got {block_size}")
-        stream = StreamingSpectrogram(sample_rate)
-        report = LiveReport(audio_seconds=len(audio) / sample_rate)
-        self.follower.reset(self.piece, seed=self.seed)
-        observation, info = self.env.reset(seed=self.seed, options={"piece": self.piece.name})
-        state = {"observation": observation, "info": info, "over": False, "previous_window": None,
-                 "reached": system_index(self.system_bounds, info["follower_x"])}
+        self.start(sample_rate)
         started = time.perf_counter()
         for first in range(0, len(audio) + 1, block_size):
             last_block = first + block_size >= len(audio)
@@ -227,20 +409,33 @@ class LiveFollowing:
                 delay = started + end / sample_rate / speed - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            arrival = time.perf_counter()
-            frames = stream.push(audio[first:end]) if end > first else np.zeros((N_SPEC_BINS, 0), np.float32)
+            steps = self.push(audio[first:end]) if end > first else []
             if last_block:
-                frames = np.concatenate([frames, stream.finish()], axis=1)
-            self._add_frames(frames)
-            report.feature_ms.append(1000.0 * (time.perf_counter() - arrival))
-            self._step_while_ready(state, arrival, end / sample_rate, report, on_step, on_event)
-            if state["over"] or last_block or (should_stop is not None and should_stop()):
+                steps += self.finish()
+            for step in steps:
+                if step.page_turn is not None and on_event is not None:
+                    on_event(step.page_turn)
+                if on_step is not None:
+                    on_step(step)
+            if self.over or last_block or (should_stop is not None and should_stop()):
                 break
-        report.wall_seconds = time.perf_counter() - started
-        return report
+        self.report.audio_seconds = len(audio) / sample_rate
+        self.report.wall_seconds = time.perf_counter() - started
+        return self.report
 
-    def _step_while_ready(self, state: dict, arrival: float, audio_time_s: float, report: LiveReport,
-                          on_step, on_event) -> None:
+    # ------------------------------------------------------------------ stepping
+    def _hold_action(self, info: dict) -> Any:
+        """The action that keeps the follower where it is (as near as the action space allows)."""
+        speed = float(info["speed"])
+        if self.env.action_type == "position":
+            return np.array([info["follower_x"] / self.piece.sheet_width])
+        if self.env.action_type == "continuous":
+            return np.array([-speed], dtype=np.float32)
+        return int(np.argmin([abs(speed + change) for change in self.env.actions]))  # discrete: brake
+
+    def _step_while_ready(self, arrival: float, audio_time_s: float) -> list[LiveStep]:
+        state = self._state
+        steps = []
         while not state["over"] and self.frames_computed >= state["info"]["frame"]:
             frame = state["info"]["frame"]
             window = self.spectrogram_window(frame)
@@ -248,8 +443,13 @@ class LiveFollowing:
                 previous = window if state["previous_window"] is None else state["previous_window"]
                 state["previous_window"] = window
                 window = np.concatenate([window, window - previous])
-            observation = {**state["observation"], "spectrogram": window}
-            action = self.follower.act(observation, state["info"])
+            # the newest frame the observation shows is frame - 1: silent, the follower is not asked and holds
+            silent = self.hold_on_silence and self.is_silent(frame - 1)
+            self._note_silence(silent)
+            if silent:
+                action = self._hold_action(state["info"])
+            else:
+                action = self.follower.act({**state["observation"], "spectrogram": window}, state["info"])
             state["observation"], _, terminated, truncated, state["info"] = self.env.step(action)
             state["over"] = terminated or truncated
             info = state["info"]
@@ -257,18 +457,25 @@ class LiveFollowing:
             system = system_index(self.system_bounds, info["follower_x"])
             step = LiveStep(frame=info["frame"], x=float(info["follower_x"]), system=system,
                             audio_time_s=audio_time_s, latency_ms=latency_ms,
-                            true_x=float(info["true_x"]) if self.truth_known else None)
-            report.steps.append(step)
+                            true_x=float(info["true_x"]) if self.truth_known else None, silent=silent)
             if system > state["reached"]:
-                event = SystemChange(frame=step.frame, from_system=state["reached"], to_system=system,
-                                     audio_time_s=audio_time_s, latency_ms=latency_ms,
-                                     true_frame=self._true_crossing(system))
+                step.page_turn = SystemChange(frame=step.frame, from_system=state["reached"], to_system=system,
+                                              audio_time_s=audio_time_s, latency_ms=latency_ms,
+                                              true_frame=self._true_crossing(system))
                 state["reached"] = system
-                report.events.append(event)
-                if on_event is not None:
-                    on_event(event)
-            if on_step is not None:
-                on_step(step)
+                self.report.events.append(step.page_turn)
+            self.report.steps.append(step)
+            steps.append(step)
+        return steps
+
+    def _note_silence(self, silent: bool) -> None:
+        """Warn once when the input has been silent for :data:`SILENCE_WARNING_S` in a row."""
+        self._silent_run = self._silent_run + 1 if silent else 0
+        if not self._warned_silence and self._silent_run >= SILENCE_WARNING_S * FPS:
+            self._warned_silence = True
+            warnings.warn(SilentInputWarning(
+                f"the input has been silent (RMS below {self.silence_dbfs:g} dBFS) for {SILENCE_WARNING_S:g} s: "
+                "is the right input connected? The follower holds its position while it is silent"), stacklevel=5)
 
     def _true_crossing(self, system: int) -> int | None:
         if not self.truth_known:
@@ -280,4 +487,6 @@ class LiveFollowing:
         self.env.close()
 
 
-__all__ = ["LiveFollowing", "LiveReport", "LiveStep", "SystemChange", "live_piece", "stand_in_notes"]
+__all__ = ["SCORE_FILE_SUFFIXES", "SILENCE_DBFS", "LiveFollowing", "LiveReport", "LiveScore", "LiveStep",
+           "SilentInputWarning", "SystemChange", "live_piece", "read_live_score", "stand_in_notes",
+           "write_positions_csv"]

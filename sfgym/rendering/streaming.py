@@ -9,6 +9,9 @@ samples ``[floor(i * hop) - 1024, floor(i * hop) + 1024)``, so it is ready once 
 :meth:`StreamingSpectrogram.finish` zero-pads the end and emits the last frames, so the streamed frames
 equal the offline spectrogram (to float32 rounding) frame for frame, with the same frame count.
 
+Every emitted frame's loudness is kept too (:attr:`StreamingSpectrogram.frame_rms`, the RMS of its
+samples before windowing): live following tells silence from sound with it.
+
 Input at another sample rate is resampled block by block with ``soxr.ResampleStream`` (the offline
 path resamples the whole signal with ``soxr.resample``; the two agree to within resampler edge effects).
 """
@@ -57,6 +60,8 @@ class StreamingSpectrogram:
         self._samples_in = 0  # resampled samples received so far
         self._next_frame = 0
         self._finished = False
+        #: RMS of each emitted frame's samples (unwindowed, full scale 1.0), in emission order
+        self.frame_rms: list[float] = []
 
     # ------------------------------------------------------------------ state
     @property
@@ -144,19 +149,21 @@ class StreamingSpectrogram:
             self._buffer_start += drop
         if not columns:
             return np.zeros((self._filterbank.shape[1], 0), dtype=np.float32)
-        magnitudes = np.abs(scipy.fft.rfft(np.stack(columns), axis=1)[:, : self.params.n_fft_bins])
+        samples = np.stack(columns)
+        self.frame_rms.extend(np.sqrt(np.mean(np.square(samples, dtype=np.float64), axis=1)).tolist())
+        magnitudes = np.abs(scipy.fft.rfft(samples * self._window, axis=1)[:, : self.params.n_fft_bins])
         filtered = magnitudes @ self._filterbank
         return np.ascontiguousarray((np.log1p(filtered) / np.log(10.0)).T, dtype=np.float32)
 
     def _frame(self, start: int) -> np.ndarray:
-        """Windowed samples ``[start, start + frame_size)``; before sample 0 are zeros."""
+        """Samples ``[start, start + frame_size)`` (not windowed); before sample 0 are zeros."""
         size = self.params.frame_size
         out = np.zeros(size, dtype=np.float32)
         first = max(start, self._buffer_start, 0)
         last = min(start + size, self._buffer_start + len(self._buffer))
         if last > first:
             out[first - start : last - start] = self._buffer[first - self._buffer_start : last - self._buffer_start]
-        return out * self._window
+        return out
 
 
 __all__ = ["StreamingSpectrogram"]
