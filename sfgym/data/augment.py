@@ -88,7 +88,7 @@ def augment_notes(notes: np.ndarray, velocities: np.ndarray | None, rng: Seed,
         repeated = notes[order[1:], 1] == notes[order[:-1], 1]
         same_pitch_next[order[:-1][repeated]] = notes[order[1:][repeated], 0] - 0.005
         offsets = np.maximum(ends, np.minimum(pedalled, same_pitch_next))  # never shorter than written
-        notes[:, 2] = offsets - notes[:, 0]
+        notes[:, 2] = np.where(offsets > ends, offsets - notes[:, 0], notes[:, 2])
     return notes, np.clip(np.round(velocity), 1, 127).astype(np.int64)
 
 
