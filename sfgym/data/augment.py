@@ -54,8 +54,8 @@ class AugmentSettings:
     eq_hz: tuple[float, float] = (80.0, 6000.0)
     eq_octaves: tuple[float, float] = (0.5, 2.0)
     reverb_probability: float = 0.7
-    rt60_s: tuple[float, float] = (0.2, 1.5)
-    direct_to_reverb_db: tuple[float, float] = (-3.0, 12.0)
+    rt60_s: tuple[float, float] = (0.2, 1.2)
+    direct_to_reverb_db: tuple[float, float] = (0.0, 15.0)
     gain_db: tuple[float, float] = (-12.0, 6.0)
     max_peak: float = 0.99
     snr_db: tuple[float, float] = (20.0, 45.0)
@@ -122,28 +122,32 @@ def augment_audio(samples: np.ndarray, sample_rate: int, rng: Seed,
 
     The same ``rng`` seed gives bit-identical output.
     """
-    from scipy.signal import fftconvolve
+    from scipy import fft
 
     rng = _rng(rng)
     audio = np.asarray(samples, dtype=np.float64)
     if audio.ndim != 1 or len(audio) == 0:
         raise ValueError(f"augment_audio takes non-empty mono audio, got shape {audio.shape}")
     n = len(audio)
-    spectrum = np.fft.rfft(audio)
-    frequencies = np.fft.rfftfreq(n, 1.0 / sample_rate)
-    audio = np.fft.irfft(spectrum * _spectral_gain(frequencies, rng, settings), n)
-
+    # Timbre and room in one pass in the frequency domain: (direct + room response) x EQ, padded so the room's
+    # tail does not wrap around; the audio keeps its length (the tail past the end is cut).
+    response = np.zeros(1)
+    direct_gain = 1.0
     if rng.random() < settings.reverb_probability:
         response = synthetic_room_response(sample_rate, rng.uniform(*settings.rt60_s), rng)
-        reverberant = fftconvolve(audio, response)[:n]
         direct_gain = 10.0 ** (rng.uniform(*settings.direct_to_reverb_db) / 20.0)
-        audio = (direct_gain * audio + reverberant) / (direct_gain + 1.0)
+    padded = fft.next_fast_len(n + len(response) - 1, real=True)
+    frequencies = np.fft.rfftfreq(padded, 1.0 / sample_rate)
+    transfer = _spectral_gain(frequencies, rng, settings)
+    if len(response) > 1:
+        transfer = transfer * (direct_gain + fft.rfft(response, padded)) / (direct_gain + 1.0)
+    audio = fft.irfft(fft.rfft(audio, padded) * transfer, padded)[:n]
 
     audio = audio * 10.0 ** (rng.uniform(*settings.gain_db) / 20.0)
     signal_rms = np.sqrt(np.mean(audio ** 2))
-    noise_spectrum = np.fft.rfft(rng.standard_normal(n)) * np.maximum(frequencies, 20.0) ** (
-        rng.uniform(*settings.noise_slope) / 2.0)
-    noise = np.fft.irfft(noise_spectrum, n)
+    noise_spectrum = rng.standard_normal(len(frequencies)) + 1j * rng.standard_normal(len(frequencies))
+    slope = np.maximum(frequencies, 20.0) ** (rng.uniform(*settings.noise_slope) / 2)  # power ~ f ** noise_slope
+    noise = fft.irfft(noise_spectrum * slope, padded)[:n]
     noise *= signal_rms / max(np.sqrt(np.mean(noise ** 2)), 1e-12) * 10.0 ** (-rng.uniform(*settings.snr_db) / 20.0)
     audio = audio + noise
     peak = np.max(np.abs(audio))
