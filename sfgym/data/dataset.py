@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from sfgym.data.msmd import atomic_write_bytes, list_pieces, piece_files, write_piece
+from sfgym.data.performance import smooth_tempo_factor
 from sfgym.data.piece import Piece, note_onset_frames
 
 DEFAULT_DATASET_NAME = "default-v1"
@@ -95,10 +96,7 @@ def expressive_timing(notes: np.ndarray, tempo_ratio: float, depth: float, seed:
     notes = np.asarray(notes, dtype=np.float64)
     end = float((notes[:, 0] + notes[:, 2]).max()) + 1.0
     grid = np.arange(0.0, end + 0.01, 0.01)
-    rng = np.random.default_rng(seed)
-    periods, phases = rng.uniform(4.0, 16.0, size=3), rng.uniform(0, 2 * np.pi, size=3)
-    curve = np.sin(2 * np.pi * grid[:, None] / periods + phases).sum(axis=1) / 3.0
-    factor = 1.0 + depth * curve
+    factor = smooth_tempo_factor(grid, depth, np.random.default_rng(seed))
     performance_time = np.concatenate([[0.0], np.cumsum(0.01 / (tempo_ratio * factor[:-1]))])
     onsets = np.interp(notes[:, 0], grid, performance_time)
     offsets = np.interp(notes[:, 0] + notes[:, 2], grid, performance_time)

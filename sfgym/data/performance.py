@@ -135,11 +135,18 @@ def _phrase_starts(chord_times: np.ndarray, phrase_s: tuple[float, float], rng: 
     return np.array(starts)
 
 
+def smooth_tempo_factor(grid: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
+    """The slow tempo curve of every built performance on ``grid`` (seconds): ``1 + depth * c(t)``, ``c`` the
+    mean of three sinusoids with periods 4–16 s and phases drawn from ``rng``."""
+    periods, phases = rng.uniform(4.0, 16.0, size=3), rng.uniform(0, 2 * np.pi, size=3)
+    curve = np.sin(2 * np.pi * grid[:, None] / periods + phases).sum(axis=1) / 3.0
+    return 1.0 + depth * curve
+
+
 def _tempo_curve(grid: np.ndarray, phrase_starts: np.ndarray, end: float, settings: HumanTiming,
                  rng: np.random.Generator) -> np.ndarray:
     """The local tempo factor on ``grid`` (notated seconds): slow curve × phrase arches × ritardandi, clipped."""
-    periods, phases = rng.uniform(4.0, 16.0, size=3), rng.uniform(0, 2 * np.pi, size=3)
-    factor = 1.0 + settings.smooth_depth * np.sin(2 * np.pi * grid[:, None] / periods + phases).sum(axis=1) / 3.0
+    factor = smooth_tempo_factor(grid, settings.smooth_depth, rng)
     bounds = np.append(phrase_starts, max(end, phrase_starts[-1] + GRID_S))
     for index, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
         inside = (grid >= start) & (grid < stop)
@@ -232,4 +239,4 @@ def human_performance(score_notes: np.ndarray, tempo_ratio: float, seed: int,
     return HumanPerformance(notes, velocities, chord_score_times, chord_times, tempo, phrase_starts)
 
 
-__all__ = ["HumanPerformance", "HumanTiming", "human_performance"]
+__all__ = ["HumanPerformance", "HumanTiming", "human_performance", "smooth_tempo_factor"]
