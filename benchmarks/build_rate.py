@@ -1,6 +1,6 @@
 """Dataset build rate: pieces (scores) per minute and performances per minute.
 
-    python benchmarks/build_rate.py [--pieces 12] [--workers 2] [--tempo-ratios 0.9,1.0,1.1]
+    python benchmarks/build_rate.py [--pieces 12] [--workers 2] [--tempo-ratios 0.9,1.0,1.1] [--timing human] [--augment N]
 
 Builds the first N scores of the default corpus into a temporary directory with every step of the real
 build (music21 reduction, verovio engraving, skia rasterization, midirenderer synthesis, spectrograms).
@@ -23,8 +23,11 @@ def main() -> None:
     parser.add_argument("--pieces", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tempo-ratios", default="0.9,1.0,1.1")
+    parser.add_argument("--timing", default="smooth", choices=("smooth", "human"))
+    parser.add_argument("--augment", type=int, default=0, help="augmented takes per train score")
     args = parser.parse_args()
-    config = BuildConfig(tempo_ratios=tuple(float(t) for t in args.tempo_ratios.split(",")), max_pieces=args.pieces)
+    config = BuildConfig(tempo_ratios=tuple(float(t) for t in args.tempo_ratios.split(",")), max_pieces=args.pieces,
+                         timing=args.timing, augment=args.augment)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         build_dataset(Path(tmp), default_corpus(), config, workers=args.workers, progress=True)

@@ -279,3 +279,14 @@ def test_reconcile_leaves_a_performance_in_score_order_alone_and_fixes_one_out_o
     assert fixed.outliers.tolist() == [21] and fixed.reconciled.tolist() == [21]
     np.testing.assert_allclose(fixed.onsets, 1.0 + 1.1 * score)  # the chord keeps its other note's time
     assert fixed.largest_correction == pytest.approx(0.7) and fixed.inconsistent_chords == 1
+
+
+def test_reconcile_keeps_the_chords_around_a_hold_in_order():
+    from sfgym.data.piece import reconcile_onsets
+
+    score = np.repeat(np.arange(20) * 0.25, 3)  # 20 three-note chords
+    chords = np.arange(20) * 0.25 + np.where(np.arange(20) >= 10, 1.2, 0.0)  # a 1.2 s fermata before chord 10
+    played = np.repeat(chords, 3) + np.tile([0.01, 0.0, -0.02], 20)  # spread chords, in score order
+    reconciled = reconcile_onsets(score, played)
+    assert len(reconciled.outliers) == 0  # the bend in the tempo line is no reason to drop a note
+    np.testing.assert_allclose(reconciled.chord_onsets, chords)  # each chord at its median

@@ -26,6 +26,12 @@ def register(subparsers) -> None:
     build.add_argument("--tempo-curve-depth", type=float, default=0.1,
                        help="depth of each performance's smooth tempo fluctuation (default 0.1 = ±10%%; 0 = MSMD's "
                        "constant tempo)")
+    build.add_argument("--timing", choices=("smooth", "human"), default="smooth",
+                       help="performance timing: 'smooth' (the tempo curve only, default) or 'human' (phrase rubato, "
+                       "ritardandi, holds, spread chords, jitter and dynamics; see sfgym.data.performance)")
+    build.add_argument("--augment", type=int, default=0, metavar="N",
+                       help="N extra sound-augmented takes of every train score (velocity, pedal, EQ, room, level, "
+                       "noise; see sfgym.data.augment), named <score>@t<ratio>-<soundfont>-aug<k> (default 0)")
     build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
     build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     build.set_defaults(func=run_build)
@@ -72,6 +78,8 @@ def run_build(args: argparse.Namespace) -> int:
         seed=args.seed,
         tempo_curve_depth=args.tempo_curve_depth,
         max_pieces=args.max_pieces,
+        timing=args.timing,
+        augment=args.augment,
     )
     if args.out is None and config == BuildConfig():
         root = default_dataset_dir(workers=args.workers)

@@ -13,6 +13,10 @@ tempo, each performance also bends its tempo along a smooth, seeded curve (±10 
 ``tempo_curve_depth``), so that a follower must listen rather than count: a metronome that knows the
 notated tempo is not already perfect. ``tempo_curve_depth=0`` gives MSMD's constant-tempo performances. The performance at tempo 1.0 with the first soundfont
 is named after the score; the others are ``<score>@t0.90-<soundfont>`` and so on, sharing the score file.
+Two options make the training data look more like real playing: ``timing="human"`` performs every score with
+:func:`sfgym.data.performance.human_performance` (rubato, ritardandi, holds, spread chords, dynamics) instead of the
+smooth curve, and ``augment=N`` adds N sound-augmented takes of every *train* score
+(``<score>@t0.90-<soundfont>-aug0``, ...; :mod:`sfgym.data.augment`: velocity, pedal, timbre, room, level, noise).
 The split is by score, never by performance, so no test score is ever heard in training.
 
 Writes are atomic per file and ordered so that a piece only appears (its ``performance/*.mid``) once its
@@ -34,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from sfgym.data.msmd import atomic_write_bytes, list_pieces, piece_files, write_piece
+from sfgym.data.performance import smooth_tempo_factor
 from sfgym.data.piece import Piece, note_onset_frames
 
 DEFAULT_DATASET_NAME = "default-v1"
@@ -55,6 +60,10 @@ class BuildConfig:
         seed: seeds the split.
         max_pieces: build only the first N scores of the corpus (``None`` = all).
         tempo_curve_depth: relative depth of the smooth tempo fluctuation of every performance (0 = constant).
+        timing: ``"smooth"`` (the smooth tempo curve only) or ``"human"`` (:func:`sfgym.data.performance.human_performance`
+            with default :class:`~sfgym.data.performance.HumanTiming`, its slow curve ``tempo_curve_depth`` deep).
+        augment: extra sound-augmented takes of every train score (:mod:`sfgym.data.augment`; 0 = none). Take k
+            plays at the k-th tempo ratio and soundfont (cycling), with its own timing seed.
     """
 
     tempo_ratios: tuple[float, ...] = (0.9, 1.0, 1.1)
@@ -63,6 +72,17 @@ class BuildConfig:
     seed: int = 0
     max_pieces: int | None = None
     tempo_curve_depth: float = 0.1
+    timing: str = "smooth"
+    augment: int = 0
+
+    def __post_init__(self) -> None:
+        if self.timing not in TIMING_MODELS:
+            raise ValueError(f"unknown timing model {self.timing!r}: choose one of {', '.join(TIMING_MODELS)}")
+        if self.augment < 0:
+            raise ValueError(f"augment must be a number of takes >= 0, got {self.augment}")
+
+
+TIMING_MODELS = ("smooth", "human")
 
 
 def expressive_timing(notes: np.ndarray, tempo_ratio: float, depth: float, seed: int) -> np.ndarray:
@@ -76,10 +96,7 @@ def expressive_timing(notes: np.ndarray, tempo_ratio: float, depth: float, seed:
     notes = np.asarray(notes, dtype=np.float64)
     end = float((notes[:, 0] + notes[:, 2]).max()) + 1.0
     grid = np.arange(0.0, end + 0.01, 0.01)
-    rng = np.random.default_rng(seed)
-    periods, phases = rng.uniform(4.0, 16.0, size=3), rng.uniform(0, 2 * np.pi, size=3)
-    curve = np.sin(2 * np.pi * grid[:, None] / periods + phases).sum(axis=1) / 3.0
-    factor = 1.0 + depth * curve
+    factor = smooth_tempo_factor(grid, depth, np.random.default_rng(seed))
     performance_time = np.concatenate([[0.0], np.cumsum(0.01 / (tempo_ratio * factor[:-1]))])
     onsets = np.interp(notes[:, 0], grid, performance_time)
     offsets = np.interp(notes[:, 0] + notes[:, 2], grid, performance_time)
@@ -88,6 +105,26 @@ def expressive_timing(notes: np.ndarray, tempo_ratio: float, depth: float, seed:
 
 def _performance_seed(seed: int, score_name: str, tempo_ratio: float) -> int:
     return int(hashlib.sha256(f"{seed}:{score_name}:{tempo_ratio}".encode()).hexdigest()[:8], 16)
+
+
+def _perform(score_notes: np.ndarray, tempo_ratio: float, config: BuildConfig, seed: int):
+    """The performed notes (score order) and their velocities (``None``: the builder's constant 80)."""
+    if config.timing == "human":
+        from sfgym.data.performance import HumanTiming, human_performance
+
+        played = human_performance(score_notes, tempo_ratio, seed, HumanTiming(smooth_depth=config.tempo_curve_depth))
+        return played.notes, played.velocities
+    return expressive_timing(score_notes, tempo_ratio, config.tempo_curve_depth, seed), None
+
+
+def augmented_takes(config: BuildConfig, soundfonts: tuple[str, ...]) -> list[tuple[int, float, str]]:
+    """``(take, tempo ratio, soundfont)`` of every augmented take of a train score: ratios and soundfonts cycle."""
+    return [(k, config.tempo_ratios[k % len(config.tempo_ratios)], soundfonts[k % len(soundfonts)])
+            for k in range(config.augment)]
+
+
+def augmented_name(score_name: str, take: int, tempo_ratio: float, soundfont: str) -> str:
+    return f"{performance_name(score_name, tempo_ratio, soundfont_label(soundfont), False)}-aug{take}"
 
 
 def assign_splits(score_names: list[str], fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, str]:
@@ -123,8 +160,11 @@ def _check_soundfonts(soundfonts: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(soundfonts)
 
 
-def _build_one_score(score_source, score_name: str, split_dir: Path, config: BuildConfig, soundfonts) -> dict:
-    """Engrave one score and write all its performances into ``split_dir``. Runs in a worker process."""
+def _build_one_score(score_source, score_name: str, split_dir: Path, config: BuildConfig, soundfonts,
+                     augment: bool = False) -> dict:
+    """Engrave one score and write all its performances (and, with ``augment``, its augmented takes) into
+    ``split_dir``. Runs in a worker process."""
+    from sfgym.data.augment import augment_audio, augment_notes
     from sfgym.data.engrave import engrave
     from sfgym.data.msmd import midi_bytes, notes_of_midi, notes_to_midi
     from sfgym.data.spectrogram import spectrogram_from_audio
@@ -135,10 +175,10 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
     score_notes = engraved.notes
     performances = []
     for tempo_ratio in config.tempo_ratios:
-        played = expressive_timing(score_notes, tempo_ratio, config.tempo_curve_depth,
-                                   _performance_seed(config.seed, score_name, tempo_ratio))
-        midi = notes_to_midi(played)
+        played, velocities = _perform(score_notes, tempo_ratio, config, _performance_seed(config.seed, score_name, tempo_ratio))
+        midi = notes_to_midi(played, velocities=velocities)
         notes = notes_of_midi(midi, source=score_name)
+        performance_midi = None if velocities is None else midi_bytes(midi)  # keeps the dynamics
         for soundfont_index, soundfont in enumerate(soundfonts):
             canonical = tempo_ratio == 1.0 and soundfont_index == 0
             name = performance_name(score_name, tempo_ratio, soundfont_label(soundfont), canonical)
@@ -147,9 +187,25 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
             piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords,
                           coord2onset=engraved.coord2onset, notes=notes, spectrogram=spectrogram,
                           source=f"{score_name} (built)", score_notes=score_notes)
-            write_piece(split_dir, piece, write_score=not performances)
+            write_piece(split_dir, piece, write_score=not performances, performance_midi=performance_midi)
             performances.append({"name": name, "tempo_ratio": tempo_ratio, "soundfont": soundfont,
                                  "duration_s": round(piece.duration_s, 2), "onsets": len(piece.onset_frames)})
+    for take, tempo_ratio, soundfont in augmented_takes(config, soundfonts) if augment else []:
+        take_seed = _performance_seed(config.seed, f"{score_name}:aug{take}", tempo_ratio)
+        played, velocities = _perform(score_notes, tempo_ratio, config, take_seed)
+        rng = np.random.default_rng([take_seed, 1])  # independent of the timing's draws
+        sounding, velocities = augment_notes(played, velocities, rng)  # pedal blur lengthens only what sounds
+        audio = synthesize_midi(midi_bytes(notes_to_midi(sounding, velocities=velocities)), soundfont=soundfont,
+                                sample_rate=22050)
+        spectrogram = spectrogram_from_audio(augment_audio(audio, 22050, rng), 22050)
+        midi = notes_to_midi(played, velocities=velocities)
+        name = augmented_name(score_name, take, tempo_ratio, soundfont)
+        piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords, coord2onset=engraved.coord2onset,
+                      notes=notes_of_midi(midi, source=score_name), spectrogram=spectrogram,
+                      source=f"{score_name} (built, augmented)", score_notes=score_notes)
+        write_piece(split_dir, piece, write_score=False, performance_midi=midi_bytes(midi))
+        performances.append({"name": name, "tempo_ratio": tempo_ratio, "soundfont": soundfont, "augmented": True,
+                             "duration_s": round(piece.duration_s, 2), "onsets": len(piece.onset_frames)})
     return {"score": score_name, "noteheads": len(engraved.coords), "sheet_width": int(engraved.sheet.shape[1]),
             "performances": performances, "seconds": round(time.perf_counter() - started, 2)}
 
@@ -205,6 +261,8 @@ def build_dataset(
     for name, source, meta in sources:
         expected = [performance_name(name, t, soundfont_label(s), t == 1.0 and i == 0)
                     for t in config.tempo_ratios for i, s in enumerate(soundfonts)]
+        if splits[name] == "train":
+            expected += [augmented_name(name, k, t, s) for k, t, s in augmented_takes(config, soundfonts)]
         if _score_complete(out_dir / splits[name], name, expected):
             entries.append({"score": name, "split": splits[name], "performances": expected, **meta})
         else:
@@ -214,7 +272,7 @@ def build_dataset(
     workers = workers or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(_build_one_score_safe, source, name, out_dir / splits[name],
-                               config, soundfonts): (name, meta) for name, source, meta in todo}
+                               config, soundfonts, splits[name] == "train"): (name, meta) for name, source, meta in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="building scores", disable=not progress):
             name, meta = futures[future]
             result = future.result()
@@ -230,7 +288,7 @@ def build_dataset(
         "format": "msmd-score-following",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": "public-domain scores engraved with verovio, synthesized with midirenderer",
-        "build_config": asdict(config) | {"soundfonts": list(soundfonts)},
+        "build_config": asdict(config) | {"soundfonts": list(soundfonts)} | _model_parameters(config),
         "spectrogram": SpectrogramParams().to_dict(),
         "versions": _versions(),
         "split_sizes": {s: sum(e["split"] == s for e in entries) for s in SPLITS},
@@ -243,14 +301,27 @@ def build_dataset(
     return out_dir
 
 
-def _build_one_score_safe(source, name, split_dir, config, soundfonts) -> dict:
+def _model_parameters(config: BuildConfig) -> dict:
+    """The parameters of the timing and augmentation models a build uses, for the manifest."""
+    from sfgym.data.augment import AugmentSettings
+    from sfgym.data.performance import HumanTiming
+
+    parameters = {}
+    if config.timing == "human":
+        parameters["human_timing"] = asdict(HumanTiming(smooth_depth=config.tempo_curve_depth))
+    if config.augment:
+        parameters["augment_settings"] = asdict(AugmentSettings())
+    return parameters
+
+
+def _build_one_score_safe(source, name, split_dir, config, soundfonts, augment=False) -> dict:
     """Worker wrapper: a score that cannot be built is reported, not fatal to the whole build."""
     try:
         if not isinstance(source, (str, Path)):
             from sfgym.data.corpus import load_score_musicxml
 
             source = load_score_musicxml(source)
-        return _build_one_score(source, name, Path(split_dir), config, soundfonts)
+        return _build_one_score(source, name, Path(split_dir), config, soundfonts, augment)
     except Exception as error:  # noqa: BLE001 - reported in the manifest with its traceback's last line
         return {"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=3)}
 

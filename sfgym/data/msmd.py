@@ -351,14 +351,17 @@ def compute_spectrogram(files: PieceFiles, soundfont: str = "TimGM6mb") -> np.nd
     return spectrogram_from_audio(audio, sample_rate)
 
 
-def notes_to_midi(notes: np.ndarray, program: int = 0, resolution: int = 960):
-    """A one-instrument ``pretty_midi.PrettyMIDI`` (acoustic piano) playing ``(onset, pitch, duration)`` rows."""
+def notes_to_midi(notes: np.ndarray, program: int = 0, resolution: int = 960, velocities: np.ndarray | None = None):
+    """A one-instrument ``pretty_midi.PrettyMIDI`` (acoustic piano) playing ``(onset, pitch, duration)`` rows,
+    at velocity 80 or the given per-note ``velocities``."""
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=120.0)
     piano = pretty_midi.Instrument(program=program, name="piano")
-    for onset, pitch, duration in np.asarray(notes, dtype=np.float64)[:, :3]:
-        piano.notes.append(pretty_midi.Note(velocity=80, pitch=int(pitch), start=float(onset),
+    notes = np.asarray(notes, dtype=np.float64)[:, :3]
+    velocities = np.full(len(notes), 80) if velocities is None else np.asarray(velocities)
+    for (onset, pitch, duration), velocity in zip(notes, velocities):
+        piano.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=int(pitch), start=float(onset),
                                             end=float(onset + max(duration, 0.01))))
     midi.instruments.append(piano)
     return midi
@@ -370,13 +373,16 @@ def midi_bytes(midi) -> bytes:
     return buffer.getvalue()
 
 
-def write_piece(split_dir: str | Path, piece: Piece, *, audio: bytes | None = None, write_score: bool = True) -> PieceFiles:
+def write_piece(split_dir: str | Path, piece: Piece, *, audio: bytes | None = None, write_score: bool = True,
+                performance_midi: bytes | None = None) -> PieceFiles:
     """Write ``piece`` into ``split_dir`` in the MSMD layout (each file atomically).
 
     The score files (``score/<score>.npz`` and, if the piece has them, the notated-tempo
     ``score/<score>.mid``) are written when ``write_score`` is set, the performance MIDI and the
     spectrogram cache always, the audio (WAV bytes) when given. The spectrogram cache is written
-    last, so it is never older than the performance it was computed from.
+    last, so it is never older than the performance it was computed from. ``performance_midi`` (bytes) is
+    written as the performance MIDI instead of ``piece.notes`` at velocity 80 (to keep its dynamics); its
+    notes must be ``piece.notes``.
     """
     split_dir = Path(split_dir)
     files = piece_files(split_dir, piece.name)
@@ -384,7 +390,7 @@ def write_piece(split_dir: str | Path, piece: Piece, *, audio: bytes | None = No
         write_score_npz(files.score, piece.sheet, piece.coords, piece.coord2onset)
         if piece.score_notes is not None:
             atomic_write_bytes(split_dir / "score" / f"{piece.score_name}.mid", midi_bytes(notes_to_midi(piece.score_notes)))
-    atomic_write_bytes(files.midi, midi_bytes(notes_to_midi(piece.notes)))
+    atomic_write_bytes(files.midi, performance_midi if performance_midi is not None else midi_bytes(notes_to_midi(piece.notes)))
     if audio is not None:
         atomic_write_bytes(files.midi.with_suffix(".wav"), audio)
     write_array_npy(files.spectrogram, piece.spectrogram.astype(np.float32))

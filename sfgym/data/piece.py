@@ -166,8 +166,13 @@ def reconcile_onsets(score_times: np.ndarray, performed: np.ndarray) -> Reconcil
             return line[chord_of_note] + (at_score_times - score_times) * slopes[chord_of_note]
 
         last = len(chord_times) - 1
-        before_previous = (performed < on_the_line(chord_times[np.maximum(chord_of_note - 1, 0)])) & (chord_of_note > 0)
-        after_next = (performed > on_the_line(chord_times[np.minimum(chord_of_note + 1, last)])) & (chord_of_note < last)
+        previous, following = np.maximum(chord_of_note - 1, 0), np.minimum(chord_of_note + 1, last)
+        # Out of order against both the local tempo line and the neighbouring chords as played: a hold (a
+        # fermata, a breath) bends the line, and the chords around it, played in order, must not be dropped.
+        before_previous = ((performed < on_the_line(chord_times[previous])) & (performed < raw[previous])
+                           & (chord_of_note > 0))
+        after_next = ((performed > on_the_line(chord_times[following])) & (performed > raw[following])
+                      & (chord_of_note < last))
         far_off = np.abs(performed - line[chord_of_note]) > OUTLIER_S
         outliers = np.flatnonzero((before_previous | after_next) & far_off)
         if len(outliers) == len(performed):

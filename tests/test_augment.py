@@ -1,0 +1,146 @@
+"""Sound augmentation (sfgym.data.augment) and the builder's --timing human / --augment options."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sfgym.cli import main as sfgym_main
+from sfgym.data.augment import AugmentSettings, augment_audio, augment_notes, synthetic_room_response
+from sfgym.data.dataset import BuildConfig, build_dataset
+from sfgym.data.engrave import engrave
+from sfgym.data.msmd import list_pieces, load_split, midi_bytes, notes_to_midi, parse_midi
+from sfgym.data.piece import note_onset_frames
+from sfgym.data.spectrogram import spectrogram_from_audio
+from sfgym.data.synth import synthesize_midi
+
+from scores import SCALE, melody_musicxml
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """A 17 s melody with chords, synthesized with the pip soundfont: (notes, audio, spectrogram)."""
+    notes = engrave(melody_musicxml(SCALE * 5, tempo_bpm=140, chord_every=3)).notes
+    audio = synthesize_midi(midi_bytes(notes_to_midi(notes)), sample_rate=RATE)
+    return notes, audio, spectrogram_from_audio(audio, RATE)
+
+
+def _onset_strength(spectrogram: np.ndarray) -> np.ndarray:
+    """Positive spectral flux per frame."""
+    return np.concatenate([[0.0], np.maximum(np.diff(spectrogram, axis=1), 0).sum(axis=0)])
+
+
+def test_same_seed_same_audio_other_seed_other_audio(clean):
+    _, audio, _ = clean
+    first = augment_audio(audio, RATE, 5)
+    assert first.dtype == np.float32 and first.shape == audio.shape  # frames stay where they were
+    np.testing.assert_array_equal(first, augment_audio(audio, RATE, 5))  # bit-identical
+    np.testing.assert_array_equal(first, augment_audio(audio, RATE, np.random.default_rng(5)))
+    assert not np.array_equal(first, augment_audio(audio, RATE, 6))
+
+
+def test_augmented_spectrograms_differ_within_bounds_and_keep_their_onsets(clean):
+    notes, audio, spectrogram = clean
+    onsets = np.unique(note_onset_frames(notes))
+    between = np.setdiff1d(np.arange(spectrogram.shape[1]), np.concatenate([onsets - 1, onsets, onsets + 1]))
+    differences = []
+    for seed in range(6):
+        augmented = spectrogram_from_audio(augment_audio(audio, RATE, seed), RATE)
+        assert augmented.shape == spectrogram.shape
+        differences.append(np.abs(augmented - spectrogram).mean())
+        strength, clean_strength = _onset_strength(augmented), _onset_strength(spectrogram)
+        # the notes still start where they did: onset frames stand out of the frames between them (clean: 11x,
+        # augmented: 1.7-12x over 40 seeds), and the onset strength lines up with the clean one at lag 0
+        assert np.median(strength[onsets]) > 1.5 * np.median(strength[between])
+        lags = range(-3, 4)
+        alignment = [np.dot(np.roll(strength, lag), clean_strength) for lag in lags]
+        assert list(lags)[int(np.argmax(alignment))] == 0
+    # clearly another sound, not another piece: mean |difference| 10-100 % of the clean spectrogram's mean
+    # (15-83 % over 40 seeds)
+    assert 0.1 * spectrogram.mean() < min(differences) and max(differences) < spectrogram.mean()
+
+
+def test_no_effect_settings_leave_the_audio_nearly_alone(clean):
+    _, audio, _ = clean
+    dry = AugmentSettings(tilt_db_per_octave=(0, 0), eq_bands=(0, 0), reverb_probability=0, gain_db=(0, 0),
+                          snr_db=(120, 120))
+    np.testing.assert_allclose(augment_audio(audio, RATE, 0, dry), audio, atol=1e-5)
+
+
+def test_room_response_decays_by_its_rt60():
+    response = synthetic_room_response(RATE, 0.5, 0)
+    energy = np.cumsum(response[::-1] ** 2)[::-1]  # Schroeder decay curve
+    decay_db = 10 * np.log10(energy / energy[0])
+    at_half_rt60 = decay_db[int(0.25 * RATE)]
+    assert -36 < at_half_rt60 < -24  # -30 dB at half the RT60, within a sampling margin
+    assert np.sum(response ** 2) == pytest.approx(1.0)
+
+
+def test_augment_notes_blurs_with_the_pedal_but_keeps_onsets_and_pitches(clean):
+    notes, _, _ = clean
+    pedal = AugmentSettings(pedal_probability=1.0)
+    sounding, velocities = augment_notes(notes, None, 3, pedal)
+    np.testing.assert_array_equal(sounding[:, :2], notes[:, :2])
+    assert np.all(sounding[:, 2] >= notes[:, 2]) and np.mean(sounding[:, 2] > notes[:, 2] + 0.05) > 0.3
+    assert np.all(sounding[:, 2] <= notes[:, 2] + pedal.pedal_max_s + 1e-9)
+    for pitch in np.unique(notes[:, 1]):  # a held note stops before its pitch is struck again
+        same = sounding[sounding[:, 1] == pitch]
+        same = same[np.argsort(same[:, 0])]
+        assert np.all(same[:-1, 0] + same[:-1, 2] <= np.maximum(same[1:, 0], same[:-1, 0] + notes[0, 2]) + 1e-9)
+    assert 1 <= velocities.min() and velocities.max() <= 127 and velocities.std() > 3
+    again, again_velocities = augment_notes(notes, None, 3, pedal)
+    np.testing.assert_array_equal(again, sounding)
+    np.testing.assert_array_equal(again_velocities, velocities)
+
+
+def test_augment_audio_refuses_stereo():
+    with pytest.raises(ValueError, match="mono"):
+        augment_audio(np.zeros((100, 2)), RATE, 0)
+
+
+TINY_CORPUS = [
+    ("tiny_scale", melody_musicxml(SCALE * 2, tempo_bpm=120)),
+    ("tiny_chords", melody_musicxml(SCALE[::-1] * 2, tempo_bpm=100, chord_every=2)),
+    ("tiny_long", melody_musicxml(SCALE * 4, tempo_bpm=140, chord_every=3)),
+]
+
+
+def test_build_with_human_timing_and_augmented_takes(tmp_path):
+    config = BuildConfig(tempo_ratios=(1.0, 0.9), timing="human", augment=2)
+    build_dataset(tmp_path, TINY_CORPUS, config, workers=1, progress=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["failed"] == []
+    assert manifest["build_config"]["timing"] == "human" and manifest["build_config"]["augment"] == 2
+    assert manifest["build_config"]["human_timing"]["rubato"] > 0
+    assert "velocity_scale" in manifest["build_config"]["augment_settings"]
+    for entry in manifest["scores"]:
+        score, split = entry["score"], entry["split"]
+        names = sorted(files.name for files in list_pieces(tmp_path / split))
+        expected = [score, f"{score}@t0.90-TimGM6mb"]
+        if split == "train":  # only training scores get augmented takes, cycling through the tempo ratios
+            expected += [f"{score}@t1.00-TimGM6mb-aug0", f"{score}@t0.90-TimGM6mb-aug1"]
+        assert names == sorted(expected) and sorted(entry["performances"]) == sorted(expected)
+        for piece in load_split(tmp_path / split, progress=False):
+            assert np.all(np.diff(piece.true_x) >= 0)  # the ground truth stays monotone
+            # every performed note plays a score note of its pitch, and in onset order the score's chords keep theirs
+            np.testing.assert_array_equal(piece.notes[:, 1], piece.score_notes[:, 1])
+            assert np.all(np.diff(piece.score_notes[:, 0]) >= 0)
+            velocities = [n.velocity for n in parse_midi(str(tmp_path / split / "performance" / f"{piece.name}.mid"))
+                          .instruments[0].notes]
+            assert len(set(velocities)) > 3  # the dynamics are kept in the performance MIDI
+    # a rebuild finds every take in place
+    build_dataset(tmp_path, TINY_CORPUS, config, workers=1, progress=False)
+    assert json.loads((tmp_path / "manifest.json").read_text())["scores_built_this_run"] == 0
+
+
+def test_cli_build_refuses_bad_options_in_one_line(tmp_path, capsys):
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment", "-1"]) == 1
+    assert "augment must be a number of takes >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse names the choices
+        sfgym_main(["data", "build", "--out", str(tmp_path), "--timing", "swing"])
+    assert "invalid choice: 'swing'" in capsys.readouterr().err
+    assert not (tmp_path / "manifest.json").exists()
