@@ -10,13 +10,15 @@ All convolutions are unpadded, with ELU activations and dropout 0.2 where the fi
 
 A second trunk, :class:`MatchingTrunk` (``TrunkConfig.kind = "matching"``), takes the same observations
 and outputs where in the score window the sound is written (a distribution over its columns); it is
-what RL learns on within a CPU budget (``configs/rl/ppo_matching.yaml``). :func:`build_trunk` makes
-either from a :class:`TrunkConfig`.
+what RL learns on within a CPU budget (the shipped config ``ppo_matching``). :data:`TRUNK_KINDS` names
+every kind's class; :func:`build_trunk` makes one from a :class:`TrunkConfig`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -34,7 +36,11 @@ SCORE_LAYERS = (
 
 @dataclass(frozen=True)
 class TrunkConfig:
-    """Shapes and sizes of the trunk.
+    """The trunk: its kind and settings, the one description every trainer, checkpoint and follower shares.
+
+    The YAML of every trainer (supervised, RL, trunk pre-training) holds it as a ``trunk:`` section
+    with the keys :attr:`YAML_KEYS`; every checkpoint records it, and ``--init-from`` takes it from the
+    checkpoint. The input shapes are not settings: they follow from the observation space.
 
     Attributes:
         spectrogram_shape: (channels, bins, frames) of the spectrogram observation.
@@ -43,7 +49,8 @@ class TrunkConfig:
         dropout: dropout probability after the marked convolutions.
         width: multiplies every convolution's channel count (1.0 = the paper; 0.25 for tiny test models).
         kind: ``"figure3"`` (:class:`MultimodalTrunk`, the paper's) or ``"matching"``
-            (:class:`MatchingTrunk`; ``features`` is then the size of its shared embedding space).
+            (:class:`MatchingTrunk`; ``features`` is then the size of its shared embedding space); see
+            :data:`TRUNK_KINDS`.
         match_frames: the last frames of the spectrogram window a matching trunk listens to.
         match_context: columns on each side that a matching trunk's column embedding also sees (its
             neighbours' notes; 0 = the notehead alone), so that recent *sequences* of notes are matched.
@@ -58,17 +65,43 @@ class TrunkConfig:
     match_frames: int = 8
     match_context: int = 0
 
+    YAML_KEYS: ClassVar[tuple[str, ...]] = ("kind", "features", "dropout", "width", "match_frames", "match_context")
+    """The keys of a config's ``trunk:`` section (the shapes come from the observation space)."""
+
     def __post_init__(self):
         if self.kind not in TRUNK_KINDS:
-            raise ValueError(f"unknown trunk kind {self.kind!r} (known: {', '.join(TRUNK_KINDS)})")
+            raise ValueError(f"trunk: unknown trunk kind {self.kind!r} (known: {', '.join(TRUNK_KINDS)})")
+        for key in ("features", "width"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"'trunk.{key}' must be positive, got {getattr(self, key)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"'trunk.dropout' must be in [0, 1), got {self.dropout!r}")
         if not 1 <= self.match_frames <= self.spectrogram_shape[2]:
-            raise ValueError(f"match_frames must be within 1..{self.spectrogram_shape[2]} (the spectrogram "
+            raise ValueError(f"trunk: match_frames must be within 1..{self.spectrogram_shape[2]} (the spectrogram "
                              f"window), got {self.match_frames}")
         if not 0 <= self.match_context < self.score_shape[2] // 4:
-            raise ValueError(f"match_context must be within 0..{self.score_shape[2] // 4 - 1}, got {self.match_context}")
+            raise ValueError(f"trunk: match_context must be within 0..{self.score_shape[2] // 4 - 1}, "
+                             f"got {self.match_context}")
 
+    def settings(self) -> dict[str, Any]:
+        """The ``trunk:`` section of this config (its :attr:`YAML_KEYS`), as written to files."""
+        return {key: getattr(self, key) for key in self.YAML_KEYS}
 
-TRUNK_KINDS = ("figure3", "matching")
+    def architecture(self) -> dict[str, Any]:
+        """The settings that decide the shapes of the weights (dropout does not), in the order error
+        messages name them; a matching trunk's ``match_*`` only for that kind."""
+        return {key: getattr(self, key) for key in TRUNK_KINDS[self.kind].ARCHITECTURE}
+
+    def with_shapes(self, spectrogram_shape, score_shape) -> "TrunkConfig":
+        """This config for observations of these shapes."""
+        return dataclasses.replace(self, spectrogram_shape=tuple(spectrogram_shape), score_shape=tuple(score_shape))
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], source: str = "trunk settings") -> "TrunkConfig":
+        """A config from a ``trunk:`` mapping (as checkpoints record it), checked like a YAML section."""
+        from agents.config_files import build_section
+
+        return build_section(cls, settings, "trunk", source, cls.YAML_KEYS)
 
 
 def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequential:
@@ -88,6 +121,10 @@ class Trunk(nn.Module):
     weight loading that names what does not fit."""
 
     config: TrunkConfig
+    KIND: ClassVar[str]
+    """The :attr:`TrunkConfig.kind` that names this class in :data:`TRUNK_KINDS`."""
+    ARCHITECTURE: ClassVar[tuple[str, ...]] = ("width", "features", "kind")
+    """The settings that decide the shapes of this kind's weights (see :meth:`TrunkConfig.architecture`)."""
 
     def load_trunk(self, state_dict: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
         """Load trunk weights, with a clear error if they come from a trunk of another shape."""
@@ -105,7 +142,10 @@ class MultimodalTrunk(Trunk):
     ``(B, *score_shape)`` and returns ``(B, features)``.
     """
 
-    def __init__(self, config: TrunkConfig = TrunkConfig()):
+    KIND = "figure3"
+
+    def __init__(self, config: TrunkConfig | None = None):
+        config = config or TrunkConfig()
         super().__init__()
         self.config = config
         self.spectrogram_convs = _branch(config.spectrogram_shape[0], SPECTROGRAM_LAYERS, config.dropout, config.width)
@@ -150,6 +190,9 @@ class MatchingTrunk(Trunk):
     :meth:`column_embeddings` and :meth:`sound_embeddings` compute the two
     sides for a whole strip / performance at once (:class:`agents.rl.frozen_trunk.TrunkFeatureTables`).
     """
+
+    KIND = "matching"
+    ARCHITECTURE = ("width", "features", "kind", "match_frames", "match_context")
 
     def __init__(self, config: TrunkConfig):
         super().__init__()
@@ -197,9 +240,13 @@ COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2
 """Columns the convolutions of a matching trunk lose at each edge of its window (3), ``match_context`` aside."""
 
 
-def build_trunk(config: TrunkConfig) -> MultimodalTrunk | MatchingTrunk:
+TRUNK_KINDS: dict[str, type[Trunk]] = {cls.KIND: cls for cls in (MultimodalTrunk, MatchingTrunk)}
+"""Every trunk kind by its name: the one place a kind is looked up (configs, checkpoints, trainers)."""
+
+
+def build_trunk(config: TrunkConfig) -> Trunk:
     """The trunk ``config.kind`` names."""
-    return MatchingTrunk(config) if config.kind == "matching" else MultimodalTrunk(config)
+    return TRUNK_KINDS[config.kind](config)
 
 
 def state_dict_mismatch(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:

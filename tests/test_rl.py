@@ -22,7 +22,7 @@ from agents.rl.train import add_arguments, build_model, main
 from sfgym.envs import MSMDFollowEnv
 from sfgym.evaluation import run_episode
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "rl"
+CONFIGS = Path(__file__).resolve().parent.parent / "agents" / "configs" / "rl"
 TINY = CONFIGS / "tiny.yaml"
 
 
@@ -49,13 +49,15 @@ class _SupervisedLike(nn.Module):
 
 
 def _supervised_checkpoint(path: Path, observation_space, features: int, width: float) -> dict[str, torch.Tensor]:
-    """Write a checkpoint in the supervised format (``model_state`` with ``trunk.*``, ``config``);
-    returns its trunk weights."""
+    """Write a checkpoint in the one checkpoint format (``model_state`` with ``trunk.*``, the trunk's
+    settings); returns its trunk weights."""
+    from agents.runs import save_checkpoint
+
     torch.manual_seed(123)
-    model = _SupervisedLike(TrunkConfig(spectrogram_shape=observation_space["spectrogram"].shape,
-                                        score_shape=observation_space["score"].shape, features=features, width=width))
-    torch.save({"model_state": model.state_dict(), "config": {"model": {"trunk_features": features,
-                                                                         "trunk_width": width}}}, path)
+    trunk_config = TrunkConfig(spectrogram_shape=observation_space["spectrogram"].shape,
+                               score_shape=observation_space["score"].shape, features=features, width=width)
+    model = _SupervisedLike(trunk_config)
+    save_checkpoint(path, "supervised", model, {}, trunk_config)
     return {k: v.clone() for k, v in model.trunk.state_dict().items()}
 
 
@@ -213,9 +215,10 @@ def test_a_real_supervised_checkpoint_initializes_the_policy_trunk(tmp_path, toy
     from agents.supervised.config import ModelConfig, SupervisedConfig
     from agents.supervised.model import PositionRegressor
 
-    model_config = ModelConfig(hidden_size=8, num_layers=1, trunk_width=0.25, trunk_features=32, dropout=0.0)
-    regressor = PositionRegressor(model_config)
-    checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config))
+    model_config = ModelConfig(hidden_size=8, num_layers=1)
+    trunk_config = TrunkConfig(width=0.25, features=32, dropout=0.0)
+    regressor = PositionRegressor(model_config, trunk_config)
+    checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config, trunk=trunk_config))
 
     from stable_baselines3.common.vec_env import DummyVecEnv
 

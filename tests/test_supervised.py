@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from agents.networks import TrunkConfig
 from agents.supervised.checkpoint import load_regressor, save_checkpoint
 from agents.supervised.config import ModelConfig, SupervisedConfig, load_config
 from agents.supervised.data import EpisodeBatch, Episode, full_episode, prepare_song
@@ -20,15 +21,16 @@ from agents.supervised.rollout import rollout, step_loss
 from agents.supervised.train import final_line
 from agents.supervised.validation import constant_position_metrics, validate
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "supervised"
-TINY_MODEL = ModelConfig(cell="lstm", hidden_size=16, num_layers=1, trunk_width=0.25, trunk_features=32, dropout=0.0)
+CONFIGS = Path(__file__).resolve().parents[1] / "agents" / "configs" / "supervised"
+TINY_MODEL = ModelConfig(cell="lstm", hidden_size=16, num_layers=1)
+TINY_TRUNK = TrunkConfig(width=0.25, features=32, dropout=0.0)
 
 
 def tiny_model(seed: int = 0, **changes) -> PositionRegressor:
     """A tiny untrained regressor whose head is scaled up so that its follower moves a lot (a new model's
     head starts near zero, which would make a follower stand still and the checks below trivial)."""
     torch.manual_seed(seed)
-    model = PositionRegressor(dataclasses.replace(TINY_MODEL, **changes)).eval()
+    model = PositionRegressor(dataclasses.replace(TINY_MODEL, **changes), TINY_TRUNK).eval()
     with torch.no_grad():
         model.head.weight.normal_(0.0, 0.5)
         model.head.bias.fill_(0.05)
@@ -197,7 +199,7 @@ def test_batched_songs_do_not_influence_each_other(toy_songs):
 # ---------------------------------------------------------------------------- training
 def test_training_reduces_the_loss(toy_songs):
     torch.manual_seed(4)
-    model = PositionRegressor(TINY_MODEL)  # as training starts it: standing still on the first notehead
+    model = PositionRegressor(TINY_MODEL, TINY_TRUNK)  # as training starts it: standing still on the first notehead
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = EpisodeBatch.of([Episode(song, 0, 12) for song in toy_songs])
 
@@ -243,7 +245,7 @@ def test_train_command_end_to_end_with_resume(toy_dataset, tmp_path, capsys):
 # ---------------------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path, short_pieces, toy_songs):
     model = tiny_model(seed=5)
-    path = save_checkpoint(tmp_path / "model.pt", model, SupervisedConfig(model=model.config))
+    path = save_checkpoint(tmp_path / "model.pt", model, SupervisedConfig(model=model.config, trunk=model.trunk.config))
     loaded, config = load_regressor(path)
     assert config.model == model.config
     batch = EpisodeBatch.of([full_episode(toy_songs[2])])
@@ -255,7 +257,7 @@ def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path, short_pieces
 
 def test_mismatched_checkpoint_gives_a_clear_error(tmp_path):
     model = tiny_model()
-    path = save_checkpoint(tmp_path / "small.pt", model, SupervisedConfig(model=model.config))
+    path = save_checkpoint(tmp_path / "small.pt", model, SupervisedConfig(model=model.config, trunk=model.trunk.config))
     with pytest.raises(ValueError, match=r"small\.pt.*model\.hidden_size: 32 != 16"):
         load_regressor(path, model=tiny_model(hidden_size=32))
     with pytest.raises(ValueError, match=r"small\.pt.*do not fit this model"):

@@ -46,16 +46,10 @@ def save_model(model, path: str | Path, metadata: dict[str, Any] | None = None) 
 
 
 def resolve_model_path(path: str | Path) -> Path:
-    """A model file, or the best (else final) model of a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        for name in MODEL_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"{path}: run directory holds no model ({' or '.join(MODEL_FILES)})")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: RL model not found")
-    return path
+    """A model file, or the best (else final) model of a run directory (:func:`agents.runs.resolve_checkpoint`)."""
+    from agents.runs import resolve_checkpoint
+
+    return resolve_checkpoint(path, MODEL_FILES, what="model")
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
