@@ -280,3 +280,42 @@ def test_constant_position_baseline_is_scored_like_the_follower(toy_pieces):
     line = final_line({"valid": {"tr": 0.5, "error_mean_px": 1.0}, "constant_position": metrics,
                        "best_epoch": 1, "epochs_run": 1, "stopped": "epochs", "run_dir": "x"})
     assert line.startswith("valid TR 0.500, mean error 1.0 px") and f"TR {metrics['tr']:.3f}" in line
+
+
+def test_ctrl_c_saves_the_run_and_resume_continues_it(toy_dataset, tmp_path, monkeypatch, capsys):
+    """Packaged config by name, --data like 'train rl'; Ctrl-C during the first epoch keeps its weights."""
+    import os
+    import signal
+
+    import agents.supervised.train as supervised_train
+    from agents.supervised.checkpoint import read_checkpoint
+    from sfgym.cli import main
+
+    rollout_once = supervised_train.rollout
+    calls = []
+
+    def rollout_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return rollout_once(*args, **kwargs)
+
+    monkeypatch.setattr(supervised_train, "rollout", rollout_then_interrupt)
+    run_dir = tmp_path / "run"
+    arguments = ["train", "supervised", "--config", "tiny", "--data", str(toy_dataset), "--set",
+                 "data.max_steps_per_song=12", "--set", "training.epochs=1", "--out", str(run_dir), "--no-progress"]
+    torch.manual_seed(0)  # as the run starts (training.seed 0)
+    untrained = PositionRegressor(TINY_MODEL, TINY_TRUNK).state_dict()
+    assert main(arguments) == 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["epoch"] == 0
+    last = read_checkpoint(run_dir / "last.pt")
+    assert last["run"]["epoch"] == 0 and len(calls) == 1  # stopped after the first batch ...
+    assert any(not torch.equal(value, untrained[key]) for key, value in last["model_state"].items())  # ... kept
+    assert "interrupted after epoch 0" in capsys.readouterr().out
+
+    monkeypatch.undo()
+    assert main(arguments + ["--resume"]) == 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "complete" and status["stopped"] == "epochs" and status["epoch"] == 1
+    assert len((run_dir / "history.csv").read_text().strip().splitlines()) == 2

@@ -230,3 +230,65 @@ def test_cli_runs_the_trunk_kind_and_reports_a_bad_key_without_a_traceback(tmp_p
     error = capsys.readouterr().err
     assert "trunk.widht" in error and "typo.yaml" in error and "Traceback" not in error
     assert not (tmp_path / "run").exists()
+
+
+def test_a_budget_that_ends_before_the_first_evaluation_still_saves_the_weights(tmp_path, toy_dataset):
+    from agents.runs import read_trunk
+
+    raw = {**TINY, "data": {**TINY["data"], "dir": str(toy_dataset)},
+           "training": {**TINY["training"], "max_steps": 10_000, "eval_every_steps": 10_000, "max_minutes": 0.02}}
+    best = train(TrunkPretrainingConfig.from_dict(raw, "tiny"), tmp_path / "run", progress=False)
+    assert 0 < best["step"] < 10_000  # evaluated where the budget ended it
+    state, trunk = read_trunk(tmp_path / "run")
+    assert trunk.architecture() == {"width": 0.25, "features": 16, "kind": "figure3"} and state
+    status = yaml.safe_load((tmp_path / "run" / "status.json").read_text())
+    assert (status["state"], status["stopped"]) == ("complete", "time budget")
+
+
+def test_ctrl_c_saves_the_run_and_resume_continues_it(tmp_path, toy_dataset, monkeypatch, capsys):
+    import os
+    import signal
+
+    import agents.pretraining.train as pretraining
+    from sfgym.cli import main as sfgym_main
+
+    validate = pretraining.validate
+
+    def validate_then_interrupt(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(pretraining, "validate", validate_then_interrupt)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "dir": str(toy_dataset)}}))
+    run = tmp_path / "run"
+    assert sfgym_main(["train", "trunk", "--config", str(path), "--out", str(run), "--no-progress"]) == 0
+    status = yaml.safe_load((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["step"] == 20  # stopped at the first evaluation
+    assert sfgym_main(["train", "trunk", "--config", str(path), "--out", str(run)]) == 1
+    assert "pass --resume" in capsys.readouterr().err
+
+    monkeypatch.undo()
+    assert sfgym_main(["train", "trunk", "--resume", "--out", str(run), "--no-progress"]) == 0
+    status = yaml.safe_load((run / "status.json").read_text())
+    assert (status["state"], status["stopped"], status["step"]) == ("complete", "max_steps", 40)
+    history = (run / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["20", "40"]  # continued, not restarted
+
+
+def test_the_progress_bar_shows_the_budget_that_ends_the_run():
+    import io
+
+    from agents.runs import Budget, BudgetProgress
+
+    now = [0.0]
+    budget = Budget(max_minutes=1.0, clock=lambda: now[0])
+    out = io.StringIO()
+    bar = BudgetProgress(100_000, budget, "trunk pre-training", unit="batch", file=out, mininterval=0)
+    now[0] = 30.0
+    bar.update(874)
+    assert bar.fraction() == pytest.approx(0.5)  # the minutes end this run, not the 100000 batches
+    assert "50%" in out.getvalue() and "batch 874/100000, 0.5/1 min" in out.getvalue()
+    steps_only = BudgetProgress(100, Budget(None), "x", file=io.StringIO(), mininterval=0)
+    steps_only.update(25)
+    assert steps_only.fraction() == pytest.approx(0.25)
