@@ -20,6 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -118,7 +119,14 @@ def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequen
 
 class Trunk(nn.Module):
     """What every trunk has: its :class:`TrunkConfig`, ``features_dim`` (the size of its output) and
-    weight loading that names what does not fit."""
+    weight loading that names what does not fit; and what each kind provides in its own way, so that
+    no other module needs to ask which kind it holds:
+
+    - :meth:`incremental`: the form that follows one piece frame by frame (:mod:`agents.sliding`);
+    - :meth:`spectrogram_table`, :meth:`score_table`, :meth:`tabled_features`: the trunk's output
+      looked up from per-piece tables when it is frozen (:mod:`agents.rl.frozen_trunk`);
+    - :meth:`pretraining_model`: the model that pre-trains it (:mod:`agents.pretraining.train`).
+    """
 
     config: TrunkConfig
     KIND: ClassVar[str]
@@ -133,6 +141,27 @@ class Trunk(nn.Module):
             raise ValueError(f"{source}: trunk weights do not fit this model ({mismatch}); "
                              "was it trained with another trunk configuration?")
         self.load_state_dict(state_dict)
+
+    def incremental(self):
+        """This trunk's incremental form (inference only): ``reset(strip)`` per piece, then one call per frame."""
+        raise NotImplementedError
+
+    def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
+        """Per environment frame ``0 .. T`` of a ``(bins, T)`` spectrogram: the sound's part of the output."""
+        raise NotImplementedError
+
+    def score_table(self, strip: torch.Tensor) -> np.ndarray:
+        """Per column (or window start) of a ``(rows, S)`` score strip: the score's part of the output."""
+        raise NotImplementedError
+
+    def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
+        """The trunk's output from one row of :meth:`spectrogram_table` with the window at ``start``."""
+        raise NotImplementedError
+
+    @classmethod
+    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
+        """A new model that pre-trains a trunk of this kind (``sfgym train trunk``)."""
+        raise NotImplementedError
 
 
 class MultimodalTrunk(Trunk):
@@ -165,6 +194,42 @@ class MultimodalTrunk(Trunk):
         spectrogram_features = self.spectrogram_dense(self.spectrogram_convs(spectrogram))
         score_features = self.score_dense(self.score_convs(score))
         return self.joint(torch.cat([spectrogram_features, score_features], dim=1))
+
+    def incremental(self):
+        from agents.sliding import IncrementalTrunk
+
+        return IncrementalTrunk(self)
+
+    # The joint layer is linear before its activation, so each table holds its branch's share of it
+    # already projected: the output is ELU(spectrogram part[frame] + score part[start]).
+    def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
+        from agents.sliding import spectrogram_features_every_frame
+
+        joint = self._joint_linear()
+        return (spectrogram_features_every_frame(self, spectrogram) @ joint.weight[:, : self.config.features].T
+                + joint.bias).numpy()
+
+    def score_table(self, strip: torch.Tensor) -> np.ndarray:
+        from agents.sliding import score_features_every_start
+
+        joint = self._joint_linear()
+        return (score_features_every_start(self, strip) @ joint.weight[:, self.config.features :].T).numpy()
+
+    def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
+        before_activation = sound + score_table[start]
+        return np.where(before_activation > 0, before_activation, np.expm1(np.minimum(before_activation, 0)))
+
+    def _joint_linear(self) -> nn.Linear:
+        linear, activation = self.joint
+        if not isinstance(linear, nn.Linear) or not isinstance(activation, nn.ELU) or activation.alpha != 1.0:
+            raise ValueError(f"feature tables expect the trunk's joint layer to be Linear → ELU, got {self.joint}")
+        return linear
+
+    @classmethod
+    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
+        from agents.pretraining.train import OffsetRegressor
+
+        return OffsetRegressor(config)
 
 
 # (out_channels, kernel) per layer of a matching trunk's column embedding, each followed by ELU and
@@ -233,6 +298,34 @@ class MatchingTrunk(Trunk):
 
     def forward(self, spectrogram: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.match_logits(spectrogram, score), dim=1)
+
+    def incremental(self):
+        from agents.sliding import IncrementalMatchingTrunk
+
+        return IncrementalMatchingTrunk(self)
+
+    def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
+        """Per frame: the sound embedding of what the environment's window at that frame ends with."""
+        heard, window = self.config.match_frames, self.config.spectrogram_shape[2]
+        # env frame f observes frames f - window .. f - 1 (zeros before the first): it hears the last `heard`
+        padded = torch.nn.functional.pad(spectrogram, (window, 0))
+        frames = padded.unfold(1, heard, 1)[:, window - heard:].permute(1, 0, 2)  # (T + 1, bins, heard)
+        return self.sound_embeddings(frames).numpy()
+
+    def score_table(self, strip: torch.Tensor) -> np.ndarray:
+        """Per strip column (less the margins): its embedding."""
+        return self.column_embeddings(strip[None])[0].numpy()
+
+    def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
+        logits = score_table[start : start + self.features_dim] @ sound  # softmax over the window's columns
+        probabilities = np.exp(logits - logits.max())
+        return probabilities / probabilities.sum()
+
+    @classmethod
+    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
+        from agents.pretraining.train import ColumnMatcher
+
+        return ColumnMatcher(config)
 
 
 

@@ -313,8 +313,8 @@ class IncrementalMatchingTrunk:
 
 
 def incremental_trunk(trunk: MultimodalTrunk | MatchingTrunk) -> IncrementalTrunk | IncrementalMatchingTrunk:
-    """The incremental form of either trunk."""
-    return IncrementalMatchingTrunk(trunk) if isinstance(trunk, MatchingTrunk) else IncrementalTrunk(trunk)
+    """The incremental form of a trunk of any kind (:meth:`agents.networks.Trunk.incremental`)."""
+    return trunk.incremental()
 
 
 __all__ = ["IncrementalMatchingTrunk", "IncrementalTrunk", "incremental_trunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",

@@ -6,7 +6,8 @@ no recurrence to lean on: a sample is a frame of a performance and a score windo
 ``max_offset_px`` away from the true position. Nothing but the pairing of audio and notation can
 solve it — unlike a recurrent regressor, which can lower its loss by learning a typical speed. The
 trunk then starts an RL run (``sfgym train rl --init-from RUN_DIR``, frozen with the shipped configs
-``ppo_matching`` or ``ppo_frozen``). Two trunks, two objectives (:data:`OBJECTIVES`):
+``ppo_matching`` or ``ppo_frozen``). Two trunks, two objectives (each trunk class's
+:meth:`~agents.networks.Trunk.pretraining_model`):
 
 - ``trunk.kind: figure3`` (the paper's :class:`~agents.networks.MultimodalTrunk`, config ``trunk_offset``):
   a linear head regresses the offset (in units of ``max_offset_px``; mean squared error).
@@ -225,13 +226,10 @@ def draw_stretch(song: PreparedSong, n_frames: int, n_samples: int, max_offset_p
     return frames, starts, (offsets / max_offset_px).astype(np.float32)
 
 
-OBJECTIVES: dict[type, type[nn.Module]] = {MultimodalTrunk: OffsetRegressor, MatchingTrunk: ColumnMatcher}
-"""The pre-training model (trunk and objective) of each trunk kind's class (:data:`agents.networks.TRUNK_KINDS`)."""
-
-
 def pretraining_model(trunk: TrunkConfig) -> OffsetRegressor | ColumnMatcher:
-    """The model that pre-trains a trunk of this config's kind."""
-    return OBJECTIVES[TRUNK_KINDS[trunk.kind]](trunk)
+    """The model that pre-trains a trunk of this config's kind (its class's
+    :meth:`~agents.networks.Trunk.pretraining_model`: :class:`OffsetRegressor` or :class:`ColumnMatcher`)."""
+    return TRUNK_KINDS[trunk.kind].pretraining_model(trunk)
 
 
 # ---------------------------------------------------------------------------- the training loop
@@ -411,5 +409,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["ColumnMatcher", "OBJECTIVES", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
+__all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
            "main", "pretraining_model", "train"]
