@@ -375,6 +375,23 @@ class BudgetProgress:
             self.bar.close()
 
 
+# ---------------------------------------------------------------------------- command line
+def add_run_arguments(parser, kind: str, out_help: str, resume_help: str, set_example: str) -> None:
+    """The options every ``sfgym train KIND`` has: ``--config`` (a shipped config of ``kind`` by name, or a
+    file), ``--out``, ``--resume``, ``--data``, ``--set`` and ``--no-progress``."""
+    from agents.config_files import shipped_configs
+
+    names = ", ".join(path.stem for path in shipped_configs(kind))
+    parser.add_argument("--config", help=f"a shipped config by name ({names}) or a YAML file; with --resume "
+                                         "optional: the run's own config is used")
+    parser.add_argument("--out", help=out_help)
+    parser.add_argument("--resume", action="store_true", help=resume_help)
+    parser.add_argument("--data", help="dataset root or split directory (overrides the config's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help=f"override a config value (repeatable), e.g. --set {set_example}")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 # ---------------------------------------------------------------------------- JSON
 def json_safe(value: Any) -> Any:
     """JSON-safe copy: NaN / inf → None, numpy scalars → Python, tuples → lists."""
@@ -389,6 +406,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-__all__ = ["BEST", "Budget", "BudgetProgress", "CHECKPOINT_FORMAT", "COMPLETE", "CONFIG", "INTERRUPTED", "LAST",
+__all__ = ["add_run_arguments", "BEST", "Budget", "BudgetProgress", "CHECKPOINT_FORMAT", "COMPLETE", "CONFIG", "INTERRUPTED", "LAST",
            "RUNNING", "RunDirectory", "STATUS", "StopRequest", "data_root", "is_sb3_model", "json_safe",
            "plot_figure", "read_checkpoint", "read_trunk", "resolve_checkpoint", "save_checkpoint", "setup_torch"]

@@ -379,18 +379,15 @@ def write_history(run: RunDirectory, history: list[dict[str, Any]], max_offset_p
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train trunk``."""
-    parser.add_argument("--config", help="a shipped config by name (trunk_matching, trunk_offset) or a YAML file; "
-                        "with --resume optional: the run's own config is used")
-    parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    parser.add_argument("--data", help="dataset root or split directory (overrides the config's data.dir)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config value (repeatable), e.g. --set training.max_minutes=5")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    runs.add_run_arguments(parser, TRAINER, out_help="run directory (required)",
+                           resume_help="continue the run in --out from its last.pt",
+                           set_example="training.max_minutes=5")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train trunk`` with parsed arguments; prints the best validation error."""
+    if args.out is None:
+        raise ValueError("--out RUN_DIR is required")
     overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
     if args.config is not None:
         config = load_config(args.config, overrides)

@@ -16,9 +16,9 @@ Every model file loads as a follower with :func:`agents.rl.load_follower`.
 
 Hybrid training: ``--init-from CHECKPOINT`` copies the trunk of a supervised follower or a trunk
 pre-training run into the policy's features extractor before the first step (the trunk's settings
-come from the checkpoint; the config's ``trunk`` section only overrides ``dropout`` or checks), and ``--freeze-trunk-steps N`` keeps it fixed
-for the first N steps, so that the freshly initialized heads do not wreck it with their first,
-noisy gradients. ``frozen_trunk: true`` keeps it fixed for the whole run and trains the heads on
+come from the checkpoint; the config's ``trunk`` section only overrides ``dropout`` or checks), and
+``--freeze-trunk-steps N`` keeps it fixed for the first N steps, so that the freshly initialized
+heads do not wreck it with their first, noisy gradients. ``frozen_trunk: true`` keeps it fixed for the whole run and trains the heads on
 its features looked up per piece (:mod:`agents.rl.frozen_trunk`); the saved models are ordinary
 image-observation models all the same.
 """
@@ -232,11 +232,10 @@ def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train rl``."""
-    parser.add_argument("--config", help="a shipped config by name (ppo, a2c, recurrent_ppo, ppo_frozen, ppo_matching, "
-                                         "tiny) or a YAML file; with --resume optional: the run's own config is used")
-    parser.add_argument("--out", help="run directory (default: runs/rl/<config>-<date-time>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out (interrupted, or with a raised budget) from its last_model.zip")
+    runs.add_run_arguments(parser, TRAINER, out_help="run directory (default: runs/rl/<config>-<date-time>)",
+                           resume_help="continue the run in --out (interrupted, or with a raised budget) from its "
+                                       "last_model.zip",
+                           set_example="trunk.dropout=0.0 --set hyperparameters.n_steps=32")
     parser.add_argument("--init-from", metavar="CHECKPOINT",
                         help="initialize the policy's trunk from a supervised or trunk pre-training checkpoint "
                              "(a best.pt or its run directory); the trunk's settings come with it")
@@ -247,15 +246,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after M minutes of wall-clock time (override the config's max_minutes)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--device", help="override the config's device (auto, cpu, cuda)")
-    parser.add_argument("--data", help="override the config's dataset root / split directory")
     parser.add_argument("--n-envs", type=int, help="override the config's number of parallel environments")
     parser.add_argument("--torch-threads", type=int, metavar="N", help="override the config's torch_threads")
     parser.add_argument("--vec-env", choices=("subproc", "dummy"),
                         help="override the config's vec_env (dummy: all envs in this process)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override any config value (repeatable), e.g. --set trunk.dropout=0.0 "
-                             "--set hyperparameters.n_steps=32")
 
 
 def config_from_arguments(args: argparse.Namespace) -> RLConfig:

@@ -294,20 +294,16 @@ def _split_dirs(config: SupervisedConfig) -> tuple[Path, Path]:
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train supervised``."""
-    parser.add_argument("--config", help="a shipped config by name (lstm_cpu, lstm, gru, srn, tiny) or a YAML "
-                        "file; with --resume optional: the run's own config is used")
-    parser.add_argument("--out", type=Path, help="run directory (default: runs/supervised/<config>-<time>)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    parser.add_argument("--data", help="dataset root or split directory (overrides the config's data.dir)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one config value, e.g. --set training.max_minutes=30 (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    runs.add_run_arguments(parser, "supervised", out_help="run directory (default: runs/supervised/<config>-<time>)",
+                           resume_help="continue the run in --out from its last.pt",
+                           set_example="training.max_minutes=30")
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train supervised`` with parsed arguments; prints the final validation line."""
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
+    args.out = Path(args.out) if args.out is not None else None
     overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
     if args.config is not None:
         config_path = find_config(args.config, "supervised")
