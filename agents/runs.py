@@ -96,8 +96,10 @@ class RunDirectory:
                                  f"{', stopped: ' + status['stopped'] if status.get('stopped') else ''}); "
                                  "pass --resume to continue it, or choose another --out")
             finished = [name for name in self.finished_markers if (self.path / name).exists()]
-            if finished:
-                raise ValueError(f"{self.path}: already holds a finished run ({finished[0]}); choose another --out")
+            if finished:  # a run written before status.json existed
+                resumable = " pass --resume to continue it, or" if (self.path / resume_from).is_file() else ""
+                raise ValueError(f"{self.path}: already holds a finished run ({finished[0]});{resumable} "
+                                 "choose another --out")
         self.path.mkdir(parents=True, exist_ok=True)
         plain = json.loads(json.dumps(config, default=list))  # tuples → lists: plain YAML
         atomic_write_bytes(self.path / CONFIG, yaml.safe_dump(plain, sort_keys=False).encode())

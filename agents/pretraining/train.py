@@ -242,7 +242,7 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path, *, resume: bool =
     then evaluated (unless it just was) and saved, so that no trained step is lost."""
     from sfgym.data.msmd import load_canonical_first
 
-    run = RunDirectory(run_dir, TRAINER)
+    run = RunDirectory(run_dir, TRAINER, finished_markers=(LAST,))
     t, d = config.training, config.data
     device = runs.setup_torch(t.seed, t.device, t.num_threads)
     rng = np.random.default_rng(t.seed)

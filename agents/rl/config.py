@@ -21,7 +21,7 @@ against the algorithm's constructor), the environment's keyword arguments (check
       policy_kwargs: {net_arch: {pi: [256], vf: [256]}, activation_fn: elu}
     evaluation: {every_steps: 50000, split: valid, max_pieces: null, deterministic: true}
     checkpoint_every_steps: 200000
-    init_from: null           # supervised checkpoint whose trunk initializes the policy's
+    init_from: null           # checkpoint (supervised or trunk pre-training) whose trunk initializes the policy's
     freeze_trunk_steps: 0     # keep that trunk frozen for the first N steps
     frozen_trunk: false       # keep it frozen for the whole run, its features looked up per piece
                               # (agents.rl.frozen_trunk: ~100x faster steps on a CPU)
@@ -252,10 +252,10 @@ def _check_values(config: RLConfig) -> None:
         raise ValueError(f"{source}: env.action_type must be 'discrete' for the RL velocity agents, "
                          f"got {config.env['action_type']!r}")
     if config.freeze_trunk_steps and not config.init_from:
-        raise ValueError(f"{source}: freeze_trunk_steps needs init_from (a supervised checkpoint to freeze)")
+        raise ValueError(f"{source}: freeze_trunk_steps needs init_from (the checkpoint whose trunk is frozen)")
     if config.frozen_trunk:
         if not config.init_from:
-            raise ValueError(f"{source}: frozen_trunk needs init_from (the supervised checkpoint whose trunk is frozen)")
+            raise ValueError(f"{source}: frozen_trunk needs init_from (the checkpoint whose trunk is frozen)")
         if config.algorithm == "recurrent_ppo":
             raise ValueError(f"{source}: frozen_trunk supports ppo and a2c, not recurrent_ppo")
         if config.env.get("difference_channels") or not config.env.get("observe_speed"):

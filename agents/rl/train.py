@@ -153,14 +153,12 @@ def train(config: RLConfig, run_dir: str | Path, *, resume: bool = False) -> dic
         metadata = model_metadata(config)
         budget = Budget(config.max_minutes, spent_s=previous.get("elapsed_s", 0.0))
         with StopRequest() as stop:
-            callbacks = [
-                TrackingEvalCallback(eval_pieces, run.path, every_steps=evaluation.every_steps, env_kwargs=config.env,
-                                     metadata=metadata, deterministic=evaluation.deterministic, seed=config.seed,
-                                     deployable=deployable, verbose=1, rows=previous.get("rows", ()),
-                                     best=previous.get("best"), spent_s=budget.elapsed_s),
-                TimeBudgetCallback(budget, verbose=1),
-                StopRequestCallback(stop),
-            ]
+            evaluator = TrackingEvalCallback(
+                eval_pieces, run.path, every_steps=evaluation.every_steps, env_kwargs=config.env, metadata=metadata,
+                deterministic=evaluation.deterministic, seed=config.seed, deployable=deployable, verbose=1,
+                rows=previous.get("rows", ()), best=previous.get("best"), spent_s=budget.elapsed_s)
+            time_budget, interruption = TimeBudgetCallback(budget, verbose=1), StopRequestCallback(stop)
+            callbacks = [evaluator, time_budget, interruption]
             if config.checkpoint_every_steps:
                 callbacks.append(AtomicCheckpointCallback(run.path, config.checkpoint_every_steps, metadata,
                                                           deployable=deployable, resume_path=run / LAST_MODEL))
@@ -176,15 +174,14 @@ def train(config: RLConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     finally:
         env.close()
 
-    evaluator = callbacks[0]
     summary = {"steps": int(model.num_timesteps), "seconds": round(time.time() - start, 1),
                "best": evaluator.best, "final": evaluator.rows[-1]}
     run.write_json("summary.json", summary)
-    if callbacks[2].stopped_at is not None:
+    if interruption.stopped_at is not None:
         run.mark(runs.INTERRUPTED, steps=summary["steps"], elapsed_s=budget.elapsed_s)
         print(f"interrupted at step {summary['steps']}; continue with --resume --out {run.path}")
     else:
-        stopped = "time budget" if callbacks[1].stopped_at is not None else "total_timesteps"
+        stopped = "time budget" if time_budget.stopped_at is not None else "total_timesteps"
         run.mark(runs.COMPLETE, stopped=stopped, steps=summary["steps"], elapsed_s=budget.elapsed_s)
     return summary
 
@@ -203,7 +200,9 @@ def _resumed_run(run: RunDirectory, config: RLConfig) -> dict[str, Any]:
                          f"only {', '.join(RESUMABLE_KEYS)}. Differences (run vs now): {'; '.join(differences)}")
     status = run.status() or {}
     best = json.loads((run / BEST_JSON).read_text()) if (run / BEST_JSON).is_file() else None
-    return {"rows": read_curve_csv(run.path), "best": best, "elapsed_s": float(status.get("elapsed_s") or 0.0)}
+    counts = ("step", "onsets", "onsets_reached", "runs")  # read back as floats: written as they were
+    rows = [{key: int(value) if key in counts else value for key, value in row.items()} for row in read_curve_csv(run.path)]
+    return {"rows": rows, "best": best, "elapsed_s": float(status.get("elapsed_s") or 0.0)}
 
 
 def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):

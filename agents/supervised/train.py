@@ -73,7 +73,7 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
 
     Ctrl-C ends the epoch at the next batch and saves ``last.pt`` (the run is then marked interrupted;
     ``--resume`` continues it)."""
-    run = RunDirectory(run_dir, "supervised")
+    run = RunDirectory(run_dir, "supervised", finished_markers=(LAST,))
     t = config.training
     device = runs.setup_torch(t.seed, t.device, t.num_threads)
     model = PositionRegressor(config.model, config.trunk).to(device)
