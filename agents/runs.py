@@ -213,6 +213,8 @@ def read_checkpoint(path: str | Path, trainer: str | None = None) -> dict[str, A
     except Exception as error:  # torch raises many types; its message may advise unsafe loading: never repeat it
         raise ValueError(f"{path}: not a readable checkpoint (truncated, or not written by sfgym: "
                          f"{type(error).__name__})") from None
+    if isinstance(payload, dict) and payload.get("format") in LEGACY_FORMATS:
+        payload = _upgrade_legacy(payload)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an sfgym checkpoint (written by 'sfgym train supervised' or "
                          "'sfgym train trunk')")
@@ -239,6 +241,28 @@ def read_trunk(path: str | Path):
     if not state:
         raise ValueError(f"{payload['path']}: its 'model_state' has no 'trunk.*' weights")
     return state, payload["trunk"]
+
+
+LEGACY_FORMATS = {"sfgym-supervised-regressor": "supervised", "sfgym-trunk-pretraining": "trunk"}
+"""The tags of the checkpoints written before the one format (by trainer): still read, converted."""
+
+_LEGACY_TRUNK_KEYS = {"trunk_kind": "kind", "trunk_features": "features", "dropout": "dropout",
+                      "trunk_width": "width", "match_frames": "match_frames", "match_context": "match_context"}
+
+
+def _upgrade_legacy(payload: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of an earlier tagged format in the current one: its trunk settings, which the
+    config's ``model`` section held (``trunk_width``, ``trunk_features``, ...), become the ``trunk`` section."""
+    trainer = LEGACY_FORMATS[payload["format"]]
+    config = {key: dict(value) if isinstance(value, dict) else value for key, value in payload.get("config", {}).items()}
+    model = config.get("model", {})
+    trunk = {new: model.pop(old) for old, new in _LEGACY_TRUNK_KEYS.items() if old in model}
+    trunk.setdefault("kind", "figure3")  # the only kind before trunk_kind existed
+    if trainer == "trunk":
+        config.pop("model", None)  # it held the trunk alone
+    config["trunk"] = trunk
+    return {**payload, "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "trainer": trainer,
+            "config": config, "trunk": trunk}
 
 
 # ---------------------------------------------------------------------------- seed, device, data

@@ -319,3 +319,16 @@ def test_ctrl_c_saves_the_run_and_resume_continues_it(toy_dataset, tmp_path, mon
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "complete" and status["stopped"] == "epochs" and status["epoch"] == 1
     assert len((run_dir / "history.csv").read_text().strip().splitlines()) == 2
+
+
+def test_a_checkpoint_of_the_earlier_format_still_loads(tmp_path, short_pieces):
+    """Checkpoints written before the one format (their trunk settings in the config's model section)."""
+    model = tiny_model(seed=3)
+    config = SupervisedConfig(model=model.config, trunk=model.trunk.config).to_dict()
+    legacy_model = {**config["model"], "trunk_width": 0.25, "trunk_features": 32, "dropout": 0.0}
+    torch.save({"format": "sfgym-supervised-regressor", "version": 1,
+                "config": {"model": legacy_model, "data": config["data"], "training": config["training"]},
+                "model_state": model.state_dict()}, tmp_path / "old.pt")
+    loaded, loaded_config = load_regressor(tmp_path / "old.pt")
+    assert loaded_config.trunk == TINY_TRUNK and loaded_config.model == TINY_MODEL
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in loaded.state_dict().items())

@@ -292,3 +292,15 @@ def test_the_progress_bar_shows_the_budget_that_ends_the_run():
     steps_only = BudgetProgress(100, Budget(None), "x", file=io.StringIO(), mininterval=0)
     steps_only.update(25)
     assert steps_only.fraction() == pytest.approx(0.25)
+
+
+def test_a_pretraining_checkpoint_of_the_earlier_format_still_starts_rl(tmp_path):
+    from agents.runs import read_trunk
+
+    model = ColumnMatcher(MATCHING)
+    torch.save({"format": "sfgym-trunk-pretraining", "metrics": {"step": 1},
+                "config": {"model": {"trunk_width": 0.25, "trunk_features": 8, "dropout": 0.0, "trunk_kind": "matching",
+                                     "match_frames": 4, "match_context": 2}, "data": {}, "training": {}},
+                "model_state": model.state_dict()}, tmp_path / "best.pt")
+    state, trunk = read_trunk(tmp_path)
+    assert trunk == MATCHING and set(state) == set(model.trunk.state_dict())
