@@ -131,7 +131,7 @@ def train(config: RLConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     run = RunDirectory(run_dir, TRAINER, finished_markers=(FINAL_MODEL,))
     config = with_checkpoint_trunk(config)  # fail now, before anything is written, if the trunks cannot match
     previous = _resumed_run(run, config) if resume else {}
-    runs.setup_torch(None, "cpu", config.torch_threads)
+    runs.setup_torch(None, config.device, config.torch_threads)  # threads; and a GPU asked for must be there
     run.start(config.to_dict(), resume, resume_from=LAST_MODEL)
 
     data = runs.data_root(config.data, config.source)
