@@ -95,6 +95,7 @@ def test_unknown_yaml_key_is_rejected_naming_key_and_file(tmp_path):
     ("training.epochs=0", r"'training\.epochs' must be positive"),
     ("model.target=absolute", r"random_start"),  # an absolute model cannot start mid-song
     ("training.bogus=1", r"unknown key 'training\.bogus'"),
+    ("trunk.kind=matching", r"tiny\.yaml with --set: 'trunk\.kind' must be 'figure3'"),
 ])
 def test_bad_values_are_rejected(override, message):
     with pytest.raises(ValueError, match=message):

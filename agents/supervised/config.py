@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from agents.config_files import apply_overrides, build_sections, check_ranges, read_yaml_config
-from agents.networks import TrunkConfig
+from agents.networks import MultimodalTrunk, TrunkConfig
 
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
@@ -153,6 +153,9 @@ class SupervisedConfig:
             "training.jump_penalty": t.jump_penalty, "training.estimate_noise_px": t.estimate_noise_px,
             "training.weight_decay": t.weight_decay, "training.max_centre_error_px": t.max_centre_error_px,
         })
+        if self.trunk.kind != MultimodalTrunk.KIND:
+            raise ValueError(f"{source}: 'trunk.kind' must be {MultimodalTrunk.KIND!r} for a position regressor (it reads "
+                             f"the trunk's joint features), got {self.trunk.kind!r}")
         if m.target == "absolute" and d.random_start:
             raise ValueError(f"{source}: 'data.random_start: true' needs 'model.target: relative' (an absolute "
                              "model can only know where it is from the song's beginning); set it to false")
