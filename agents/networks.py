@@ -10,14 +10,17 @@ All convolutions are unpadded, with ELU activations and dropout 0.2 where the fi
 
 A second trunk, :class:`MatchingTrunk` (``TrunkConfig.kind = "matching"``), takes the same observations
 and outputs where in the score window the sound is written (a distribution over its columns); it is
-what RL learns on within a CPU budget (``configs/rl/ppo_matching.yaml``). :func:`build_trunk` makes
-either from a :class:`TrunkConfig`.
+what RL learns on within a CPU budget (the shipped config ``ppo_matching``). :data:`TRUNK_KINDS` names
+every kind's class; :func:`build_trunk` makes one from a :class:`TrunkConfig`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +37,11 @@ SCORE_LAYERS = (
 
 @dataclass(frozen=True)
 class TrunkConfig:
-    """Shapes and sizes of the trunk.
+    """The trunk: its kind and settings, the one description every trainer, checkpoint and follower shares.
+
+    The YAML of every trainer (supervised, RL, trunk pre-training) holds it as a ``trunk:`` section
+    with the keys :attr:`YAML_KEYS`; every checkpoint records it, and ``--init-from`` takes it from the
+    checkpoint. The input shapes are not settings: they follow from the observation space.
 
     Attributes:
         spectrogram_shape: (channels, bins, frames) of the spectrogram observation.
@@ -43,7 +50,8 @@ class TrunkConfig:
         dropout: dropout probability after the marked convolutions.
         width: multiplies every convolution's channel count (1.0 = the paper; 0.25 for tiny test models).
         kind: ``"figure3"`` (:class:`MultimodalTrunk`, the paper's) or ``"matching"``
-            (:class:`MatchingTrunk`; ``features`` is then the size of its shared embedding space).
+            (:class:`MatchingTrunk`; ``features`` is then the size of its shared embedding space); see
+            :data:`TRUNK_KINDS`.
         match_frames: the last frames of the spectrogram window a matching trunk listens to.
         match_context: columns on each side that a matching trunk's column embedding also sees (its
             neighbours' notes; 0 = the notehead alone), so that recent *sequences* of notes are matched.
@@ -58,17 +66,43 @@ class TrunkConfig:
     match_frames: int = 8
     match_context: int = 0
 
+    YAML_KEYS: ClassVar[tuple[str, ...]] = ("kind", "features", "dropout", "width", "match_frames", "match_context")
+    """The keys of a config's ``trunk:`` section (the shapes come from the observation space)."""
+
     def __post_init__(self):
         if self.kind not in TRUNK_KINDS:
-            raise ValueError(f"unknown trunk kind {self.kind!r} (known: {', '.join(TRUNK_KINDS)})")
+            raise ValueError(f"trunk: unknown trunk kind {self.kind!r} (known: {', '.join(TRUNK_KINDS)})")
+        for key in ("features", "width"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"'trunk.{key}' must be positive, got {getattr(self, key)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"'trunk.dropout' must be in [0, 1), got {self.dropout!r}")
         if not 1 <= self.match_frames <= self.spectrogram_shape[2]:
-            raise ValueError(f"match_frames must be within 1..{self.spectrogram_shape[2]} (the spectrogram "
+            raise ValueError(f"trunk: match_frames must be within 1..{self.spectrogram_shape[2]} (the spectrogram "
                              f"window), got {self.match_frames}")
         if not 0 <= self.match_context < self.score_shape[2] // 4:
-            raise ValueError(f"match_context must be within 0..{self.score_shape[2] // 4 - 1}, got {self.match_context}")
+            raise ValueError(f"trunk: match_context must be within 0..{self.score_shape[2] // 4 - 1}, "
+                             f"got {self.match_context}")
 
+    def settings(self) -> dict[str, Any]:
+        """The ``trunk:`` section of this config (its :attr:`YAML_KEYS`), as written to files."""
+        return {key: getattr(self, key) for key in self.YAML_KEYS}
 
-TRUNK_KINDS = ("figure3", "matching")
+    def architecture(self) -> dict[str, Any]:
+        """The settings that decide the shapes of the weights (dropout does not), in the order error
+        messages name them; a matching trunk's ``match_*`` only for that kind."""
+        return {key: getattr(self, key) for key in TRUNK_KINDS[self.kind].ARCHITECTURE}
+
+    def with_shapes(self, spectrogram_shape, score_shape) -> "TrunkConfig":
+        """This config for observations of these shapes."""
+        return dataclasses.replace(self, spectrogram_shape=tuple(spectrogram_shape), score_shape=tuple(score_shape))
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], source: str = "trunk settings") -> "TrunkConfig":
+        """A config from a ``trunk:`` mapping (as checkpoints record it), checked like a YAML section."""
+        from agents.config_files import build_section
+
+        return build_section(cls, settings, "trunk", source, cls.YAML_KEYS)
 
 
 def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequential:
@@ -85,9 +119,20 @@ def _branch(in_channels: int, layers, dropout: float, width: float) -> nn.Sequen
 
 class Trunk(nn.Module):
     """What every trunk has: its :class:`TrunkConfig`, ``features_dim`` (the size of its output) and
-    weight loading that names what does not fit."""
+    weight loading that names what does not fit; and what each kind provides in its own way, so that
+    no other module needs to ask which kind it holds:
+
+    - :meth:`incremental`: the form that follows one piece frame by frame (:mod:`agents.sliding`);
+    - :meth:`spectrogram_table`, :meth:`score_table`, :meth:`tabled_features`: the trunk's output
+      looked up from per-piece tables when it is frozen (:mod:`agents.rl.frozen_trunk`);
+    - :meth:`pretraining_model`: the model that pre-trains it (:mod:`agents.pretraining.train`).
+    """
 
     config: TrunkConfig
+    KIND: ClassVar[str]
+    """The :attr:`TrunkConfig.kind` that names this class in :data:`TRUNK_KINDS`."""
+    ARCHITECTURE: ClassVar[tuple[str, ...]] = ("width", "features", "kind")
+    """The settings that decide the shapes of this kind's weights (see :meth:`TrunkConfig.architecture`)."""
 
     def load_trunk(self, state_dict: dict[str, torch.Tensor], source: str = "<state dict>") -> None:
         """Load trunk weights, with a clear error if they come from a trunk of another shape."""
@@ -97,6 +142,27 @@ class Trunk(nn.Module):
                              "was it trained with another trunk configuration?")
         self.load_state_dict(state_dict)
 
+    def incremental(self):
+        """This trunk's incremental form (inference only): ``reset(strip)`` per piece, then one call per frame."""
+        raise NotImplementedError
+
+    def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
+        """Per environment frame ``0 .. T`` of a ``(bins, T)`` spectrogram: the sound's part of the output."""
+        raise NotImplementedError
+
+    def score_table(self, strip: torch.Tensor) -> np.ndarray:
+        """Per column (or window start) of a ``(rows, S)`` score strip: the score's part of the output."""
+        raise NotImplementedError
+
+    def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
+        """The trunk's output from one row of :meth:`spectrogram_table` with the window at ``start``."""
+        raise NotImplementedError
+
+    @classmethod
+    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
+        """A new model that pre-trains a trunk of this kind (``sfgym train trunk``)."""
+        raise NotImplementedError
+
 
 class MultimodalTrunk(Trunk):
     """Spectrogram branch + score branch → joint 512-d features.
@@ -105,7 +171,10 @@ class MultimodalTrunk(Trunk):
     ``(B, *score_shape)`` and returns ``(B, features)``.
     """
 
-    def __init__(self, config: TrunkConfig = TrunkConfig()):
+    KIND = "figure3"
+
+    def __init__(self, config: TrunkConfig | None = None):
+        config = config or TrunkConfig()
         super().__init__()
         self.config = config
         self.spectrogram_convs = _branch(config.spectrogram_shape[0], SPECTROGRAM_LAYERS, config.dropout, config.width)
@@ -125,6 +194,42 @@ class MultimodalTrunk(Trunk):
         spectrogram_features = self.spectrogram_dense(self.spectrogram_convs(spectrogram))
         score_features = self.score_dense(self.score_convs(score))
         return self.joint(torch.cat([spectrogram_features, score_features], dim=1))
+
+    def incremental(self):
+        from agents.sliding import IncrementalTrunk
+
+        return IncrementalTrunk(self)
+
+    # The joint layer is linear before its activation, so each table holds its branch's share of it
+    # already projected: the output is ELU(spectrogram part[frame] + score part[start]).
+    def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
+        from agents.sliding import spectrogram_features_every_frame
+
+        joint = self._joint_linear()
+        return (spectrogram_features_every_frame(self, spectrogram) @ joint.weight[:, : self.config.features].T
+                + joint.bias).numpy()
+
+    def score_table(self, strip: torch.Tensor) -> np.ndarray:
+        from agents.sliding import score_features_every_start
+
+        joint = self._joint_linear()
+        return (score_features_every_start(self, strip) @ joint.weight[:, self.config.features :].T).numpy()
+
+    def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
+        before_activation = sound + score_table[start]
+        return np.where(before_activation > 0, before_activation, np.expm1(np.minimum(before_activation, 0)))
+
+    def _joint_linear(self) -> nn.Linear:
+        linear, activation = self.joint
+        if not isinstance(linear, nn.Linear) or not isinstance(activation, nn.ELU) or activation.alpha != 1.0:
+            raise ValueError(f"feature tables expect the trunk's joint layer to be Linear → ELU, got {self.joint}")
+        return linear
+
+    @classmethod
+    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
+        from agents.pretraining.train import OffsetRegressor
+
+        return OffsetRegressor(config)
 
 
 # (out_channels, kernel) per layer of a matching trunk's column embedding, each followed by ELU and
@@ -150,6 +255,9 @@ class MatchingTrunk(Trunk):
     :meth:`column_embeddings` and :meth:`sound_embeddings` compute the two
     sides for a whole strip / performance at once (:class:`agents.rl.frozen_trunk.TrunkFeatureTables`).
     """
+
+    KIND = "matching"
+    ARCHITECTURE = ("width", "features", "kind", "match_frames", "match_context")
 
     def __init__(self, config: TrunkConfig):
         super().__init__()
@@ -191,15 +299,47 @@ class MatchingTrunk(Trunk):
     def forward(self, spectrogram: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.match_logits(spectrogram, score), dim=1)
 
+    def incremental(self):
+        from agents.sliding import IncrementalMatchingTrunk
+
+        return IncrementalMatchingTrunk(self)
+
+    def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
+        """Per frame: the sound embedding of what the environment's window at that frame ends with."""
+        heard, window = self.config.match_frames, self.config.spectrogram_shape[2]
+        # env frame f observes frames f - window .. f - 1 (zeros before the first): it hears the last `heard`
+        padded = torch.nn.functional.pad(spectrogram, (window, 0))
+        frames = padded.unfold(1, heard, 1)[:, window - heard:].permute(1, 0, 2)  # (T + 1, bins, heard)
+        return self.sound_embeddings(frames).numpy()
+
+    def score_table(self, strip: torch.Tensor) -> np.ndarray:
+        """Per strip column (less the margins): its embedding."""
+        return self.column_embeddings(strip[None])[0].numpy()
+
+    def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
+        logits = score_table[start : start + self.features_dim] @ sound  # softmax over the window's columns
+        probabilities = np.exp(logits - logits.max())
+        return probabilities / probabilities.sum()
+
+    @classmethod
+    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
+        from agents.pretraining.train import ColumnMatcher
+
+        return ColumnMatcher(config)
+
 
 
 COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2
 """Columns the convolutions of a matching trunk lose at each edge of its window (3), ``match_context`` aside."""
 
 
-def build_trunk(config: TrunkConfig) -> MultimodalTrunk | MatchingTrunk:
+TRUNK_KINDS: dict[str, type[Trunk]] = {cls.KIND: cls for cls in (MultimodalTrunk, MatchingTrunk)}
+"""Every trunk kind by its name: the one place a kind is looked up (configs, checkpoints, trainers)."""
+
+
+def build_trunk(config: TrunkConfig) -> Trunk:
     """The trunk ``config.kind`` names."""
-    return MatchingTrunk(config) if config.kind == "matching" else MultimodalTrunk(config)
+    return TRUNK_KINDS[config.kind](config)
 
 
 def state_dict_mismatch(module: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:

@@ -119,7 +119,7 @@ def branch_at_every_window(convs: nn.Sequential, inputs: torch.Tensor, window: i
     """``convs`` (flattened) on every window ``inputs[..., s : s + window]``, for all ``s`` at once.
 
     Differentiable: training code can run a branch over a whole stretch of input once and train on
-    many windows of it (:mod:`agents.supervised.trunk_pretraining`); wrap inference in ``torch.no_grad``.
+    many windows of it (:mod:`agents.pretraining.train`); wrap inference in ``torch.no_grad``.
 
     Args:
         convs: a branch of :class:`~agents.networks.MultimodalTrunk` (``spectrogram_convs`` or
@@ -313,8 +313,8 @@ class IncrementalMatchingTrunk:
 
 
 def incremental_trunk(trunk: MultimodalTrunk | MatchingTrunk) -> IncrementalTrunk | IncrementalMatchingTrunk:
-    """The incremental form of either trunk."""
-    return IncrementalMatchingTrunk(trunk) if isinstance(trunk, MatchingTrunk) else IncrementalTrunk(trunk)
+    """The incremental form of a trunk of any kind (:meth:`agents.networks.Trunk.incremental`)."""
+    return trunk.incremental()
 
 
 __all__ = ["IncrementalMatchingTrunk", "IncrementalTrunk", "incremental_trunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",

@@ -4,14 +4,14 @@
 
 Times ``model.learn`` (rollouts and updates, no evaluation) for two setups on the same pieces:
 
-- ``image trunk``: ``configs/rl/ppo.yaml`` as the README's CPU run sized it (quarter-width trunk,
+- ``image trunk``: the shipped ``ppo`` as the README's CPU run sized it (quarter-width trunk,
   128 features, difference channels, 8 envs, 15-step rollouts): every step runs the convolutional
   trunk forward, every update backward.
-- ``frozen trunk``: ``configs/rl/ppo_frozen.yaml`` (half-width trunk of 256 features, frozen, its
+- ``frozen trunk``: the shipped ``ppo_frozen`` (half-width trunk of 256 features, frozen, its
   features looked up per piece, :mod:`agents.rl.frozen_trunk`; 16 envs, 128-step rollouts). The
   trunk's weights do not change the time, so a freshly initialized one stands in for a trained one;
   building the per-piece tables is timed apart (it happens once per piece in a run).
-- ``matching trunk``: ``configs/rl/ppo_matching.yaml`` (a frozen :class:`~agents.networks.MatchingTrunk`,
+- ``matching trunk``: the shipped ``ppo_matching`` (a frozen :class:`~agents.networks.MatchingTrunk`,
   column and sound embeddings looked up, the softmax over the window's columns computed per step).
 
 The pieces default to a few toy pieces of realistic length; ``--data`` takes a built dataset's split.
@@ -25,7 +25,6 @@ import time
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
@@ -40,12 +39,12 @@ def main() -> None:
 
     from agents.rl.config import load_config
     from agents.rl.train import build_model
-    from agents.supervised.checkpoint import save_checkpoint
+    from agents.networks import TrunkConfig
+    from agents.pretraining.train import load_config as load_trunk_config
+    from agents.pretraining.train import pretraining_model
+    from agents.runs import save_checkpoint
     from agents.supervised.config import ModelConfig, SupervisedConfig
     from agents.supervised.model import PositionRegressor
-    from agents.supervised.trunk_pretraining import ColumnMatcher
-    from agents.supervised.trunk_pretraining import load_config as load_trunk_config
-    from agents.supervised.trunk_pretraining import save_checkpoint as save_trunk_checkpoint
     from sfgym.data.synthetic import synthetic_piece
     from sfgym.envs import MSMDFollowEnv
 
@@ -59,7 +58,7 @@ def main() -> None:
     print(f"{len(pieces)} pieces, {sum(p.n_frames for p in pieces)} frames; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)")
 
-    image = load_config(REPO / "configs" / "rl" / "ppo.yaml",
+    image = load_config("ppo",
                         ["device=cpu", "n_envs=8", "trunk.width=0.25", "trunk.features=128"])
     image_env = DummyVecEnv([lambda: MSMDFollowEnv(data=pieces, **image.env)] * image.n_envs)
     rate = time_learn(build_model(image, image_env), args.steps)
@@ -67,17 +66,20 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = Path(folder) / "trunk.pt"
-        model_config = ModelConfig(hidden_size=8, num_layers=1, trunk_width=0.5, trunk_features=256, dropout=0.0)
-        save_checkpoint(checkpoint, PositionRegressor(model_config), SupervisedConfig(model=model_config))
-        frozen = load_config(REPO / "configs" / "rl" / "ppo_frozen.yaml", [f"init_from={checkpoint}", "device=cpu"])
+        supervised = SupervisedConfig(model=ModelConfig(hidden_size=8, num_layers=1),
+                                      trunk=TrunkConfig(width=0.5, features=256, dropout=0.0))
+        save_checkpoint(checkpoint, "supervised", PositionRegressor(supervised.model, supervised.trunk),
+                        supervised.to_dict(), supervised.trunk)
+        frozen = load_config("ppo_frozen", [f"init_from={checkpoint}", "device=cpu"])
         rate, table_seconds = time_tabled(frozen, pieces, args.steps)
         print(f"frozen trunk (ppo_frozen.yaml, tables): {rate:8.0f} steps/s  "
               f"(+ {1000 * table_seconds / len(pieces):.0f} ms per piece to build its tables, once)")
 
         matching_checkpoint = Path(folder) / "matching.pt"
-        pretraining = load_trunk_config(REPO / "configs" / "supervised" / "trunk_matching.yaml")
-        save_trunk_checkpoint(matching_checkpoint, ColumnMatcher(pretraining.model), pretraining, {})
-        matching = load_config(REPO / "configs" / "rl" / "ppo_matching.yaml",
+        pretraining = load_trunk_config("trunk_matching")
+        save_checkpoint(matching_checkpoint, "trunk", pretraining_model(pretraining.trunk), pretraining.to_dict(),
+                        pretraining.trunk)
+        matching = load_config("ppo_matching",
                                [f"init_from={matching_checkpoint}", "device=cpu"])
         rate, table_seconds = time_tabled(matching, pieces, args.steps)
         print(f"matching trunk (ppo_matching.yaml):     {rate:8.0f} steps/s  "

@@ -46,6 +46,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    from agents.networks import TrunkConfig
     from agents.supervised.config import ModelConfig
     from agents.supervised.follower import RegressorFollower, load_follower
     from agents.supervised.model import PositionRegressor
@@ -56,9 +57,8 @@ def main() -> None:
         model = load_follower(args.checkpoint).model
     else:
         torch.manual_seed(0)
-        config = ModelConfig(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers,
-                             trunk_width=args.trunk_width, target=args.target)
-        model = PositionRegressor(config)
+        config = ModelConfig(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers, target=args.target)
+        model = PositionRegressor(config, TrunkConfig(width=args.trunk_width))
     piece = load_split(args.data, progress=False)[0]
     env = MSMDFollowEnv(data=[piece], action_type="position", reward_threshold=1e9)  # never stop early
 

@@ -22,8 +22,8 @@ Typical session:
   sfgym data build                      # build the default dataset (once; cached)
   sfgym data info                       # what is in it
   sfgym evaluate --agents oracle,constant_tempo,online_dtw --out results/
-  sfgym train supervised --config configs/supervised/lstm.yaml
-  sfgym train rl --config configs/rl/ppo.yaml
+  sfgym train supervised --config lstm
+  sfgym train rl --config ppo
   sfgym render --agents constant_tempo,online_dtw --piece NAME --video out.mp4
   sfgym follow take.wav --score piece.musicxml --positions take.csv
   sfgym agents                          # the followers these commands take

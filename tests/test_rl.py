@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import json
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from agents.rl.train import add_arguments, build_model, main
 from sfgym.envs import MSMDFollowEnv
 from sfgym.evaluation import run_episode
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "rl"
+CONFIGS = Path(__file__).resolve().parent.parent / "agents" / "configs" / "rl"
 TINY = CONFIGS / "tiny.yaml"
 
 
@@ -49,13 +50,15 @@ class _SupervisedLike(nn.Module):
 
 
 def _supervised_checkpoint(path: Path, observation_space, features: int, width: float) -> dict[str, torch.Tensor]:
-    """Write a checkpoint in the supervised format (``model_state`` with ``trunk.*``, ``config``);
-    returns its trunk weights."""
+    """Write a checkpoint in the one checkpoint format (``model_state`` with ``trunk.*``, the trunk's
+    settings); returns its trunk weights."""
+    from agents.runs import save_checkpoint
+
     torch.manual_seed(123)
-    model = _SupervisedLike(TrunkConfig(spectrogram_shape=observation_space["spectrogram"].shape,
-                                        score_shape=observation_space["score"].shape, features=features, width=width))
-    torch.save({"model_state": model.state_dict(), "config": {"model": {"trunk_features": features,
-                                                                         "trunk_width": width}}}, path)
+    trunk_config = TrunkConfig(spectrogram_shape=observation_space["spectrogram"].shape,
+                               score_shape=observation_space["score"].shape, features=features, width=width)
+    model = _SupervisedLike(trunk_config)
+    save_checkpoint(path, "supervised", model, {}, trunk_config)
     return {k: v.clone() for k, v in model.trunk.state_dict().items()}
 
 
@@ -213,9 +216,10 @@ def test_a_real_supervised_checkpoint_initializes_the_policy_trunk(tmp_path, toy
     from agents.supervised.config import ModelConfig, SupervisedConfig
     from agents.supervised.model import PositionRegressor
 
-    model_config = ModelConfig(hidden_size=8, num_layers=1, trunk_width=0.25, trunk_features=32, dropout=0.0)
-    regressor = PositionRegressor(model_config)
-    checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config))
+    model_config = ModelConfig(hidden_size=8, num_layers=1)
+    trunk_config = TrunkConfig(width=0.25, features=32, dropout=0.0)
+    regressor = PositionRegressor(model_config, trunk_config)
+    checkpoint.save_checkpoint(tmp_path / "best.pt", regressor, SupervisedConfig(model=model_config, trunk=trunk_config))
 
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -433,3 +437,96 @@ def test_load_follower_errors(tmp_path):
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="junk.zip"):
         load_follower(tmp_path / "junk.zip")
+
+
+# ---------------------------------------------------------------------------- hardening
+@pytest.mark.parametrize("override, message", [
+    ("hyperparameters.n_steps=abc", r"'hyperparameters\.n_steps' must be int, got 'abc'"),
+    ("hyperparameters.n_steps=-64", r"'hyperparameters\.n_steps' must be positive, got -64"),
+    ("hyperparameters.gamma=2", r"'hyperparameters\.gamma' must be within 0\.\.1, got 2"),
+    ("trunk.width=-1", r"'trunk\.width' must be positive, got -1"),
+    ("hyperparameters.batch_size=1000", r"'hyperparameters\.batch_size' must not exceed a rollout, "
+                                        r"n_steps × n_envs = 64 × 2 = 128, got 1000"),
+])
+def test_bad_values_are_one_line_errors_before_a_run_directory_exists(tmp_path, toy_dataset, capsys, override, message):
+    from sfgym.cli import main as sfgym_main
+
+    run = tmp_path / "run"
+    assert sfgym_main(["train", "rl", "--config", "tiny", "--data", str(toy_dataset), "--out", str(run),
+                       "--set", override]) == 1
+    error = capsys.readouterr().err
+    assert re.search(message, error) and "tiny.yaml with --set" in error, error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+    assert not run.exists()  # no run directory holding only config.yaml
+
+
+def test_init_from_takes_the_trunk_from_the_checkpoint_and_names_both_values_on_a_conflict(tmp_path, toy_pieces):
+    from agents.rl.config import with_checkpoint_trunk
+
+    observation_space = MSMDFollowEnv(data=toy_pieces).observation_space
+    _supervised_checkpoint(tmp_path / "wide.pt", observation_space, features=32, width=0.5)
+    raw = _tiny_raw()
+    raw["trunk"] = {"dropout": 0.0}  # only what it overrides
+    config = with_checkpoint_trunk(config_from_dict({**raw, "init_from": str(tmp_path / "wide.pt")}, "tiny"))
+    assert (config.trunk.width, config.trunk.features, config.trunk.kind, config.trunk.dropout) == (0.5, 32, "figure3", 0.0)
+    with pytest.raises(ValueError, match=r"wide.pt: the checkpoint's trunk has width 0.5, .* but tiny asks for width 0.25"):
+        with_checkpoint_trunk(config_from_dict({**_tiny_raw(), "init_from": str(tmp_path / "wide.pt")}, "tiny"))
+
+
+def test_an_sb3_model_or_a_foreign_file_as_init_from_says_what_it_is(tmp_path, toy_dataset, toy_pieces, capsys):
+    from sfgym.cli import main as sfgym_main
+
+    model_path = _untrained_model("ppo", toy_pieces, tmp_path)
+    arguments = ["train", "rl", "--config", "tiny", "--data", str(toy_dataset), "--out", str(tmp_path / "run")]
+    assert sfgym_main(arguments + ["--init-from", str(model_path)]) == 1
+    error = capsys.readouterr().err
+    assert "a stable-baselines3 model" in error and "not a readable" not in error
+    torch.save({"anything": Path("x")}, tmp_path / "random.pt")  # a pickled object: weights_only refuses it
+    assert sfgym_main(arguments + ["--init-from", str(tmp_path / "random.pt")]) == 1
+    error = capsys.readouterr().err
+    assert "random.pt: not a readable checkpoint" in error
+    assert "weights_only" not in error and "Traceback" not in error
+    assert not (tmp_path / "run").exists()
+
+
+def _interrupt_at_evaluation(monkeypatch, number: int) -> None:
+    """Send this process SIGINT (Ctrl-C) during the ``number``-th evaluation of the run."""
+    import os
+    import signal
+
+    from agents.rl.callbacks import TrackingEvalCallback
+
+    evaluate = TrackingEvalCallback.evaluate
+    calls = []
+
+    def evaluate_then_interrupt(self):
+        calls.append(self.num_timesteps)
+        if len(calls) == number:
+            os.kill(os.getpid(), signal.SIGINT)
+        return evaluate(self)
+
+    monkeypatch.setattr(TrackingEvalCallback, "evaluate", evaluate_then_interrupt)
+
+
+def test_ctrl_c_saves_a_final_model_and_resume_finishes_the_run(tmp_path, toy_dataset, monkeypatch, capsys):
+    run = tmp_path / "run"
+    arguments = ["--config", "tiny", "--data", str(toy_dataset), "--out", str(run), "--set", "progress_bar=true",
+                 "--max-minutes", "10"]
+    _interrupt_at_evaluation(monkeypatch, 2)  # the evaluation at step 128
+    assert main(_parse(arguments)) == 0
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and 128 <= status["steps"] < 256
+    assert (run / "final_model.zip").is_file() and (run / "last_model.zip").is_file()
+    # the progress bar shows the budget that ends the run: steps and minutes
+    assert re.search(r"step \d+/256, [\d.]+/10 min", capsys.readouterr().err)
+    with pytest.raises(ValueError, match="already holds a run \\(interrupted"):
+        main(_parse(arguments))
+
+    monkeypatch.undo()
+    assert main(_parse(["--resume", "--out", str(run), "--no-progress"])) == 0
+    status = json.loads((run / "status.json").read_text())
+    # (PPO collects whole rollouts: the run ends on the first rollout past 256 steps)
+    assert status["state"] == "complete" and 256 <= status["steps"] < 256 + 128 and status["stopped"] == "total_timesteps"
+    steps = [row["step"] for row in read_curve_csv(run)]
+    assert steps[0] == 0 and steps[-1] == status["steps"] and steps == sorted(steps) and len(steps) == len(set(steps))
+    assert json.loads((run / "summary.json").read_text())["steps"] == status["steps"]

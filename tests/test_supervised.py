@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from agents.networks import TrunkConfig
 from agents.supervised.checkpoint import load_regressor, save_checkpoint
 from agents.supervised.config import ModelConfig, SupervisedConfig, load_config
 from agents.supervised.data import EpisodeBatch, Episode, full_episode, prepare_song
@@ -20,15 +21,16 @@ from agents.supervised.rollout import rollout, step_loss
 from agents.supervised.train import final_line
 from agents.supervised.validation import constant_position_metrics, validate
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "supervised"
-TINY_MODEL = ModelConfig(cell="lstm", hidden_size=16, num_layers=1, trunk_width=0.25, trunk_features=32, dropout=0.0)
+CONFIGS = Path(__file__).resolve().parents[1] / "agents" / "configs" / "supervised"
+TINY_MODEL = ModelConfig(cell="lstm", hidden_size=16, num_layers=1)
+TINY_TRUNK = TrunkConfig(width=0.25, features=32, dropout=0.0)
 
 
 def tiny_model(seed: int = 0, **changes) -> PositionRegressor:
     """A tiny untrained regressor whose head is scaled up so that its follower moves a lot (a new model's
     head starts near zero, which would make a follower stand still and the checks below trivial)."""
     torch.manual_seed(seed)
-    model = PositionRegressor(dataclasses.replace(TINY_MODEL, **changes)).eval()
+    model = PositionRegressor(dataclasses.replace(TINY_MODEL, **changes), TINY_TRUNK).eval()
     with torch.no_grad():
         model.head.weight.normal_(0.0, 0.5)
         model.head.bias.fill_(0.05)
@@ -93,6 +95,7 @@ def test_unknown_yaml_key_is_rejected_naming_key_and_file(tmp_path):
     ("training.epochs=0", r"'training\.epochs' must be positive"),
     ("model.target=absolute", r"random_start"),  # an absolute model cannot start mid-song
     ("training.bogus=1", r"unknown key 'training\.bogus'"),
+    ("trunk.kind=matching", r"tiny\.yaml with --set: 'trunk\.kind' must be 'figure3'"),
 ])
 def test_bad_values_are_rejected(override, message):
     with pytest.raises(ValueError, match=message):
@@ -197,7 +200,7 @@ def test_batched_songs_do_not_influence_each_other(toy_songs):
 # ---------------------------------------------------------------------------- training
 def test_training_reduces_the_loss(toy_songs):
     torch.manual_seed(4)
-    model = PositionRegressor(TINY_MODEL)  # as training starts it: standing still on the first notehead
+    model = PositionRegressor(TINY_MODEL, TINY_TRUNK)  # as training starts it: standing still on the first notehead
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = EpisodeBatch.of([Episode(song, 0, 12) for song in toy_songs])
 
@@ -243,7 +246,7 @@ def test_train_command_end_to_end_with_resume(toy_dataset, tmp_path, capsys):
 # ---------------------------------------------------------------------------- checkpoints
 def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path, short_pieces, toy_songs):
     model = tiny_model(seed=5)
-    path = save_checkpoint(tmp_path / "model.pt", model, SupervisedConfig(model=model.config))
+    path = save_checkpoint(tmp_path / "model.pt", model, SupervisedConfig(model=model.config, trunk=model.trunk.config))
     loaded, config = load_regressor(path)
     assert config.model == model.config
     batch = EpisodeBatch.of([full_episode(toy_songs[2])])
@@ -255,7 +258,7 @@ def test_checkpoint_round_trip_gives_the_same_predictions(tmp_path, short_pieces
 
 def test_mismatched_checkpoint_gives_a_clear_error(tmp_path):
     model = tiny_model()
-    path = save_checkpoint(tmp_path / "small.pt", model, SupervisedConfig(model=model.config))
+    path = save_checkpoint(tmp_path / "small.pt", model, SupervisedConfig(model=model.config, trunk=model.trunk.config))
     with pytest.raises(ValueError, match=r"small\.pt.*model\.hidden_size: 32 != 16"):
         load_regressor(path, model=tiny_model(hidden_size=32))
     with pytest.raises(ValueError, match=r"small\.pt.*do not fit this model"):
@@ -278,3 +281,55 @@ def test_constant_position_baseline_is_scored_like_the_follower(toy_pieces):
     line = final_line({"valid": {"tr": 0.5, "error_mean_px": 1.0}, "constant_position": metrics,
                        "best_epoch": 1, "epochs_run": 1, "stopped": "epochs", "run_dir": "x"})
     assert line.startswith("valid TR 0.500, mean error 1.0 px") and f"TR {metrics['tr']:.3f}" in line
+
+
+def test_ctrl_c_saves_the_run_and_resume_continues_it(toy_dataset, tmp_path, monkeypatch, capsys):
+    """Packaged config by name, --data like 'train rl'; Ctrl-C during the first epoch keeps its weights."""
+    import os
+    import signal
+
+    import agents.supervised.train as supervised_train
+    from agents.supervised.checkpoint import read_checkpoint
+    from sfgym.cli import main
+
+    rollout_once = supervised_train.rollout
+    calls = []
+
+    def rollout_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return rollout_once(*args, **kwargs)
+
+    monkeypatch.setattr(supervised_train, "rollout", rollout_then_interrupt)
+    run_dir = tmp_path / "run"
+    arguments = ["train", "supervised", "--config", "tiny", "--data", str(toy_dataset), "--set",
+                 "data.max_steps_per_song=12", "--set", "training.epochs=1", "--out", str(run_dir), "--no-progress"]
+    torch.manual_seed(0)  # as the run starts (training.seed 0)
+    untrained = PositionRegressor(TINY_MODEL, TINY_TRUNK).state_dict()
+    assert main(arguments) == 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["epoch"] == 0
+    last = read_checkpoint(run_dir / "last.pt")
+    assert last["run"]["epoch"] == 0 and len(calls) == 1  # stopped after the first batch ...
+    assert any(not torch.equal(value, untrained[key]) for key, value in last["model_state"].items())  # ... kept
+    assert "interrupted after epoch 0" in capsys.readouterr().out
+
+    monkeypatch.undo()
+    assert main(arguments + ["--resume"]) == 0
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "complete" and status["stopped"] == "epochs" and status["epoch"] == 1
+    assert len((run_dir / "history.csv").read_text().strip().splitlines()) == 2
+
+
+def test_a_checkpoint_of_the_earlier_format_still_loads(tmp_path, short_pieces):
+    """Checkpoints written before the one format (their trunk settings in the config's model section)."""
+    model = tiny_model(seed=3)
+    config = SupervisedConfig(model=model.config, trunk=model.trunk.config).to_dict()
+    legacy_model = {**config["model"], "trunk_width": 0.25, "trunk_features": 32, "dropout": 0.0}
+    torch.save({"format": "sfgym-supervised-regressor", "version": 1,
+                "config": {"model": legacy_model, "data": config["data"], "training": config["training"]},
+                "model_state": model.state_dict()}, tmp_path / "old.pt")
+    loaded, loaded_config = load_regressor(tmp_path / "old.pt")
+    assert loaded_config.trunk == TINY_TRUNK and loaded_config.model == TINY_MODEL
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in loaded.state_dict().items())

@@ -9,14 +9,14 @@ import torch
 import yaml
 
 from agents.supervised.data import prepare_song
-from agents.supervised.trunk_pretraining import (ColumnMatcher, OffsetRegressor, TrunkModel, TrunkPretrainingConfig, draw_stretch,
-                                                 load_config, train)
+from agents.networks import TrunkConfig
+from agents.pretraining.train import ColumnMatcher, OffsetRegressor, TrunkPretrainingConfig, draw_stretch, load_config, train
 from sfgym.envs import MSMDFollowEnv
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-TINY = {"model": {"trunk_width": 0.25, "trunk_features": 16},
+TINY = {"trunk": {"width": 0.25, "features": 16, "dropout": 0.0},
         "data": {"segment_frames": 40, "samples_per_segment": 16, "segments_per_batch": 2, "valid_pieces": 1,
                  "valid_samples": 32},
         "training": {"max_steps": 40, "max_minutes": None, "lr": 3e-3, "eval_every_steps": 20, "device": "cpu"}}
@@ -24,7 +24,7 @@ TINY = {"model": {"trunk_width": 0.25, "trunk_features": 16},
 
 def test_stretch_predictions_are_the_trunk_on_the_environments_windows(toy_pieces):
     torch.manual_seed(0)
-    model = OffsetRegressor(TrunkModel(trunk_width=0.25, trunk_features=16)).eval()
+    model = OffsetRegressor(TrunkConfig(width=0.25, features=16, dropout=0.0)).eval()
     piece = toy_pieces[1]
     song = prepare_song(piece)
     frames, starts, targets = draw_stretch(song, 30, 12, 170.0, np.random.default_rng(0))
@@ -48,7 +48,7 @@ def test_stretch_predictions_are_the_trunk_on_the_environments_windows(toy_piece
 
 def test_the_offset_loss_falls_on_a_fixed_stretch(toy_pieces):
     torch.manual_seed(0)
-    model = OffsetRegressor(TrunkModel(trunk_width=0.25, trunk_features=16))
+    model = OffsetRegressor(TrunkConfig(width=0.25, features=16, dropout=0.0))
     song = prepare_song(toy_pieces[1])
     frames, starts, targets = draw_stretch(song, 40, 32, 170.0, np.random.default_rng(1))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -63,7 +63,7 @@ def test_the_offset_loss_falls_on_a_fixed_stretch(toy_pieces):
 
 
 def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_dataset):
-    from agents.rl.extractor import read_supervised_trunk
+    from agents.runs import read_trunk
 
     config = TrunkPretrainingConfig.from_dict({**TINY, "data": {**TINY["data"], "dir": str(toy_dataset)}}, "tiny")
     best = train(config, tmp_path / "run")
@@ -72,14 +72,15 @@ def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_data
     assert best["valid_mae_px"] == min(float(row.split(",")[4]) for row in history[1:])  # best = lowest error
     for name in ("best.pt", "last.pt", "curves.png", "config.yaml"):
         assert (tmp_path / "run" / name).is_file(), name
-    trunk_state, settings = read_supervised_trunk(tmp_path / "run")  # a run directory means its best.pt
+    trunk_state, trunk = read_trunk(tmp_path / "run")  # a run directory means its best.pt
+    settings = trunk.architecture()
     assert settings == {"width": 0.25, "features": 16, "kind": "figure3"}
     assert "joint.0.weight" in trunk_state
     with pytest.raises(ValueError, match="already holds a run"):
         train(config, tmp_path / "run")
 
 
-MATCHING = TrunkModel(trunk_width=0.25, trunk_features=8, trunk_kind="matching", match_frames=4, match_context=2)
+MATCHING = TrunkConfig(width=0.25, features=8, dropout=0.0, kind="matching", match_frames=4, match_context=2)
 
 
 def _jump_to(env, piece, frame: int, centre: float) -> dict[str, np.ndarray]:
@@ -142,14 +143,16 @@ def test_the_matching_loss_falls_and_its_offsets_follow_the_argmax(toy_pieces):
 
 
 def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset, toy_pieces):
-    from agents.rl.extractor import TrunkExtractor, read_supervised_trunk
+    from agents.rl.extractor import TrunkExtractor
+    from agents.runs import read_trunk
     from agents.rl.frozen_trunk import TrunkFeatureTables
 
-    raw = {**TINY, "model": {"trunk_width": 0.25, "trunk_features": 8, "trunk_kind": "matching", "match_frames": 4,
+    raw = {**TINY, "trunk": {"width": 0.25, "features": 8, "dropout": 0.0, "kind": "matching", "match_frames": 4,
                      "match_context": 2},
            "data": {**TINY["data"], "dir": str(toy_dataset), "onset_share": 0.5}}
     train(TrunkPretrainingConfig.from_dict(raw, "tiny"), tmp_path / "run")
-    state, settings = read_supervised_trunk(tmp_path / "run")
+    state, trunk = read_trunk(tmp_path / "run")
+    settings = trunk.architecture()
     assert settings == {"width": 0.25, "features": 8, "kind": "matching", "match_frames": 4, "match_context": 2}
     env = MSMDFollowEnv([toy_pieces[0]], observe_speed=True, reward_threshold=1e9)
     extractor = TrunkExtractor(env.observation_space, dropout=0.0, **settings)
@@ -177,9 +180,9 @@ def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset
     add_arguments(parser)
     trunk_settings = [f"--set=trunk.{key}={value}" for key, value in settings.items()]
     with pytest.raises(ValueError, match="--set trunk.width=0.25 --set trunk.features=8 --set trunk.kind=matching"):
-        main(parser.parse_args(["--config", "configs/rl/tiny.yaml", "--data", str(toy_dataset), "--out",
+        main(parser.parse_args(["--config", "tiny", "--data", str(toy_dataset), "--out",
                                 str(tmp_path / "refused"), "--init-from", str(tmp_path / "run")]))
-    assert main(parser.parse_args(["--config", "configs/rl/tiny.yaml", "--data", str(toy_dataset), "--out",
+    assert main(parser.parse_args(["--config", "tiny", "--data", str(toy_dataset), "--out",
                                    str(tmp_path / "rl"), "--init-from", str(tmp_path / "run"), "--set=frozen_trunk=true",
                                    "--set=env.observe_speed=true", *trunk_settings])) == 0
     follower = load_follower(tmp_path / "rl" / "final_model.zip")
@@ -208,22 +211,96 @@ def test_unknown_keys_and_bad_values_are_rejected_naming_the_file(tmp_path):
     path.write_text(yaml.safe_dump({"data": {"max_offset_px": -1}}))
     with pytest.raises(ValueError, match="'data.max_offset_px' must be positive"):
         load_config(path)
-    path.write_text(yaml.safe_dump({"model": {"trunk_kind": "transformer"}}))
+    path.write_text(yaml.safe_dump({"trunk": {"kind": "transformer"}}))
     with pytest.raises(ValueError, match="trunk.yaml.*unknown trunk kind 'transformer'"):
         load_config(path)
     path.write_text(yaml.safe_dump({"data": {"onset_share": 1.5}}))
     with pytest.raises(ValueError, match="'data.onset_share' must be within 0..1"):
         load_config(path)
-    assert load_config("configs/supervised/trunk_offset.yaml").model.trunk_width == 0.25
-    assert load_config("configs/supervised/trunk_matching.yaml").model.trunk_kind == "matching"
+    assert load_config("trunk_offset").trunk.width == 0.25
+    assert load_config("trunk_matching").trunk.kind == "matching"
 
 
 def test_cli_runs_the_trunk_kind_and_reports_a_bad_key_without_a_traceback(tmp_path, capsys):
     from sfgym.cli import main as sfgym_main
 
     path = tmp_path / "typo.yaml"
-    path.write_text(yaml.safe_dump({"model": {"trunk_widht": 0.5}}))
+    path.write_text(yaml.safe_dump({"trunk": {"widht": 0.5}}))
     assert sfgym_main(["train", "trunk", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
     error = capsys.readouterr().err
-    assert "model.trunk_widht" in error and "typo.yaml" in error and "Traceback" not in error
+    assert "trunk.widht" in error and "typo.yaml" in error and "Traceback" not in error
     assert not (tmp_path / "run").exists()
+
+
+def test_a_budget_that_ends_before_the_first_evaluation_still_saves_the_weights(tmp_path, toy_dataset):
+    from agents.runs import read_trunk
+
+    raw = {**TINY, "data": {**TINY["data"], "dir": str(toy_dataset)},
+           "training": {**TINY["training"], "max_steps": 10_000, "eval_every_steps": 10_000, "max_minutes": 0.02}}
+    best = train(TrunkPretrainingConfig.from_dict(raw, "tiny"), tmp_path / "run", progress=False)
+    assert 0 < best["step"] < 10_000  # evaluated where the budget ended it
+    state, trunk = read_trunk(tmp_path / "run")
+    assert trunk.architecture() == {"width": 0.25, "features": 16, "kind": "figure3"} and state
+    status = yaml.safe_load((tmp_path / "run" / "status.json").read_text())
+    assert (status["state"], status["stopped"]) == ("complete", "time budget")
+
+
+def test_ctrl_c_saves_the_run_and_resume_continues_it(tmp_path, toy_dataset, monkeypatch, capsys):
+    import os
+    import signal
+
+    import agents.pretraining.train as pretraining
+    from sfgym.cli import main as sfgym_main
+
+    validate = pretraining.validate
+
+    def validate_then_interrupt(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(pretraining, "validate", validate_then_interrupt)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "data": {**TINY["data"], "dir": str(toy_dataset)}}))
+    run = tmp_path / "run"
+    assert sfgym_main(["train", "trunk", "--config", str(path), "--out", str(run), "--no-progress"]) == 0
+    status = yaml.safe_load((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["step"] == 20  # stopped at the first evaluation
+    assert sfgym_main(["train", "trunk", "--config", str(path), "--out", str(run)]) == 1
+    assert "pass --resume" in capsys.readouterr().err
+
+    monkeypatch.undo()
+    assert sfgym_main(["train", "trunk", "--resume", "--out", str(run), "--no-progress"]) == 0
+    status = yaml.safe_load((run / "status.json").read_text())
+    assert (status["state"], status["stopped"], status["step"]) == ("complete", "max_steps", 40)
+    history = (run / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["20", "40"]  # continued, not restarted
+
+
+def test_the_progress_bar_shows_the_budget_that_ends_the_run():
+    import io
+
+    from agents.runs import Budget, BudgetProgress
+
+    now = [0.0]
+    budget = Budget(max_minutes=1.0, clock=lambda: now[0])
+    out = io.StringIO()
+    bar = BudgetProgress(100_000, budget, "trunk pre-training", unit="batch", file=out, mininterval=0)
+    now[0] = 30.0
+    bar.update(874)
+    assert bar.fraction() == pytest.approx(0.5)  # the minutes end this run, not the 100000 batches
+    assert "50%" in out.getvalue() and "batch 874/100000, 0.5/1 min" in out.getvalue()
+    steps_only = BudgetProgress(100, Budget(None), "x", file=io.StringIO(), mininterval=0)
+    steps_only.update(25)
+    assert steps_only.fraction() == pytest.approx(0.25)
+
+
+def test_a_pretraining_checkpoint_of_the_earlier_format_still_starts_rl(tmp_path):
+    from agents.runs import read_trunk
+
+    model = ColumnMatcher(MATCHING)
+    torch.save({"format": "sfgym-trunk-pretraining", "metrics": {"step": 1},
+                "config": {"model": {"trunk_width": 0.25, "trunk_features": 8, "dropout": 0.0, "trunk_kind": "matching",
+                                     "match_frames": 4, "match_context": 2}, "data": {}, "training": {}},
+                "model_state": model.state_dict()}, tmp_path / "best.pt")
+    state, trunk = read_trunk(tmp_path)
+    assert trunk == MATCHING and set(state) == set(model.trunk.state_dict())

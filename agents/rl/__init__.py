@@ -10,16 +10,18 @@
 
 Training::
 
-    sfgym train rl --config configs/rl/ppo.yaml --out runs/rl/ppo            # the reference setup (GPU-sized)
-    sfgym train rl --config configs/rl/ppo.yaml --set trunk.width=0.25 ...   # any key: --set KEY.PATH=VALUE
+    sfgym train rl --config ppo --out runs/rl/ppo                            # the reference setup (GPU-sized)
+    sfgym train rl --config ppo --set trunk.width=0.25 ...                   # any key: --set KEY.PATH=VALUE
+    sfgym train rl --resume --out runs/rl/ppo                                # continue an interrupted run
 
 Hybrid training (supervised → RL)
 ---------------------------------
 ``--init-from SUPERVISED_CHECKPOINT`` (a ``best.pt`` or a supervised run directory) copies the
 supervised regressor's trunk into the policy's features extractor before the first step; the heads
 start fresh. ``--freeze-trunk-steps N`` keeps that trunk fixed during the updates on the first N
-steps, so the random heads' first gradients cannot wreck it. The two trunks must have the same
-``width`` and ``features`` (the run refuses to start otherwise and says which ``--set`` to pass);
+steps, so the random heads' first gradients cannot wreck it. The trunk's settings come from the
+checkpoint; a ``trunk`` section that sets them otherwise (``width``, ``features``, ``kind``...) makes
+the run refuse to start, naming both values and what to pass;
 a policy with ``difference_channels`` gets the supervised first convolutions with zero weights for
 the difference channels, so it starts out computing exactly the supervised features.
 

@@ -1,4 +1,5 @@
-"""Training callbacks: validation with the tracking metrics, model selection, checkpoints, trunk freezing.
+"""Training callbacks: validation with the tracking metrics, model selection, checkpoints, trunk freezing,
+the time budget, Ctrl-C and the progress bar.
 
 All callbacks count *environment steps summed over the parallel envs* (SB3's ``num_timesteps``),
 the unit of ``total_timesteps`` and of the learning curve's x axis. Evaluations and checkpoints
@@ -18,6 +19,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.rl.curves import CURVE_CSV, CURVE_PNG, plot_learning_curves, write_curve_csv
 from agents.rl.extractor import set_trunk_trainable
 from agents.rl.follower import RLFollower, save_model
+from agents.runs import Budget, BudgetProgress, StopRequest, json_safe
 from sfgym.data.msmd import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
@@ -53,11 +55,14 @@ class TrackingEvalCallback(BaseCallback):
         seed: the seed of every evaluation episode.
         deployable: turns the training model into the model that is evaluated and saved (for
             ``frozen_trunk`` runs: :func:`agents.rl.frozen_trunk.export_image_model`); default: itself.
+        rows / best: the evaluations of the run this one resumes (its learning curve and best row).
+        spent_s: the seconds that run took (the curve's ``wall_s`` continues from them).
     """
 
     def __init__(self, pieces: Sequence[Piece], run_dir: str | Path, every_steps: int,
                  env_kwargs: dict[str, Any], metadata: dict[str, Any], deterministic: bool = True, seed: int = 0,
-                 deployable: Callable[[Any], Any] | None = None, verbose: int = 0):
+                 deployable: Callable[[Any], Any] | None = None, verbose: int = 0,
+                 rows: Sequence[dict[str, Any]] = (), best: dict[str, Any] | None = None, spent_s: float = 0.0):
         super().__init__(verbose)
         if not pieces:
             raise ValueError("TrackingEvalCallback: no evaluation pieces")
@@ -69,14 +74,17 @@ class TrackingEvalCallback(BaseCallback):
         self.deterministic = deterministic
         self.seed = seed
         self.deployable = deployable or (lambda model: model)
-        self.rows: list[dict[str, Any]] = []
-        self.best: dict[str, Any] | None = None
+        self.rows: list[dict[str, Any]] = list(rows)
+        self.best: dict[str, Any] | None = best
+        self.spent_s = float(spent_s)
         self._next_evaluation = 0
-        self._start_time = time.time()
+        self._start_time = time.time() - self.spent_s
 
     def _on_training_start(self) -> None:
-        self._start_time = time.time()
+        self._start_time = time.time() - self.spent_s
         self._next_evaluation = self.num_timesteps
+        if self.rows and self.every_steps:  # resumed: the next evaluation is the one the run was heading for
+            self._next_evaluation = self.rows[-1]["step"] + self.every_steps
 
     def _on_rollout_start(self) -> None:
         if not self.rows or (self.every_steps and self.num_timesteps >= self._next_evaluation):
@@ -104,7 +112,7 @@ class TrackingEvalCallback(BaseCallback):
         if self._is_best(row):
             self.best = row
             save_model(model, self.run_dir / BEST_MODEL, self.metadata)
-            atomic_write_bytes(self.run_dir / BEST_JSON, (json.dumps(row, indent=2, default=float) + "\n").encode())
+            atomic_write_bytes(self.run_dir / BEST_JSON, (json.dumps(json_safe(row), indent=2) + "\n").encode())
         self.logger.record("eval/best_tr", self.best["tr"])
         write_curve_csv(self.run_dir / CURVE_CSV, self.rows)
         plot_learning_curves([(self.run_dir.name, self.rows)], self.run_dir / CURVE_PNG)
@@ -122,20 +130,28 @@ class TrackingEvalCallback(BaseCallback):
 
 
 class AtomicCheckpointCallback(BaseCallback):
-    """Save ``checkpoints/step_<N>.zip`` every ``every_steps`` (atomically, unlike SB3's own)."""
+    """Save ``checkpoints/step_<N>.zip`` every ``every_steps`` (atomically, unlike SB3's own), and with
+    ``resume_path`` the training model itself there too (what ``--resume`` continues from)."""
 
     def __init__(self, run_dir: str | Path, every_steps: int, metadata: dict[str, Any],
-                 deployable: Callable[[Any], Any] | None = None, verbose: int = 0):
+                 deployable: Callable[[Any], Any] | None = None, verbose: int = 0, resume_path: str | Path | None = None):
         super().__init__(verbose)
         self.deployable = deployable or (lambda model: model)
         self.directory = Path(run_dir) / "checkpoints"
         self.every_steps = int(every_steps)
         self.metadata = metadata
+        self.resume_path = resume_path
         self._next = self.every_steps
+
+    def _on_training_start(self) -> None:
+        while self.every_steps and self._next <= self.num_timesteps:  # a resumed run: the next one due
+            self._next += self.every_steps
 
     def _on_rollout_start(self) -> None:
         if self.every_steps and self.num_timesteps >= self._next:
             path = save_model(self.deployable(self.model), self.directory / f"step_{self.num_timesteps:09d}.zip", self.metadata)
+            if self.resume_path is not None:
+                save_model(self.model, self.resume_path, self.metadata)
             while self._next <= self.num_timesteps:
                 self._next += self.every_steps
             if self.verbose:
@@ -177,26 +193,58 @@ class FreezeTrunkCallback(BaseCallback):
 
 
 class TimeBudgetCallback(BaseCallback):
-    """Stop training once ``minutes`` of wall-clock time are spent (the run still ends normally:
+    """Stop training once the :class:`~agents.runs.Budget` is spent (the run still ends normally:
     final evaluation, final model)."""
 
-    def __init__(self, minutes: float, verbose: int = 0):
+    def __init__(self, budget: Budget, verbose: int = 0):
         super().__init__(verbose)
-        self.seconds = 60.0 * float(minutes)
+        self.budget = budget
         self.stopped_at: int | None = None
-        self._deadline = float("inf")
-
-    def _on_training_start(self) -> None:
-        self._deadline = time.monotonic() + self.seconds
 
     def _on_step(self) -> bool:
-        if time.monotonic() < self._deadline:
+        if not self.budget.spent():
             return True
         self.stopped_at = self.num_timesteps
         if self.verbose:
-            print(f"step {self.num_timesteps}: time budget of {self.seconds / 60:g} min spent, stopping")
+            print(f"step {self.num_timesteps}: time budget of {self.budget.seconds / 60:g} min spent, stopping")
         return False
 
 
-__all__ = ["AtomicCheckpointCallback", "TimeBudgetCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "TrackingEvalCallback",
-           "evaluate_follower"]
+class StopRequestCallback(BaseCallback):
+    """Stop training at the next step once Ctrl-C asked for it (:class:`~agents.runs.StopRequest`); the run
+    then ends normally: final evaluation, final model, the model ``--resume`` continues from."""
+
+    def __init__(self, stop: StopRequest):
+        super().__init__(0)
+        self.stop = stop
+        self.stopped_at: int | None = None
+
+    def _on_step(self) -> bool:
+        if self.stop.requested and self.stopped_at is None:
+            self.stopped_at = self.num_timesteps
+        return not self.stop.requested
+
+
+class ProgressCallback(BaseCallback):
+    """The run's progress bar (:class:`~agents.runs.BudgetProgress`): the share of ``total_timesteps`` or
+    of the time budget spent, whichever ends the run."""
+
+    def __init__(self, total_timesteps: int, budget: Budget):
+        super().__init__(0)
+        self.total_timesteps = int(total_timesteps)
+        self.budget = budget
+        self.bar: BudgetProgress | None = None
+
+    def _on_training_start(self) -> None:
+        self.bar = BudgetProgress(self.total_timesteps, self.budget, "rl training", done=self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+__all__ = ["AtomicCheckpointCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "ProgressCallback",
+           "StopRequestCallback", "TimeBudgetCallback", "TrackingEvalCallback", "evaluate_follower"]

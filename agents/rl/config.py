@@ -14,25 +14,30 @@ against the algorithm's constructor), the environment's keyword arguments (check
     vec_env: subproc          # subproc (one process per env) | dummy (all in this process)
     data: null                # dataset root or split dir; null = the built-in default dataset
     env: {reward_threshold: 170, actions: [-1.0, 0.0, 1.0]}
-    trunk: {features: 512, dropout: 0.0, width: 1.0}   # kind: figure3 | matching, match_frames: 8
+    trunk: {features: 512, dropout: 0.0, width: 1.0}   # agents.networks.TrunkConfig; with init_from
+                              # taken from the checkpoint: set only what you mean to check or override
     hyperparameters:          # keyword arguments of PPO / A2C / RecurrentPPO
       learning_rate: 1.0e-4
       policy_kwargs: {net_arch: {pi: [256], vf: [256]}, activation_fn: elu}
     evaluation: {every_steps: 50000, split: valid, max_pieces: null, deterministic: true}
     checkpoint_every_steps: 200000
-    init_from: null           # supervised checkpoint whose trunk initializes the policy's
+    init_from: null           # checkpoint (supervised or trunk pre-training) whose trunk initializes the policy's
     freeze_trunk_steps: 0     # keep that trunk frozen for the first N steps
     frozen_trunk: false       # keep it frozen for the whole run, its features looked up per piece
                               # (agents.rl.frozen_trunk: ~100x faster steps on a CPU)
     progress_bar: true
 
-Every unknown key is an error that names the key, where it is and the file.
+Every unknown key is an error that names the key, where it is and the file; every value is checked
+(type and range, with the messages of :mod:`agents.config_files` that all trainers share) before a
+run directory is made.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -40,7 +45,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from agents.config_files import apply_overrides, read_yaml_config
+from agents.config_files import (build_section, check_ranges, checked_value, find_config, load_yaml_with_overrides,
+                                 mapping, reject_unknown)
 from agents.networks import TrunkConfig
 
 ALGORITHMS = ("ppo", "a2c", "recurrent_ppo")
@@ -77,18 +83,6 @@ def policy_name(algorithm: str) -> str:
 
 
 @dataclass
-class TrunkSettings:
-    """The parts of :class:`agents.networks.TrunkConfig` not fixed by the observation space."""
-
-    features: int = 512
-    dropout: float = 0.0
-    width: float = 1.0
-    kind: str = "figure3"
-    match_frames: int = 8
-    match_context: int = 0
-
-
-@dataclass
 class EvaluationSettings:
     """Periodic evaluation on held-out pieces (model selection on their tracking ratio).
 
@@ -120,7 +114,7 @@ class RLConfig:
     vec_env: str = "subproc"
     data: str | None = None
     env: dict[str, Any] = field(default_factory=dict)
-    trunk: TrunkSettings = field(default_factory=TrunkSettings)
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     checkpoint_every_steps: int = 0
@@ -130,11 +124,15 @@ class RLConfig:
     progress_bar: bool = True
     source: str = "<memory>"
     """The file the config came from (for error messages); not a YAML key."""
+    trunk_keys: tuple[str, ...] = TrunkConfig.YAML_KEYS
+    """The ``trunk`` keys the file sets (the others come from ``init_from``'s checkpoint); not a YAML key."""
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (without ``source``), as written to a run directory's ``config.yaml``."""
         data = asdict(self)
         data.pop("source")
+        data.pop("trunk_keys")
+        data["trunk"] = self.trunk.settings()
         return data
 
     def algorithm_kwargs(self) -> dict[str, Any]:
@@ -147,23 +145,6 @@ class RLConfig:
             policy_kwargs["optimizer_class"] = OPTIMIZERS[policy_kwargs["optimizer_class"]]
         kwargs["policy_kwargs"] = policy_kwargs
         return kwargs
-
-
-def _reject_unknown(given: dict, known: set[str] | list[str], where: str, source: str) -> None:
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)} "
-            f"in {where}; known keys: {', '.join(sorted(known))}"
-        )
-
-
-def _mapping(value: Any, where: str, source: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{source}: {where} must be a mapping, got {type(value).__name__} {value!r}")
-    return value
 
 
 def _constructor_args(cls, reserved: set[str]) -> set[str]:
@@ -180,11 +161,11 @@ def env_argument_names() -> set[str]:
 def validate_hyperparameters(algorithm: str, hyperparameters: dict, source: str) -> None:
     """Check ``hyperparameters`` against the algorithm's and its policy's constructor signatures."""
     cls = algorithm_class(algorithm)
-    _reject_unknown(hyperparameters, _constructor_args(cls, _RESERVED_ALGORITHM_ARGS),
+    reject_unknown(hyperparameters, _constructor_args(cls, _RESERVED_ALGORITHM_ARGS),
                     f"'hyperparameters' (arguments of {cls.__name__})", source)
-    policy_kwargs = _mapping(hyperparameters.get("policy_kwargs"), "'hyperparameters.policy_kwargs'", source)
+    policy_kwargs = mapping(hyperparameters.get("policy_kwargs"), "'hyperparameters.policy_kwargs'", source)
     policy_cls = cls.policy_aliases[policy_name(algorithm)]
-    _reject_unknown(policy_kwargs, _constructor_args(policy_cls, _RESERVED_POLICY_ARGS),
+    reject_unknown(policy_kwargs, _constructor_args(policy_cls, _RESERVED_POLICY_ARGS),
                     f"'hyperparameters.policy_kwargs' (arguments of {policy_cls.__name__}; the features "
                     "extractor is always the trunk, set in 'trunk')", source)
     for key, table in (("activation_fn", ACTIVATIONS), ("optimizer_class", OPTIMIZERS)):
@@ -193,62 +174,88 @@ def validate_hyperparameters(algorithm: str, hyperparameters: dict, source: str)
                              f"got {policy_kwargs[key]!r}")
 
 
+HYPERPARAMETER_TYPES: dict[str, Any] = {
+    "learning_rate": float, "n_steps": int, "batch_size": int, "n_epochs": int, "gamma": float, "gae_lambda": float,
+    "clip_range": float, "clip_range_vf": float | None, "normalize_advantage": bool, "ent_coef": float,
+    "vf_coef": float, "max_grad_norm": float, "use_sde": bool, "sde_sample_freq": int, "target_kl": float | None,
+    "stats_window_size": int, "rms_prop_eps": float, "use_rms_prop": bool,
+}
+"""The types of the hyperparameters the config checks (the others are checked by SB3 when the model is built)."""
+
+
+def check_hyperparameter_values(algorithm: str, hyperparameters: dict, n_envs: int, source: str) -> dict:
+    """``hyperparameters`` with every value of :data:`HYPERPARAMETER_TYPES` checked (type, range), and a
+    batch no larger than a rollout (``n_steps × n_envs``); a ValueError names the key and the file."""
+    checked = dict(hyperparameters)
+    for key, hint in HYPERPARAMETER_TYPES.items():
+        if key in checked:
+            checked[key] = checked_value(checked[key], hint, f"hyperparameters.{key}", source)
+    h = {f"hyperparameters.{key}": value for key, value in checked.items() if key in HYPERPARAMETER_TYPES}
+    check_ranges(source, positive={key: h.get(key) for key in (
+        "hyperparameters.learning_rate", "hyperparameters.n_steps", "hyperparameters.batch_size",
+        "hyperparameters.n_epochs", "hyperparameters.clip_range", "hyperparameters.max_grad_norm",
+        "hyperparameters.target_kl", "hyperparameters.rms_prop_eps", "hyperparameters.stats_window_size")},
+        non_negative={key: h.get(key) for key in ("hyperparameters.ent_coef", "hyperparameters.vf_coef")},
+        unit_interval={key: h.get(key) for key in ("hyperparameters.gamma", "hyperparameters.gae_lambda")})
+    defaults = inspect.signature(algorithm_class(algorithm).__init__).parameters
+    if "batch_size" in defaults:
+        n_steps = checked.get("n_steps", defaults["n_steps"].default)
+        batch_size = checked.get("batch_size", defaults["batch_size"].default)
+        if batch_size > n_steps * n_envs:
+            raise ValueError(f"{source}: 'hyperparameters.batch_size' must not exceed a rollout, n_steps × n_envs "
+                             f"= {n_steps} × {n_envs} = {n_steps * n_envs}, got {batch_size}")
+    return checked
+
+
 def config_from_dict(raw: Any, source: str = "<memory>") -> RLConfig:
     """Validate a parsed YAML mapping into an :class:`RLConfig`."""
-    raw = copy.deepcopy(_mapping(raw, "the config", source))
-    top_level = {f.name for f in fields(RLConfig)} - {"source"}
-    _reject_unknown(raw, top_level, "the top level", source)
+    raw = copy.deepcopy(mapping(raw, "the config", source))
+    hints = typing.get_type_hints(RLConfig)
+    top_level = {f.name for f in fields(RLConfig)} - {"source", "trunk_keys"}
+    reject_unknown(raw, top_level, "the top level", source)
     for required in ("algorithm", "total_timesteps"):
         if required not in raw:
             raise ValueError(f"{source}: missing required key {required!r}")
-    algorithm = raw["algorithm"]
+    sections = {"trunk", "evaluation", "env", "hyperparameters"}
+    values = {key: checked_value(value, hints[key], key, source) for key, value in raw.items() if key not in sections}
+    algorithm = values["algorithm"]
     if algorithm not in ALGORITHMS:
         raise ValueError(f"{source}: unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
 
-    trunk = _mapping(raw.pop("trunk", None), "'trunk'", source)
-    _reject_unknown(trunk, {f.name for f in fields(TrunkSettings)}, "'trunk'", source)
-    evaluation = _mapping(raw.pop("evaluation", None), "'evaluation'", source)
-    _reject_unknown(evaluation, {f.name for f in fields(EvaluationSettings)}, "'evaluation'", source)
-    env = _mapping(raw.pop("env", None), "'env'", source)
-    _reject_unknown(env, env_argument_names(), "'env' (arguments of MSMDFollowEnv)", source)
-    hyperparameters = _mapping(raw.pop("hyperparameters", None), "'hyperparameters'", source)
+    trunk = mapping(raw.get("trunk"), "'trunk'", source)
+    values["trunk"] = build_section(TrunkConfig, trunk, "trunk", source, TrunkConfig.YAML_KEYS)
+    values["trunk_keys"] = tuple(key for key in TrunkConfig.YAML_KEYS if key in trunk)
+    values["evaluation"] = build_section(EvaluationSettings, raw.get("evaluation"), "evaluation", source)
+    env = mapping(raw.get("env"), "'env'", source)
+    reject_unknown(env, env_argument_names(), "'env' (arguments of MSMDFollowEnv)", source)
+    hyperparameters = mapping(raw.get("hyperparameters"), "'hyperparameters'", source)
     validate_hyperparameters(algorithm, hyperparameters, source)
-
-    config = RLConfig(**raw, env=env, trunk=TrunkSettings(**trunk), hyperparameters=hyperparameters,
-                      evaluation=EvaluationSettings(**evaluation), source=source)
+    config = RLConfig(**values, env=env, hyperparameters=hyperparameters, source=source)
     _check_values(config)
+    config.hyperparameters = check_hyperparameter_values(algorithm, hyperparameters, config.n_envs, source)
     return config
 
 
 def _check_values(config: RLConfig) -> None:
     source = config.source
-    for name in ("total_timesteps", "n_envs"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{source}: {name} must be a positive integer, got {value!r}")
-    for name, value in (("checkpoint_every_steps", config.checkpoint_every_steps),
-                        ("freeze_trunk_steps", config.freeze_trunk_steps),
-                        ("evaluation.every_steps", config.evaluation.every_steps)):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{source}: {name} must be a non-negative integer, got {value!r}")
-    if config.max_minutes is not None and (isinstance(config.max_minutes, bool)
-                                           or not isinstance(config.max_minutes, (int, float))
-                                           or config.max_minutes <= 0):
-        raise ValueError(f"{source}: max_minutes must be a positive number or null, got {config.max_minutes!r}")
-    if config.torch_threads is not None and (not isinstance(config.torch_threads, int) or config.torch_threads < 1):
-        raise ValueError(f"{source}: torch_threads must be a positive integer or null, got {config.torch_threads!r}")
+    check_ranges(source, positive={"total_timesteps": config.total_timesteps, "n_envs": config.n_envs,
+                                   "max_minutes": config.max_minutes, "torch_threads": config.torch_threads},
+                 non_negative={"checkpoint_every_steps": config.checkpoint_every_steps,
+                               "freeze_trunk_steps": config.freeze_trunk_steps,
+                               "evaluation.every_steps": config.evaluation.every_steps,
+                               "evaluation.max_pieces": config.evaluation.max_pieces})
+    if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise ValueError(f"{source}: 'device' must be one of ['auto', 'cpu', 'cuda'], got {config.device!r}")
     if config.vec_env not in ("subproc", "dummy"):
         raise ValueError(f"{source}: vec_env must be 'subproc' or 'dummy', got {config.vec_env!r}")
     if config.env.get("action_type", "discrete") != "discrete":
         raise ValueError(f"{source}: env.action_type must be 'discrete' for the RL velocity agents, "
                          f"got {config.env['action_type']!r}")
-    try:
-        TrunkConfig(**asdict(config.trunk))  # its own checks of kind and match settings
-    except ValueError as error:
-        raise ValueError(f"{source}: trunk: {error}") from None
+    if config.freeze_trunk_steps and not config.init_from:
+        raise ValueError(f"{source}: freeze_trunk_steps needs init_from (the checkpoint whose trunk is frozen)")
     if config.frozen_trunk:
         if not config.init_from:
-            raise ValueError(f"{source}: frozen_trunk needs init_from (the supervised checkpoint whose trunk is frozen)")
+            raise ValueError(f"{source}: frozen_trunk needs init_from (the checkpoint whose trunk is frozen)")
         if config.algorithm == "recurrent_ppo":
             raise ValueError(f"{source}: frozen_trunk supports ppo and a2c, not recurrent_ppo")
         if config.env.get("difference_channels") or not config.env.get("observe_speed"):
@@ -259,13 +266,35 @@ def _check_values(config: RLConfig) -> None:
                              "drop freeze_trunk_steps")
 
 
+def with_checkpoint_trunk(config: RLConfig) -> RLConfig:
+    """``config`` with the trunk of its ``init_from`` checkpoint (:func:`agents.runs.read_trunk`): the
+    checkpoint decides every trunk setting the config's ``trunk`` section leaves out; a setting the
+    section gives that changes the weights' shapes must agree (the error names both values and what to
+    pass); ``dropout`` may differ."""
+    if not config.init_from:
+        return config
+    from agents.runs import read_trunk
+
+    _, trunk = read_trunk(config.init_from)
+    architecture = trunk.architecture()
+    given = {key: getattr(config.trunk, key) for key in config.trunk_keys}
+    if any(key in given and given[key] != value for key, value in architecture.items()):
+        fix = " ".join(f"--set trunk.{name}={value}" for name, value in architecture.items())
+        raise ValueError(
+            f"{config.init_from}: the checkpoint's trunk has {', '.join(f'{k} {v}' for k, v in architecture.items())} "
+            f"but {config.source} asks for {', '.join(f'{k} {given.get(k)}' for k in architecture)}; pass {fix} "
+            "or leave those keys out of the config's trunk section (and the same to any run you compare it with)")
+    merged = dataclasses.replace(trunk, dropout=given["dropout"]) if "dropout" in given else trunk
+    return dataclasses.replace(config, trunk=merged, trunk_keys=TrunkConfig.YAML_KEYS)
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RLConfig:
-    """Read an RL config file, apply ``--set`` style ``overrides`` and validate it."""
-    raw = read_yaml_config(path, "RL config")
-    source = f"{path} with --set" if overrides else str(path)
-    return config_from_dict(apply_overrides(_mapping(raw, "the config", str(path)), overrides or []), source=source)
+    """Read an RL config file (a path, or a shipped config's name), apply ``--set`` style ``overrides``
+    and validate it."""
+    raw, source = load_yaml_with_overrides(find_config(path, "rl"), overrides, "RL config")
+    return config_from_dict(raw, source=source)
 
 
-__all__ = ["ACTIVATIONS", "ALGORITHMS", "apply_overrides", "EvaluationSettings", "OPTIMIZERS", "RLConfig", "TrunkSettings",
-           "algorithm_class", "config_from_dict", "env_argument_names", "load_config", "policy_name",
-           "validate_hyperparameters"]
+__all__ = ["ACTIVATIONS", "ALGORITHMS", "EvaluationSettings", "HYPERPARAMETER_TYPES", "OPTIMIZERS", "RLConfig",
+           "algorithm_class", "check_hyperparameter_values", "config_from_dict", "env_argument_names", "load_config",
+           "policy_name", "validate_hyperparameters", "with_checkpoint_trunk"]

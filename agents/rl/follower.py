@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.runs import resolve_checkpoint
 from sfgym.data.msmd import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
@@ -45,22 +46,9 @@ def save_model(model, path: str | Path, metadata: dict[str, Any] | None = None) 
     return Path(path)
 
 
-def resolve_model_path(path: str | Path) -> Path:
-    """A model file, or the best (else final) model of a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        for name in MODEL_FILES:
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"{path}: run directory holds no model ({' or '.join(MODEL_FILES)})")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: RL model not found")
-    return path
-
-
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The ``sfgym_metadata`` of a saved model, read from the zip without loading the model."""
-    path = resolve_model_path(path)
+    path = resolve_checkpoint(path, MODEL_FILES, what="model")
     try:
         with zipfile.ZipFile(path) as archive:
             data = json.loads(archive.read("data"))
@@ -186,12 +174,11 @@ def load_follower(path: str | Path, *, stochastic: bool = False, device: str | t
     """Load a model saved by ``sfgym train rl`` (a ``.zip``, or a run directory: its best model) as a follower."""
     from agents.rl.config import algorithm_class
 
-    path = resolve_model_path(path)
+    path = resolve_checkpoint(path, MODEL_FILES, what="model")
     metadata = read_metadata(path)
     model = algorithm_class(metadata["algorithm"]).load(path, device=device)
     return RLFollower(model, name=name or metadata["algorithm"], stochastic=stochastic,
                       env_kwargs=metadata.get("env", {}))
 
 
-__all__ = ["METADATA_KEY", "MODEL_FILES", "RLFollower", "load_follower", "read_metadata", "resolve_model_path",
-           "save_model"]
+__all__ = ["METADATA_KEY", "MODEL_FILES", "RLFollower", "load_follower", "read_metadata", "save_model"]

@@ -31,7 +31,6 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from agents.networks import MatchingTrunk, MultimodalTrunk
 from agents.rl.extractor import SPEED_KEY, append_speed, policy_trunks
-from agents.sliding import score_features_every_start, spectrogram_features_every_frame
 from sfgym.data.piece import Piece
 from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
 
@@ -42,9 +41,10 @@ class TrunkFeatureTables:
     """A frozen trunk's branch features for every frame and every score-window start of each piece.
 
     Spectrogram tables are kept per performance (piece name), score tables per sheet (performances
-    of one score share its sheet, found by content hash). Built on first use. The joint layer is
-    linear before its activation, so each table holds its branch's share of it already projected:
-    a step's features are ``ELU(spectrogram_part[frame] + score_part[start])``, a few microseconds.
+    of one score share its sheet, found by content hash). Built on first use; what a table holds is the
+    trunk kind's own (:meth:`~agents.networks.Trunk.spectrogram_table`, :meth:`~agents.networks.Trunk.score_table`):
+    for the figure-3 trunk each branch's share of the joint layer, already projected, so that a step's
+    features are ``ELU(spectrogram_part[frame] + score_part[start])``, a few microseconds.
 
     Args:
         trunk: the frozen trunk (one input channel: no ``difference_channels``).
@@ -77,42 +77,15 @@ class TrunkFeatureTables:
         return self._tables[piece.name]
 
     def _spectrogram_table(self, piece: Piece) -> np.ndarray:
-        """Per frame: the spectrogram's share of the joint layer (bias included), or the sound embedding."""
-        trunk = self.trunk
-        if isinstance(trunk, MatchingTrunk):
-            heard, window = trunk.config.match_frames, trunk.config.spectrogram_shape[2]
-            # env frame f observes frames f - window .. f - 1 (zeros before the first): it hears the last `heard`
-            padded = np.zeros((piece.spectrogram.shape[0], window + piece.n_frames), dtype=np.float32)
-            padded[:, window:] = piece.spectrogram
-            frames = torch.from_numpy(padded).unfold(1, heard, 1)[:, window - heard:].permute(1, 0, 2)  # (T + 1, 78, heard)
-            return trunk.sound_embeddings(frames).numpy()
-        joint = self._joint_linear()
-        spectrogram = torch.from_numpy(np.ascontiguousarray(piece.spectrogram, dtype=np.float32))
-        return (spectrogram_features_every_frame(trunk, spectrogram) @ joint.weight[:, : trunk.config.features].T
-                + joint.bias).numpy()
+        return self.trunk.spectrogram_table(torch.from_numpy(np.ascontiguousarray(piece.spectrogram, dtype=np.float32)))
 
     def _score_table(self, strip: torch.Tensor) -> np.ndarray:
-        """Per window start: the score's share of the joint layer; or per strip column: its embedding."""
-        if isinstance(self.trunk, MatchingTrunk):
-            return self.trunk.column_embeddings(strip[None])[0].numpy()
-        joint = self._joint_linear()
-        return (score_features_every_start(self.trunk, strip) @ joint.weight[:, self.trunk.config.features :].T).numpy()
+        return self.trunk.score_table(strip)
 
     def features(self, piece: Piece, frame: int, score_start: int) -> np.ndarray:
         """The trunk's output (float32 ``(F,)``) at ``frame`` with the score window at ``score_start``."""
         spectrogram_part, score_part = self.tables(piece)
-        if isinstance(self.trunk, MatchingTrunk):  # softmax over the window's columns of column · sound
-            logits = score_part[score_start : score_start + self.trunk.features_dim] @ spectrogram_part[frame]
-            probabilities = np.exp(logits - logits.max())
-            return probabilities / probabilities.sum()
-        before_activation = spectrogram_part[frame] + score_part[score_start]
-        return np.where(before_activation > 0, before_activation, np.expm1(np.minimum(before_activation, 0)))
-
-    def _joint_linear(self) -> torch.nn.Linear:
-        linear, activation = self.trunk.joint  # MultimodalTrunk.joint = Linear → ELU (alpha 1)
-        if not isinstance(linear, torch.nn.Linear) or not isinstance(activation, torch.nn.ELU) or activation.alpha != 1.0:
-            raise ValueError(f"TrunkFeatureTables expects the trunk's joint layer to be Linear → ELU, got {self.trunk.joint}")
-        return linear
+        return self.trunk.tabled_features(spectrogram_part[frame], score_part, score_start)
 
 
 class FrozenTrunkObservations(gym.Wrapper):

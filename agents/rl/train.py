@@ -2,20 +2,23 @@
 
 One YAML config per run (:mod:`agents.rl.config`); a run directory receives::
 
-    config.yaml               the resolved config (after command-line overrides)
+    config.yaml               the resolved config (after command-line overrides), written first
+    status.json               running, interrupted (Ctrl-C: --resume continues it) or complete
     best_model.zip            the model with the best validation TR (model selection)
     best.json                 its step and validation metrics
-    final_model.zip           the model after the last step
+    final_model.zip           the model after the last step (also when interrupted)
+    last_model.zip            the training model itself (at every checkpoint and at the end): --resume
     learning_curve.csv/.png   validation TR (and TUE, error) against environment steps
     checkpoints/step_N.zip    periodic checkpoints (checkpoint_every_steps)
     tensorboard/              TensorBoard logs, when tensorboard is installed
 
 Every model file loads as a follower with :func:`agents.rl.load_follower`.
 
-Hybrid training: ``--init-from SUPERVISED_CHECKPOINT`` copies a supervised follower's trunk into the
-policy's features extractor before the first step, and ``--freeze-trunk-steps N`` keeps it fixed
-for the first N steps, so that the freshly initialized heads do not wreck it with their first,
-noisy gradients. ``frozen_trunk: true`` keeps it fixed for the whole run and trains the heads on
+Hybrid training: ``--init-from CHECKPOINT`` copies the trunk of a supervised follower or a trunk
+pre-training run into the policy's features extractor before the first step (the trunk's settings
+come from the checkpoint; the config's ``trunk`` section only overrides ``dropout`` or checks), and
+``--freeze-trunk-steps N`` keeps it fixed for the first N steps, so that the freshly initialized
+heads do not wreck it with their first, noisy gradients. ``frozen_trunk: true`` keeps it fixed for the whole run and trains the heads on
 its features looked up per piece (:mod:`agents.rl.frozen_trunk`); the saved models are ordinary
 image-observation models all the same.
 """
@@ -23,41 +26,39 @@ image-observation models all the same.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
+import multiprocessing
+import signal
 import time
 import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, TimeBudgetCallback,
-                                 TrackingEvalCallback)
-from agents.rl.config import RLConfig, algorithm_class, policy_name
-from agents.rl.extractor import TrunkExtractor, check_trunk_settings, load_supervised_trunk
+from agents import runs
+from agents.config_files import apply_overrides, find_config, read_yaml_config
+from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, ProgressCallback, StopRequestCallback,
+                                 TimeBudgetCallback, TrackingEvalCallback, BEST_JSON)
+from agents.rl.config import RLConfig, algorithm_class, config_from_dict, policy_name, with_checkpoint_trunk
+from agents.rl.curves import read_curve_csv
+from agents.rl.extractor import TrunkExtractor, load_supervised_trunk
 from agents.rl.follower import save_model
-from sfgym.data.msmd import atomic_write_bytes, load_canonical_first
+from agents.runs import Budget, RunDirectory, StopRequest
+from sfgym.data.msmd import load_canonical_first
 from sfgym.data.piece import Piece
 
+TRAINER = "rl"
 FINAL_MODEL = "final_model.zip"
+LAST_MODEL = "last_model.zip"
+"""The training model itself (for a frozen-trunk run: the one on looked-up features): what --resume loads."""
+RESUMABLE_KEYS = ("total_timesteps", "max_minutes", "device", "torch_threads", "data", "vec_env", "progress_bar",
+                  "checkpoint_every_steps")
+"""Config keys a resumed run may change (budgets and where it runs); any other difference is an error."""
 
 
 # ---------------------------------------------------------------------------- building blocks
-def resolve_data(config: RLConfig) -> Path:
-    """The dataset root (or split dir) of a config; the default dataset (built once) when unset."""
-    if config.data is not None:
-        path = Path(config.data).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"{config.source}: data directory {path} does not exist")
-        return path
-    from sfgym.data.dataset import default_dataset_dir
-
-    return default_dataset_dir()
-
-
 def make_training_env(config: RLConfig, data: Path, tables=None):
     """``n_envs`` seeded, Monitor-wrapped copies of the environment on the train split.
 
@@ -67,8 +68,6 @@ def make_training_env(config: RLConfig, data: Path, tables=None):
     """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
-    from sfgym.envs import MSMDFollowEnv
 
     if config.vec_env == "dummy":
         env_kwargs = {**config.env, "data": load_canonical_first(data, "train")}
@@ -81,8 +80,18 @@ def make_training_env(config: RLConfig, data: Path, tables=None):
         from agents.rl.frozen_trunk import FrozenTrunkObservations
 
         wrapper = {"wrapper_class": FrozenTrunkObservations, "wrapper_kwargs": {"tables": tables}}
-    return make_vec_env(MSMDFollowEnv, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
+    return make_vec_env(_environment, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
                         vec_env_cls=vec_env_cls, **wrapper)
+
+
+def _environment(**kwargs):
+    """An ``MSMDFollowEnv``; in a worker process of a ``subproc`` run, one that ignores Ctrl-C (the main
+    process stops the run and saves it; the workers must live until it has)."""
+    from sfgym.envs import MSMDFollowEnv
+
+    if multiprocessing.current_process().name != "MainProcess":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return MSMDFollowEnv(**kwargs)
 
 
 def build_model(config: RLConfig, env, tensorboard_log: str | None = None, tabled_trunk: bool = False):
@@ -95,7 +104,7 @@ def build_model(config: RLConfig, env, tensorboard_log: str | None = None, table
         kwargs["policy_kwargs"].update(features_extractor_class=TrunkFeaturesExtractor)
     else:
         kwargs["policy_kwargs"].update(features_extractor_class=TrunkExtractor,
-                                       features_extractor_kwargs=dataclasses.asdict(config.trunk))
+                                       features_extractor_kwargs=config.trunk.settings())
     cls = algorithm_class(config.algorithm)
     return cls(policy_name(config.algorithm), env, seed=config.seed, device=config.device,
                tensorboard_log=tensorboard_log, verbose=0, **kwargs)
@@ -103,7 +112,7 @@ def build_model(config: RLConfig, env, tensorboard_log: str | None = None, table
 
 def model_metadata(config: RLConfig) -> dict[str, Any]:
     """What :func:`agents.rl.follower.load_follower` needs besides the weights."""
-    return {"algorithm": config.algorithm, "env": config.env, "trunk": dataclasses.asdict(config.trunk),
+    return {"algorithm": config.algorithm, "env": config.env, "trunk": config.trunk.settings(),
             "init_from": config.init_from, "frozen_trunk": config.frozen_trunk, "seed": config.seed}
 
 
@@ -112,67 +121,88 @@ def default_run_dir(config: RLConfig) -> Path:
     return Path("runs") / "rl" / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def _write_yaml(path: Path, data: dict) -> None:
-    plain = json.loads(json.dumps(data))  # tuples → lists: plain YAML
-    atomic_write_bytes(path, yaml.safe_dump(plain, sort_keys=False).encode())
-
-
 # ---------------------------------------------------------------------------- training
-def train(config: RLConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Train per ``config`` into ``run_dir``; returns a summary (best and final validation metrics)."""
-    run_dir = Path(run_dir)
-    if config.freeze_trunk_steps and not config.init_from:
-        raise ValueError(f"{config.source}: freeze_trunk_steps needs init_from (a supervised checkpoint to freeze)")
-    if config.init_from:  # fail now, before any data is loaded, if the trunks cannot match
-        check_trunk_settings(config.init_from, dataclasses.asdict(config.trunk), config.source)
-    if (run_dir / FINAL_MODEL).exists():
-        raise ValueError(f"{run_dir}: already holds a finished run; choose another --out")
-    if config.torch_threads is not None:
-        # On a small shared CPU, torch's default (one thread per core) oversubscribes it badly.
-        import torch
+def train(config: RLConfig, run_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train per ``config`` into ``run_dir`` (``resume``: continue the run there); returns a summary (best
+    and final validation metrics).
 
-        torch.set_num_threads(config.torch_threads)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_yaml(run_dir / "config.yaml", config.to_dict())
+    Ctrl-C stops the run at the next step; it is then evaluated and saved like a finished one (final
+    model, ``last_model.zip``) and marked interrupted."""
+    run = RunDirectory(run_dir, TRAINER, finished_markers=(FINAL_MODEL,))
+    config = with_checkpoint_trunk(config)  # fail now, before anything is written, if the trunks cannot match
+    previous = _resumed_run(run, config) if resume else {}
+    runs.setup_torch(None, config.device, config.torch_threads)  # threads; and a GPU asked for must be there
+    run.start(config.to_dict(), resume, resume_from=LAST_MODEL)
 
-    data = resolve_data(config)
+    data = runs.data_root(config.data, config.source)
     evaluation = config.evaluation
     eval_pieces = load_canonical_first(data, evaluation.split, evaluation.max_pieces)
-    tensorboard_log = str(run_dir / "tensorboard") if importlib.util.find_spec("tensorboard") else None
+    tensorboard_log = str(run / "tensorboard") if importlib.util.find_spec("tensorboard") else None
     deployable, tables = None, None
     if config.frozen_trunk:
         deployable, tables = _frozen_trunk_setup(config, eval_pieces)
     env = make_training_env(config, data, tables)
     try:
-        model = build_model(config, env, tensorboard_log, tabled_trunk=config.frozen_trunk)
-        if config.init_from and not config.frozen_trunk:
-            load_supervised_trunk(model.policy, config.init_from)
+        if resume:
+            model = algorithm_class(config.algorithm).load(run / LAST_MODEL, env=env, device=config.device,
+                                                           tensorboard_log=tensorboard_log)
+        else:
+            model = build_model(config, env, tensorboard_log, tabled_trunk=config.frozen_trunk)
+            if config.init_from and not config.frozen_trunk:
+                load_supervised_trunk(model.policy, config.init_from)
         metadata = model_metadata(config)
-        callbacks = [
-            TrackingEvalCallback(eval_pieces, run_dir, every_steps=evaluation.every_steps, env_kwargs=config.env,
-                                 metadata=metadata, deterministic=evaluation.deterministic, seed=config.seed,
-                                 deployable=deployable, verbose=1),
-        ]
-        if config.checkpoint_every_steps:
-            callbacks.append(AtomicCheckpointCallback(run_dir, config.checkpoint_every_steps, metadata,
-                                                      deployable=deployable))
-        if config.freeze_trunk_steps:
-            callbacks.append(FreezeTrunkCallback(config.freeze_trunk_steps, verbose=1))
-        if config.max_minutes:
-            callbacks.append(TimeBudgetCallback(config.max_minutes, verbose=1))
-
-        start = time.time()
-        model.learn(total_timesteps=config.total_timesteps, callback=callbacks, progress_bar=config.progress_bar,
-                    tb_log_name="run")
-        save_model(model if deployable is None else deployable(model), run_dir / FINAL_MODEL, metadata)
+        budget = Budget(config.max_minutes, spent_s=previous.get("elapsed_s", 0.0))
+        with StopRequest() as stop:
+            evaluator = TrackingEvalCallback(
+                eval_pieces, run.path, every_steps=evaluation.every_steps, env_kwargs=config.env, metadata=metadata,
+                deterministic=evaluation.deterministic, seed=config.seed, deployable=deployable, verbose=1,
+                rows=previous.get("rows", ()), best=previous.get("best"), spent_s=budget.elapsed_s)
+            time_budget, interruption = TimeBudgetCallback(budget, verbose=1), StopRequestCallback(stop)
+            callbacks = [evaluator, time_budget, interruption]
+            if config.checkpoint_every_steps:
+                callbacks.append(AtomicCheckpointCallback(run.path, config.checkpoint_every_steps, metadata,
+                                                          deployable=deployable, resume_path=run / LAST_MODEL))
+            if config.freeze_trunk_steps:
+                callbacks.append(FreezeTrunkCallback(config.freeze_trunk_steps, verbose=1))
+            if config.progress_bar:
+                callbacks.append(ProgressCallback(config.total_timesteps, budget))
+            start = time.time()
+            model.learn(total_timesteps=max(config.total_timesteps - model.num_timesteps, 0), callback=callbacks,
+                        tb_log_name="run", reset_num_timesteps=not resume)
+        save_model(model if deployable is None else deployable(model), run / FINAL_MODEL, metadata)
+        save_model(model, run / LAST_MODEL, metadata)
     finally:
         env.close()
 
-    evaluator = callbacks[0]
     summary = {"steps": int(model.num_timesteps), "seconds": round(time.time() - start, 1),
                "best": evaluator.best, "final": evaluator.rows[-1]}
-    atomic_write_bytes(run_dir / "summary.json", (json.dumps(summary, indent=2, default=float) + "\n").encode())
+    run.write_json("summary.json", summary)
+    if interruption.stopped_at is not None:
+        run.mark(runs.INTERRUPTED, steps=summary["steps"], elapsed_s=budget.elapsed_s)
+        print(f"interrupted at step {summary['steps']}; continue with --resume --out {run.path}")
+    else:
+        stopped = "time budget" if time_budget.stopped_at is not None else "total_timesteps"
+        run.mark(runs.COMPLETE, stopped=stopped, steps=summary["steps"], elapsed_s=budget.elapsed_s)
     return summary
+
+
+def _resumed_run(run: RunDirectory, config: RLConfig) -> dict[str, Any]:
+    """What the run in ``run`` left for ``--resume``: its evaluations, best row and time spent; an error
+    when there is nothing to resume or ``config`` differs from the run's beyond :data:`RESUMABLE_KEYS`."""
+    if not (run / LAST_MODEL).is_file():
+        raise FileNotFoundError(f"{run.path}: nothing to resume (no {LAST_MODEL}); start the run without --resume")
+    saved = with_checkpoint_trunk(config_from_dict(read_yaml_config(run / runs.CONFIG), str(run / runs.CONFIG)))
+    before, now = saved.to_dict(), config.to_dict()
+    differences = [f"{key}: {before[key]!r} != {now[key]!r}" for key in before
+                   if before[key] != now[key] and key not in RESUMABLE_KEYS]
+    if differences:
+        raise ValueError(f"{run / runs.CONFIG}: the run was started with another config; a resumed run may change "
+                         f"only {', '.join(RESUMABLE_KEYS)}. Differences (run vs now): {'; '.join(differences)}")
+    status = run.status() or {}
+    best = json.loads((run / BEST_JSON).read_text()) if (run / BEST_JSON).is_file() else None
+    counts = ("step", "onsets", "onsets_reached", "runs")  # read back as floats: written as they were
+    rows = [{key: int(value) if key in counts else value for key, value in row.items()} for row in read_curve_csv(run.path)]
+    return {"rows": rows, "best": best, "elapsed_s": float(status.get("elapsed_s") or 0.0)}
 
 
 def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
@@ -201,11 +231,13 @@ def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train rl``."""
-    parser.add_argument("--config", required=True, help="RL config YAML (configs/rl/ppo.yaml, a2c.yaml, "
-                                                        "recurrent_ppo.yaml, tiny.yaml)")
-    parser.add_argument("--out", help="run directory (default: runs/rl/<config>-<date-time>)")
-    parser.add_argument("--init-from", metavar="SUPERVISED_CHECKPOINT",
-                        help="initialize the policy's trunk from a supervised follower's checkpoint")
+    runs.add_run_arguments(parser, TRAINER, out_help="run directory (default: runs/rl/<config>-<date-time>)",
+                           resume_help="continue the run in --out (interrupted, or with a raised budget) from its "
+                                       "last_model.zip",
+                           set_example="trunk.dropout=0.0 --set hyperparameters.n_steps=32")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="initialize the policy's trunk from a supervised or trunk pre-training checkpoint "
+                             "(a best.pt or its run directory); the trunk's settings come with it")
     parser.add_argument("--freeze-trunk-steps", type=int, metavar="N",
                         help="with --init-from: keep the loaded trunk frozen for the first N steps")
     parser.add_argument("--total-timesteps", type=int, metavar="N", help="override the config's total_timesteps")
@@ -213,41 +245,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after M minutes of wall-clock time (override the config's max_minutes)")
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--device", help="override the config's device (auto, cpu, cuda)")
-    parser.add_argument("--data", help="override the config's dataset root / split directory")
     parser.add_argument("--n-envs", type=int, help="override the config's number of parallel environments")
     parser.add_argument("--torch-threads", type=int, metavar="N", help="override the config's torch_threads")
     parser.add_argument("--vec-env", choices=("subproc", "dummy"),
                         help="override the config's vec_env (dummy: all envs in this process)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override any config value (repeatable), e.g. --set trunk.width=0.5 "
-                             "--set hyperparameters.n_steps=32")
 
 
 def config_from_arguments(args: argparse.Namespace) -> RLConfig:
-    """The config file with the ``--set`` overrides and the options of :func:`add_arguments` applied,
-    validated once, as a whole (an option may satisfy what another needs, e.g. ``--init-from`` for
-    ``--set frozen_trunk=true``)."""
-    from agents.config_files import apply_overrides, read_yaml_config
-    from agents.rl.config import config_from_dict
-
+    """The config file (with ``--resume`` and no ``--config``: the run's own) with the ``--set`` overrides and
+    the options of :func:`add_arguments` applied, validated once, as a whole (an option may satisfy what
+    another needs, e.g. ``--init-from`` for ``--set frozen_trunk=true``)."""
+    if getattr(args, "config", None) is not None:
+        path = find_config(args.config, TRAINER)
+    elif getattr(args, "resume", False) and getattr(args, "out", None):
+        path = Path(args.out) / runs.CONFIG
+    else:
+        raise ValueError("--config is required (e.g. --config ppo_frozen)")
     set_overrides = getattr(args, "overrides", None) or []
-    raw = apply_overrides(read_yaml_config(args.config, "RL config"), set_overrides)
+    raw = apply_overrides(read_yaml_config(path, "RL config"), set_overrides)
     options = {name: getattr(args, name, None) for name in
                ("init_from", "freeze_trunk_steps", "total_timesteps", "seed", "device", "data", "n_envs",
                 "vec_env", "torch_threads", "max_minutes")}
     raw.update({name: value for name, value in options.items() if value is not None})
     if getattr(args, "no_progress", False):
         raw["progress_bar"] = False
-    return config_from_dict(raw, source=f"{args.config} with --set" if set_overrides else str(args.config))
+    return config_from_dict(raw, source=f"{path} with --set" if set_overrides else str(path))
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train rl`` with parsed ``args``."""
+    if getattr(args, "resume", False) and not getattr(args, "out", None):
+        raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
     config = config_from_arguments(args)
     run_dir = Path(args.out) if getattr(args, "out", None) else default_run_dir(config)
     print(f"training {config.algorithm} for {config.total_timesteps} steps into {run_dir}")
-    summary = train(config, run_dir)
+    summary = train(config, run_dir, resume=getattr(args, "resume", False))
     best = summary["best"]
     print(f"done in {summary['seconds']:.0f} s: best valid TR {best['tr']:.3f} at step {best['step']} "
           f"({run_dir / 'best_model.zip'}); learning curve in {run_dir / 'learning_curve.png'}")

@@ -1,24 +1,25 @@
 """The configuration of a supervised training run, read from YAML with every key checked.
 
-A config file has three sections, each a dataclass below: ``model`` (:class:`ModelConfig`), ``data``
+A config file has four sections, each a dataclass: ``model`` (:class:`ModelConfig`), ``trunk``
+(:class:`agents.networks.TrunkConfig`, the same section in every trainer's config), ``data``
 (:class:`DataConfig`) and ``training`` (:class:`TrainingConfig`). Keys left out take the defaults
 written here; an unknown key, a value of the wrong type or a choice that does not exist raises a
-``ValueError`` that names the key and the file. ``--set section.key=value`` on the command line
-overrides single values with the same checks (see :func:`apply_overrides`).
+``ValueError`` that names the key and the file (the checks of :mod:`agents.config_files`, shared by
+every trainer). ``--set section.key=value`` on the command line overrides single values with the same
+checks (see :func:`apply_overrides`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from agents.config_files import apply_overrides, read_yaml_config
+from agents.config_files import apply_overrides, build_sections, check_ranges, read_yaml_config
+from agents.networks import MultimodalTrunk, TrunkConfig
 
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
@@ -26,7 +27,7 @@ TARGETS = ("absolute", "relative")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The regressor: shared trunk → recurrent core → linear head.
+    """The regressor on top of the shared trunk (the ``trunk`` section): recurrent core → linear head.
 
     Attributes:
         cell: recurrent core: ``srn`` (Elman RNN, tanh), ``gru`` or ``lstm``.
@@ -36,9 +37,6 @@ class ModelConfig:
             ``relative`` — the offset of the true x from the centre of the current score window (the
             model's previous estimate), in units of ``offset_scale_px``.
         offset_scale_px: native sheet pixels per unit of a relative target (256 = half the window).
-        trunk_width: multiplies the trunk's channel counts (1.0 = the paper's Figure 3).
-        trunk_features: units of the trunk's dense layers (512 in the paper).
-        dropout: dropout of the trunk (0.2 in the paper).
     """
 
     cell: Literal["srn", "gru", "lstm"] = "lstm"
@@ -46,9 +44,6 @@ class ModelConfig:
     num_layers: int = 2
     target: Literal["absolute", "relative"] = "relative"
     offset_scale_px: float = 256.0
-    trunk_width: float = 1.0
-    trunk_features: int = 512
-    dropout: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -126,64 +121,44 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class SupervisedConfig:
-    """A whole run's configuration (the YAML file's three sections)."""
+    """A whole run's configuration (the YAML file's four sections)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "trunk": self.trunk.settings()}
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<config>") -> "SupervisedConfig":
         """Build and check a config from nested dicts (as read from YAML)."""
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{source}: a config must be a mapping with sections {_section_names()}, "
-                             f"got {type(raw).__name__}")
-        sections = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = [key for key in raw if key not in sections]
-        if unknown:
-            raise ValueError(f"{source}: unknown section '{unknown[0]}' (known sections: {_section_names()})")
-        values = {}
-        for name, section_field in sections.items():
-            section_type = _section_type(section_field)
-            values[name] = _build_section(section_type, raw.get(name), name, source)
-        config = cls(**values)
+        config = cls(**build_sections(cls, raw, source))
         config.check(source)
         return config
 
     def check(self, source: str = "<config>") -> None:
         """Cross-field checks (each field's type is checked when the config is built)."""
-        positive = {"model.hidden_size": self.model.hidden_size, "model.num_layers": self.model.num_layers,
-                    "model.offset_scale_px": self.model.offset_scale_px, "model.trunk_width": self.model.trunk_width,
-                    "model.trunk_features": self.model.trunk_features, "data.cache_size": self.data.cache_size,
-                    "data.songs_per_epoch": self.data.songs_per_epoch, "training.epochs": self.training.epochs,
-                    "training.batch_songs": self.training.batch_songs, "training.tbptt_steps": self.training.tbptt_steps,
-                    "training.lr": self.training.lr}
-        optional_positive = {"data.max_steps_per_song": self.data.max_steps_per_song,
-                             "data.valid_max_songs": self.data.valid_max_songs,
-                             "training.max_minutes": self.training.max_minutes,
-                             "training.grad_clip": self.training.grad_clip,
-                             "training.patience": self.training.patience,
-                             "training.num_threads": self.training.num_threads}
-        positive.update({k: v for k, v in optional_positive.items() if v is not None})
-        for key, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{source}: '{key}' must be positive, got {value}")
-        for key, value in {"training.jump_penalty": self.training.jump_penalty,
-                           "training.estimate_noise_px": self.training.estimate_noise_px,
-                           "training.weight_decay": self.training.weight_decay,
-                           "training.max_centre_error_px": self.training.max_centre_error_px}.items():
-            if value < 0:
-                raise ValueError(f"{source}: '{key}' must not be negative, got {value}")
-        if self.model.target == "absolute" and self.data.random_start:
+        m, d, t = self.model, self.data, self.training
+        check_ranges(source, positive={
+            "model.hidden_size": m.hidden_size, "model.num_layers": m.num_layers,
+            "model.offset_scale_px": m.offset_scale_px, "data.cache_size": d.cache_size,
+            "data.songs_per_epoch": d.songs_per_epoch, "data.max_steps_per_song": d.max_steps_per_song,
+            "data.valid_max_songs": d.valid_max_songs, "training.epochs": t.epochs,
+            "training.max_minutes": t.max_minutes, "training.batch_songs": t.batch_songs,
+            "training.tbptt_steps": t.tbptt_steps, "training.lr": t.lr, "training.grad_clip": t.grad_clip,
+            "training.patience": t.patience, "training.num_threads": t.num_threads,
+        }, non_negative={
+            "training.jump_penalty": t.jump_penalty, "training.estimate_noise_px": t.estimate_noise_px,
+            "training.weight_decay": t.weight_decay, "training.max_centre_error_px": t.max_centre_error_px,
+        })
+        if self.trunk.kind != MultimodalTrunk.KIND:
+            raise ValueError(f"{source}: 'trunk.kind' must be {MultimodalTrunk.KIND!r} for a position regressor (it reads "
+                             f"the trunk's joint features), got {self.trunk.kind!r}")
+        if m.target == "absolute" and d.random_start:
             raise ValueError(f"{source}: 'data.random_start: true' needs 'model.target: relative' (an absolute "
                              "model can only know where it is from the song's beginning); set it to false")
-        if not 0.0 <= self.model.dropout < 1.0:
-            raise ValueError(f"{source}: 'model.dropout' must be in [0, 1), got {self.model.dropout}")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> SupervisedConfig:
@@ -212,56 +187,6 @@ def config_differences(a: SupervisedConfig, b: SupervisedConfig) -> list[str]:
     da, db = a.to_dict(), b.to_dict()
     return [f"{section}.{key}: {da[section][key]!r} != {db[section][key]!r}"
             for section in da for key in da[section] if da[section][key] != db[section][key]]
-
-
-# ---------------------------------------------------------------------------- checking helpers
-def _section_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(SupervisedConfig)]
-
-
-def _section_type(section_field: dataclasses.Field) -> type:
-    hints = typing.get_type_hints(SupervisedConfig)
-    return hints[section_field.name]
-
-
-def _build_section(section_type: type, raw: Any, section: str, source: str):
-    if raw is None:
-        return section_type()
-    if not isinstance(raw, dict):
-        raise ValueError(f"{source}: section '{section}' must be a mapping, got {type(raw).__name__}")
-    fields = {f.name for f in dataclasses.fields(section_type)}
-    hints = typing.get_type_hints(section_type)
-    values = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise ValueError(f"{source}: unknown key '{section}.{key}' "
-                             f"(known keys in '{section}': {', '.join(sorted(fields))})")
-        values[key] = _checked_value(value, hints[key], f"{section}.{key}", source)
-    return section_type(**values)
-
-
-def _checked_value(value: Any, hint: Any, key: str, source: str) -> Any:
-    """``value`` converted to ``hint`` (int → float allowed), or a ValueError naming the key."""
-    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
-    if value is None:
-        if type(None) in allowed:
-            return None
-        raise ValueError(f"{source}: '{key}' must not be null")
-    for option in allowed:
-        if typing.get_origin(option) is Literal:
-            if value in typing.get_args(option):
-                return value
-            raise ValueError(f"{source}: '{key}' must be one of {list(typing.get_args(option))}, got {value!r}")
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, str):
-            return value
-    names = " or ".join("null" if a is type(None) else getattr(a, "__name__", str(a)) for a in allowed)
-    raise ValueError(f"{source}: '{key}' must be {names}, got {value!r}")
 
 
 __all__ = ["CELLS", "DataConfig", "ModelConfig", "SupervisedConfig", "TARGETS", "TrainingConfig",

@@ -113,7 +113,8 @@ class RegressorFollower(Follower):
 
 def load_follower(path: str | Path, name: str | None = None, device: torch.device | str = "cpu") -> RegressorFollower:
     """A :class:`RegressorFollower` from a checkpoint file or a run directory (its ``best.pt``)."""
-    from agents.supervised.checkpoint import load_regressor, resolve_checkpoint
+    from agents.runs import resolve_checkpoint
+    from agents.supervised.checkpoint import load_regressor
 
     path = resolve_checkpoint(path)
     model, config = load_regressor(path, device=device)

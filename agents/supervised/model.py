@@ -31,13 +31,16 @@ class PositionRegressor(nn.Module):
 
     Args:
         config: the model section of a :class:`~agents.supervised.config.SupervisedConfig`.
+        trunk: its trunk section (a figure-3 trunk: the regressor reads its joint features).
     """
 
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    def __init__(self, config: ModelConfig = ModelConfig(), trunk: TrunkConfig | None = None):
         super().__init__()
         self.config = config
-        self.trunk = MultimodalTrunk(TrunkConfig(features=config.trunk_features, dropout=config.dropout,
-                                                 width=config.trunk_width))
+        trunk = trunk or TrunkConfig()
+        if trunk.kind != MultimodalTrunk.KIND:
+            raise ValueError(f"a position regressor needs a '{MultimodalTrunk.KIND}' trunk, got trunk.kind {trunk.kind!r}")
+        self.trunk = MultimodalTrunk(trunk)
         cell = _CELLS[config.cell]
         extra = {"nonlinearity": "tanh"} if config.cell == "srn" else {}
         self.core = cell(input_size=self.trunk.features_dim, hidden_size=config.hidden_size,
@@ -101,7 +104,7 @@ class PositionRegressor(nn.Module):
 
     def describe(self) -> str:
         c = self.config
-        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target, trunk width {c.trunk_width:g}, "
+        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target, trunk width {self.trunk.config.width:g}, "
                 f"{sum(p.numel() for p in self.parameters()) / 1e6:.2f} M parameters")
 
 

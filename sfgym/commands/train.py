@@ -24,7 +24,7 @@ KINDS = {
 }
 """Training kinds with their one-line help."""
 
-MODULES = {"supervised": "agents.supervised.train", "rl": "agents.rl.train", "trunk": "agents.supervised.trunk_pretraining"}
+MODULES = {"supervised": "agents.supervised.train", "rl": "agents.rl.train", "trunk": "agents.pretraining.train"}
 """The module that trains each kind."""
 
 

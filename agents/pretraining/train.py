@@ -5,12 +5,13 @@ the centre of its score window. This trainer teaches the trunk exactly that, fra
 no recurrence to lean on: a sample is a frame of a performance and a score window centred up to
 ``max_offset_px`` away from the true position. Nothing but the pairing of audio and notation can
 solve it — unlike a recurrent regressor, which can lower its loss by learning a typical speed. The
-trunk then starts an RL run (``sfgym train rl --init-from RUN_DIR``, frozen with
-``configs/rl/ppo_matching.yaml`` or ``configs/rl/ppo_frozen.yaml``). Two trunks, two objectives:
+trunk then starts an RL run (``sfgym train rl --init-from RUN_DIR``, frozen with the shipped configs
+``ppo_matching`` or ``ppo_frozen``). Two trunks, two objectives (each trunk class's
+:meth:`~agents.networks.Trunk.pretraining_model`):
 
-- ``trunk_kind: figure3`` (the paper's :class:`~agents.networks.MultimodalTrunk`, ``trunk_offset.yaml``):
+- ``trunk.kind: figure3`` (the paper's :class:`~agents.networks.MultimodalTrunk`, config ``trunk_offset``):
   a linear head regresses the offset (in units of ``max_offset_px``; mean squared error).
-- ``trunk_kind: matching`` (:class:`~agents.networks.MatchingTrunk`, ``trunk_matching.yaml``): the
+- ``trunk.kind: matching`` (:class:`~agents.networks.MatchingTrunk`, config ``trunk_matching``): the
   trunk's own output, a distribution over the window's columns, is trained to name the true column
   (cross-entropy); the reported offset is that of its most probable column.
 
@@ -19,63 +20,41 @@ a batch is a few stretches, and every sample of a stretch slices its features fr
 over the whole stretch (:func:`agents.sliding.branch_at_every_window` for the figure-3 trunk; the
 matching trunk embeds the strip's columns once), about 20x less work than running the trunk per window.
 
-A run directory receives ``config.yaml``, ``best.pt`` (the best validation error; the format of a
-supervised checkpoint as far as ``--init-from`` reads it: ``model_state`` with ``trunk.*`` and
-``config.model``), ``last.pt``, ``history.csv`` and ``curves.png`` (train and valid error per
-evaluation). The whole loop is in :func:`train`.
+A run directory (:class:`agents.runs.RunDirectory`) receives ``config.yaml``, ``best.pt`` (the best
+validation error; what ``--init-from`` reads: the trunk's weights and its ``trunk`` settings),
+``last.pt`` (everything ``--resume`` needs), ``history.csv``, ``curves.png`` (train and valid error per
+evaluation) and ``status.json``. A run whose budget ends between evaluations, or that is interrupted
+(Ctrl-C), is evaluated and saved first. The whole loop is in :func:`train`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from agents.config_files import apply_overrides, read_yaml_config
-from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig, default_device
+from agents import runs
+from agents.config_files import apply_overrides, build_sections, check_ranges, find_config, load_yaml_with_overrides
+from agents.networks import TRUNK_KINDS, MatchingTrunk, MultimodalTrunk, TrunkConfig
+from agents.runs import BEST, LAST, Budget, BudgetProgress, RunDirectory, StopRequest
 from agents.sliding import branch_at_every_window, score_features_every_start
-from agents.supervised.config import _build_section
 from agents.supervised.data import (SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
                                    score_window_start)
 
-FORMAT = "sfgym-trunk-pretraining"
+TRAINER = "trunk"
 HISTORY_COLUMNS = ("step", "samples", "wall_s", "train_mae_px", "valid_mae_px", "valid_r2")
+RESUMABLE_KEYS = ("training.max_steps", "training.max_minutes", "training.device", "training.num_threads")
+"""Config keys a resumed run may change; any other difference is an error."""
 
 
 # ---------------------------------------------------------------------------- configuration
-@dataclass(frozen=True)
-class TrunkModel:
-    """The trunk (see :class:`agents.networks.TrunkConfig`); RL must use the same settings.
-
-    ``trunk_kind`` picks the trunk and with it the objective: ``figure3`` regresses the offset with a
-    linear head on the paper's trunk; ``matching`` (:class:`~agents.networks.MatchingTrunk`) classifies
-    which window column the sound is written in (cross-entropy), its features being those very
-    probabilities. Both report the same offset error (for ``matching``: of the most probable column).
-    """
-
-    trunk_width: float = 0.25
-    trunk_features: int = 128
-    dropout: float = 0.0
-    trunk_kind: str = "figure3"
-    match_frames: int = 8
-    match_context: int = 0
-
-    def trunk_config(self) -> TrunkConfig:
-        return TrunkConfig(features=self.trunk_features, dropout=self.dropout, width=self.trunk_width,
-                           kind=self.trunk_kind, match_frames=self.match_frames, match_context=self.match_context)
-
-
 @dataclass(frozen=True)
 class TrunkData:
     """Samples: ``segments_per_batch`` stretches of ``segment_frames`` frames, each from a random
@@ -113,56 +92,46 @@ class TrunkTraining:
 
 @dataclass(frozen=True)
 class TrunkPretrainingConfig:
-    model: TrunkModel = field(default_factory=TrunkModel)
+    """A trunk pre-training run: the ``trunk`` (:class:`~agents.networks.TrunkConfig`, the same section
+    as in the RL config it starts), ``data`` and ``training`` sections."""
+
+    trunk: TrunkConfig = field(default_factory=TrunkConfig)
     data: TrunkData = field(default_factory=TrunkData)
     training: TrunkTraining = field(default_factory=TrunkTraining)
 
     @classmethod
     def from_dict(cls, raw: Any, source: str) -> "TrunkPretrainingConfig":
-        raw = raw or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{source}: a config must be a mapping with sections model, data, training")
-        unknown = sorted(set(raw) - {"model", "data", "training"})
-        if unknown:
-            raise ValueError(f"{source}: unknown section '{unknown[0]}' (known sections: model, data, training)")
-        config = cls(model=_build_section(TrunkModel, raw.get("model"), "model", source),
-                     data=_build_section(TrunkData, raw.get("data"), "data", source),
-                     training=_build_section(TrunkTraining, raw.get("training"), "training", source))
-        positive = {"model.trunk_width": config.model.trunk_width, "model.trunk_features": config.model.trunk_features,
-                    "data.segment_frames": config.data.segment_frames,
-                    "data.samples_per_segment": config.data.samples_per_segment,
-                    "data.segments_per_batch": config.data.segments_per_batch,
-                    "data.max_offset_px": config.data.max_offset_px, "data.valid_pieces": config.data.valid_pieces,
-                    "data.valid_samples": config.data.valid_samples, "training.max_steps": config.training.max_steps,
-                    "training.lr": config.training.lr, "training.eval_every_steps": config.training.eval_every_steps}
-        for key, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{source}: '{key}' must be positive, got {value!r}")
-        if not 0.0 <= config.data.onset_share <= 1.0:
-            raise ValueError(f"{source}: 'data.onset_share' must be within 0..1, got {config.data.onset_share!r}")
-        try:
-            config.model.trunk_config()
-        except ValueError as error:
-            raise ValueError(f"{source}: model: {error}") from None
+        """Build and check a config from nested dicts (as read from YAML)."""
+        config = cls(**build_sections(cls, raw, source))
+        d, t = config.data, config.training
+        check_ranges(source, positive={
+            "data.segment_frames": d.segment_frames, "data.samples_per_segment": d.samples_per_segment,
+            "data.segments_per_batch": d.segments_per_batch, "data.max_offset_px": d.max_offset_px,
+            "data.valid_pieces": d.valid_pieces, "data.valid_samples": d.valid_samples,
+            "training.max_steps": t.max_steps, "training.max_minutes": t.max_minutes, "training.lr": t.lr,
+            "training.grad_clip": t.grad_clip, "training.eval_every_steps": t.eval_every_steps,
+            "training.num_threads": t.num_threads,
+        }, unit_interval={"data.onset_share": d.onset_share})
         return config
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "trunk": self.trunk.settings()}
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrunkPretrainingConfig:
-    raw = apply_overrides(read_yaml_config(path, "trunk pre-training config"), overrides or [])
-    return TrunkPretrainingConfig.from_dict(raw, source=f"{path} with --set" if overrides else str(path))
+    """Read a YAML config file (a path, or a shipped config's name), apply ``--set`` overrides and check it."""
+    raw, source = load_yaml_with_overrides(find_config(path, TRAINER), overrides, "trunk pre-training config")
+    return TrunkPretrainingConfig.from_dict(raw, source=source)
 
 
 # ---------------------------------------------------------------------------- the models and their batches
 class OffsetRegressor(nn.Module):
     """The figure-3 trunk and a linear head: the window's offset from the truth, in units of max_offset_px."""
 
-    def __init__(self, model: TrunkModel):
+    def __init__(self, trunk: TrunkConfig):
         super().__init__()
-        self.trunk = MultimodalTrunk(model.trunk_config())
-        self.head = nn.Linear(model.trunk_features, 1)
+        self.trunk = MultimodalTrunk(trunk)
+        self.head = nn.Linear(trunk.features, 1)
 
     def forward_stretch(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
         """Predictions for the windows at ``frames`` (env frames) and score ``starts`` of one song, each
@@ -195,9 +164,9 @@ class OffsetRegressor(nn.Module):
 class ColumnMatcher(nn.Module):
     """A :class:`~agents.networks.MatchingTrunk` trained to say which window column the sound is written in."""
 
-    def __init__(self, model: TrunkModel):
+    def __init__(self, trunk: TrunkConfig):
         super().__init__()
-        self.trunk = MatchingTrunk(model.trunk_config())
+        self.trunk = MatchingTrunk(trunk)
         self.centre_column = SCORE_COLUMNS // 2 - self.trunk.margin  # the feature of the window's centre
 
     def forward_stretch(self, song: PreparedSong, frames: np.ndarray, starts: np.ndarray) -> torch.Tensor:
@@ -257,27 +226,34 @@ def draw_stretch(song: PreparedSong, n_frames: int, n_samples: int, max_offset_p
     return frames, starts, (offsets / max_offset_px).astype(np.float32)
 
 
+def pretraining_model(trunk: TrunkConfig) -> OffsetRegressor | ColumnMatcher:
+    """The model that pre-trains a trunk of this config's kind (its class's
+    :meth:`~agents.networks.Trunk.pretraining_model`: :class:`OffsetRegressor` or :class:`ColumnMatcher`)."""
+    return TRUNK_KINDS[trunk.kind].pretraining_model(trunk)
+
+
 # ---------------------------------------------------------------------------- the training loop
-def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]:
-    """Train per ``config`` into ``run_dir``; returns the best validation row."""
-    from tqdm import tqdm
+def train(config: TrunkPretrainingConfig, run_dir: str | Path, *, resume: bool = False,
+          progress: bool = True) -> dict[str, Any] | None:
+    """Train per ``config`` into ``run_dir`` (``resume``: continue the run there); returns the best
+    validation row (None when no step was made).
 
-    from sfgym.data.msmd import atomic_write_bytes, load_canonical_first
-    from sfgym.data.dataset import default_dataset_dir
+    The run ends after ``training.max_steps`` batches or ``training.max_minutes``, or at Ctrl-C; it is
+    then evaluated (unless it just was) and saved, so that no trained step is lost."""
+    from sfgym.data.msmd import load_canonical_first
 
-    run_dir = Path(run_dir)
-    if (run_dir / "last.pt").exists():
-        raise ValueError(f"{run_dir}: already holds a run; choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
+    run = RunDirectory(run_dir, TRAINER, finished_markers=(LAST,))
     t, d = config.training, config.data
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
-    device = default_device() if t.device == "auto" else torch.device(t.device)
-    torch.manual_seed(t.seed)
+    device = runs.setup_torch(t.seed, t.device, t.num_threads)
     rng = np.random.default_rng(t.seed)
+    model = pretraining_model(config.trunk).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
+    state: dict[str, Any] = {"step": 0, "history": [], "best": None, "train_errors": [], "elapsed_s": 0.0}
+    if resume:
+        state = _restore(run.path, config, model, optimizer, rng)
+    run.start(config.to_dict(), resume)
 
-    data = Path(d.dir).expanduser() if d.dir else default_dataset_dir()
+    data = runs.data_root(d.dir, "data.dir")
     train_songs = [prepare_song(piece) for piece in load_canonical_first(data, d.train_split)]
     valid_songs = [prepare_song(piece) for piece in load_canonical_first(data, d.valid_split, d.valid_pieces)]
     valid_rng = np.random.default_rng(12345)  # the same validation samples in every run
@@ -285,50 +261,86 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
     valid_set = [(song, *draw_stretch(song, song.piece.n_frames, per_song, d.max_offset_px, valid_rng))
                  for song in valid_songs]
 
-    model = (ColumnMatcher if config.model.trunk_kind == "matching" else OffsetRegressor)(config.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    started, train_errors, step = time.time(), [], 0
-    progress = tqdm(total=t.max_steps, desc="trunk pre-training", unit="batch", mininterval=10)
-    while step < t.max_steps and (t.max_minutes is None or time.time() - started < 60 * t.max_minutes):
-        model.train()
-        losses, predictions, targets = [], [], []
-        for _ in range(d.segments_per_batch):
-            song = train_songs[int(rng.integers(len(train_songs)))]
-            frames, starts, target = draw_stretch(song, d.segment_frames, d.samples_per_segment, d.max_offset_px,
-                                                 rng, d.onset_share)
-            loss, predicted = model.stretch_loss(song, frames, starts, target, d.max_offset_px)
-            losses.append(loss)
-            predictions.append(predicted)
-            targets.append(torch.from_numpy(target).to(device))
-        prediction, target = torch.cat(predictions), torch.cat(targets)
-        loss = torch.stack(losses).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        if t.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        train_errors.append(float((prediction - target).abs().mean()) * d.max_offset_px)
-        step += 1
-        progress.update()
-        if step % t.eval_every_steps == 0 or step == t.max_steps:
-            row = {"step": step, "samples": step * d.segments_per_batch * d.samples_per_segment,
-                   "wall_s": round(time.time() - started, 1), "train_mae_px": float(np.mean(train_errors)),
-                   **validate(model, valid_set, d.max_offset_px)}
-            train_errors = []
-            history.append(row)
-            progress.set_postfix(valid_mae_px=f"{row['valid_mae_px']:.1f}", r2=f"{row['valid_r2']:.2f}")
-            save_checkpoint(run_dir / "last.pt", model, config, row)
-            if best is None or row["valid_mae_px"] < best["valid_mae_px"]:
-                best = row
-                save_checkpoint(run_dir / "best.pt", model, config, row)
-            write_history(run_dir, history, d.max_offset_px)
-    progress.close()
-    if best is None:
-        raise RuntimeError(f"{run_dir}: the budget ended before the first evaluation "
-                           f"(training.eval_every_steps={t.eval_every_steps})")
-    return best
+    def evaluate_and_save() -> dict[str, Any]:
+        row = {"step": state["step"], "samples": state["step"] * d.segments_per_batch * d.samples_per_segment,
+               "wall_s": round(budget.elapsed_s, 1), "train_mae_px": float(np.mean(state["train_errors"] or [np.nan])),
+               **validate(model, valid_set, d.max_offset_px)}
+        state["train_errors"] = []
+        state["history"].append(row)
+        if state["best"] is None or row["valid_mae_px"] < state["best"]["valid_mae_px"]:
+            state["best"] = row
+            run.save_checkpoint(BEST, model, config.to_dict(), config.trunk, metrics=row)
+        _save_last(run, model, optimizer, config, state, rng, budget)
+        write_history(run, state["history"], d.max_offset_px)
+        return row
+
+    budget = Budget(t.max_minutes, spent_s=state["elapsed_s"])
+    bar = BudgetProgress(t.max_steps, budget, "trunk pre-training", unit="batch", done=state["step"],
+                         enabled=progress, mininterval=10)
+    with StopRequest() as stop:
+        while state["step"] < t.max_steps and not budget.spent() and not stop.requested:
+            model.train()
+            losses, predictions, targets = [], [], []
+            for _ in range(d.segments_per_batch):
+                song = train_songs[int(rng.integers(len(train_songs)))]
+                frames, starts, target = draw_stretch(song, d.segment_frames, d.samples_per_segment, d.max_offset_px,
+                                                     rng, d.onset_share)
+                loss, predicted = model.stretch_loss(song, frames, starts, target, d.max_offset_px)
+                losses.append(loss)
+                predictions.append(predicted)
+                targets.append(torch.from_numpy(target).to(device))
+            prediction, target = torch.cat(predictions), torch.cat(targets)
+            loss = torch.stack(losses).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            if t.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            state["train_errors"].append(float((prediction - target).abs().mean()) * d.max_offset_px)
+            state["step"] += 1
+            if state["step"] % t.eval_every_steps == 0 or state["step"] == t.max_steps:
+                row = evaluate_and_save()
+                bar.update(state["step"], valid_mae_px=f"{row['valid_mae_px']:.1f}", r2=f"{row['valid_r2']:.2f}")
+            else:
+                bar.update(state["step"])
+        interrupted = stop.requested
+    bar.close()
+    if state["step"] and (not state["history"] or state["history"][-1]["step"] != state["step"]):
+        evaluate_and_save()  # the budget (or Ctrl-C) ended the run between evaluations: keep its last steps
+    else:
+        _save_last(run, model, optimizer, config, state, rng, budget)
+    if interrupted:
+        run.mark(runs.INTERRUPTED, step=state["step"])
+    else:
+        run.mark(runs.COMPLETE, stopped="max_steps" if state["step"] >= t.max_steps else "time budget",
+                 step=state["step"])
+    return state["best"]
+
+
+def _save_last(run: RunDirectory, model, optimizer, config: TrunkPretrainingConfig, state: dict[str, Any], rng,
+               budget: Budget) -> None:
+    state["elapsed_s"] = budget.elapsed_s
+    run.save_checkpoint(LAST, model, config.to_dict(), config.trunk, optimizer=optimizer.state_dict(),
+                        numpy_rng=rng.bit_generator.state, torch_rng=torch.get_rng_state(), run=state,
+                        metrics=state["history"][-1] if state["history"] else None)
+
+
+def _restore(run_dir: Path, config: TrunkPretrainingConfig, model, optimizer, rng) -> dict[str, Any]:
+    """The run state of ``run_dir``'s ``last.pt``, its weights, optimizer and random states loaded."""
+    payload = runs.read_checkpoint(runs.resolve_checkpoint(run_dir, (LAST,)), trainer=TRAINER)
+    saved = TrunkPretrainingConfig.from_dict(payload["config"], f"{payload['path']} (its config)").to_dict()
+    now = config.to_dict()
+    differences = [f"{section}.{key}: {saved[section][key]!r} != {now[section][key]!r}"
+                   for section in saved for key in saved[section]
+                   if saved[section][key] != now[section][key] and f"{section}.{key}" not in RESUMABLE_KEYS]
+    if differences:
+        raise ValueError(f"{payload['path']}: the run was started with another config; a resumed run may change "
+                         f"only {', '.join(RESUMABLE_KEYS)}. Differences (run vs now): {'; '.join(differences)}")
+    model.load_state_dict(payload["model_state"])
+    optimizer.load_state_dict(payload["optimizer"])
+    rng.bit_generator.state = payload["numpy_rng"]
+    torch.set_rng_state(payload["torch_rng"])
+    return dict(payload["run"])
 
 
 @torch.no_grad()
@@ -346,31 +358,10 @@ def validate(model: OffsetRegressor | ColumnMatcher, valid_set, max_offset_px: f
     return {"valid_mae_px": float((prediction - target).abs().mean()) * max_offset_px, "valid_r2": r2}
 
 
-def save_checkpoint(path: Path, model: nn.Module, config: TrunkPretrainingConfig, row: dict[str, Any]) -> None:
-    """Atomically, in the layout ``--init-from`` reads (``model_state`` with ``trunk.*``, ``config.model``)."""
-    from sfgym.data.msmd import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "config": config.to_dict(), "metrics": row,
-                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def write_history(run_dir: Path, history: list[dict[str, Any]], max_offset_px: float) -> None:
+def write_history(run: RunDirectory, history: list[dict[str, Any]], max_offset_px: float) -> None:
     """``history.csv`` and ``curves.png`` (train and valid error against samples)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sfgym.data.msmd import atomic_write_bytes
-
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_bytes(run_dir / "history.csv", text.getvalue().encode())
-    figure, axis = plt.subplots(figsize=(7, 4))
+    run.write_history(history, HISTORY_COLUMNS)
+    figure, axis = runs.plot_figure(figsize=(7, 4))
     samples = [row["samples"] for row in history]
     axis.plot(samples, [row["train_mae_px"] for row in history], label="train")
     axis.plot(samples, [row["valid_mae_px"] for row in history], label="valid")
@@ -382,27 +373,38 @@ def write_history(run_dir: Path, history: list[dict[str, Any]], max_offset_px: f
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110)
-    plt.close(figure)
-    atomic_write_bytes(run_dir / "curves.png", image.getvalue())
+    run.write_figure(figure, dpi=110)
 
 
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train trunk``."""
-    parser.add_argument("--config", required=True, help="YAML config (configs/supervised/trunk_offset.yaml)")
-    parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config value (repeatable), e.g. --set training.max_minutes=5")
+    runs.add_run_arguments(parser, TRAINER, out_help="run directory (required)",
+                           resume_help="continue the run in --out from its last.pt",
+                           set_example="training.max_minutes=5")
 
 
 def main(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
-    best = train(config, args.out)
+    """Run ``sfgym train trunk`` with parsed arguments; prints the best validation error."""
+    if args.out is None:
+        raise ValueError("--out RUN_DIR is required")
+    overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
+    if args.config is not None:
+        config = load_config(args.config, overrides)
+    elif args.resume:  # the run's own config, with any --set applied
+        payload = runs.read_checkpoint(runs.resolve_checkpoint(args.out, (LAST,)), trainer=TRAINER)
+        config = TrunkPretrainingConfig.from_dict(apply_overrides(payload["config"], overrides),
+                                                  f"{payload['path']} with --set")
+    else:
+        raise ValueError("--config is required (e.g. --config trunk_matching)")
+    best = train(config, args.out, resume=args.resume, progress=not getattr(args, "no_progress", False))
+    if best is None:
+        print(f"no step made; nothing to report ({args.out})")
+        return 0
     print(f"best valid offset error {best['valid_mae_px']:.1f} px (R² {best['valid_r2']:.2f}) at step {best['step']}; "
           f"{Path(args.out) / 'best.pt'} initializes RL with --init-from")
     return 0
 
 
-__all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config", "main", "train"]
+__all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
+           "main", "pretraining_model", "train"]
