@@ -350,7 +350,7 @@ def write_report(evaluation: Evaluation, pieces: Sequence[Piece], out_dir: str |
 
     from tqdm.auto import tqdm
 
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

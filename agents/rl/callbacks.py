@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.rl.curves import CURVE_CSV, CURVE_PNG, plot_learning_curves, write_curve_csv
 from agents.rl.extractor import set_trunk_trainable
 from agents.rl.follower import RLFollower, save_model
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
 from sfgym.evaluation import run_episode

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
 

@@ -39,7 +39,8 @@ from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, 
 from agents.rl.config import RLConfig, algorithm_class, policy_name
 from agents.rl.extractor import TrunkExtractor, check_trunk_settings, load_supervised_trunk
 from agents.rl.follower import save_model
-from sfgym.data.msmd import atomic_write_bytes, load_canonical_first
+from sfgym.data.msmd import load_canonical_first
+from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece
 
 FINAL_MODEL = "final_model.zip"

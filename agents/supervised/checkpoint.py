@@ -28,7 +28,7 @@ LAST = "last.pt"
 
 def save_checkpoint(path: str | Path, model: PositionRegressor, config: SupervisedConfig, **extra: Any) -> Path:
     """Write model weights, config and ``extra`` entries to ``path`` atomically."""
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     payload = {"format": FORMAT, "version": VERSION, "config": config.to_dict(),
                "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}

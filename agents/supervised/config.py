@@ -202,7 +202,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Supervi
 
 def save_config(config: SupervisedConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (atomically)."""
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     atomic_write_bytes(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
 

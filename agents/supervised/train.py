@@ -260,13 +260,13 @@ def _clean(value):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS)
@@ -283,7 +283,7 @@ def _plot_curves(run_dir: Path, history: list[dict]) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     epochs = [row["epoch"] for row in history]
     figure, (losses, tracking) = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -262,7 +262,8 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path) -> dict[str, Any]
     """Train per ``config`` into ``run_dir``; returns the best validation row."""
     from tqdm import tqdm
 
-    from sfgym.data.msmd import atomic_write_bytes, load_canonical_first
+    from sfgym.data.msmd import load_canonical_first
+    from sfgym.files import atomic_write_bytes
     from sfgym.data.dataset import default_dataset_dir
 
     run_dir = Path(run_dir)
@@ -348,7 +349,7 @@ def validate(model: OffsetRegressor | ColumnMatcher, valid_set, max_offset_px: f
 
 def save_checkpoint(path: Path, model: nn.Module, config: TrunkPretrainingConfig, row: dict[str, Any]) -> None:
     """Atomically, in the layout ``--init-from`` reads (``model_state`` with ``trunk.*``, ``config.model``)."""
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "config": config.to_dict(), "metrics": row,
@@ -363,7 +364,7 @@ def write_history(run_dir: Path, history: list[dict[str, Any]], max_offset_px: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=HISTORY_COLUMNS)

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 def _save_still(view, session, path: Path, at_seconds: float, surface_rgb) -> None:
     import cv2
 
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     frame = int(round(at_seconds * session.piece.fps))
     rgb = surface_rgb(view.draw(session.state(frame)))
