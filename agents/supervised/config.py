@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from agents.config_files import apply_overrides, read_yaml_config
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
@@ -116,7 +117,7 @@ class TrainingConfig:
     grad_clip: float | None = 1.0
     jump_penalty: float = 0.2
     estimate_noise_px: float = 20.0
-    max_centre_error_px: float = 170.0
+    max_centre_error_px: float = LOSS_THRESHOLD_PX
     patience: int | None = 10
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from agents.registry import make_follower
     from sfgym.data.msmd import read_midi_notes
     from sfgym.data.piece import FPS
+    from sfgym.envs.geometry import LOSS_THRESHOLD_PX
     from sfgym.rendering.live import LiveFollowing, live_piece
     from sfgym.rendering.systems import detect_system_bounds
     from sfgym.rendering.video import performance_audio
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     tracking = report.tracking_summary()
     if tracking is not None:
         print(f"against the ground truth: mean error {tracking['mean_error_px']:.1f} px, median "
-              f"{tracking['median_error_px']:.1f} px, {100 * tracking['tracked_share']:.1f} % of frames within 170 px")
+              f"{tracking['median_error_px']:.1f} px, {100 * tracking['tracked_share']:.1f} % of frames within {LOSS_THRESHOLD_PX:g} px")
     return 0
 
 

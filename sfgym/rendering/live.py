@@ -30,11 +30,11 @@ from typing import Callable
 import numpy as np
 
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 from sfgym.followers import Follower
 from sfgym.rendering.streaming import StreamingSpectrogram
 from sfgym.rendering.systems import system_index
 
-LOSS_THRESHOLD_PX = 170.0
 _NEVER_LOST_PX = 1e12  # the environment's threshold while following live: it never terminates
 
 
