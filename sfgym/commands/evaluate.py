@@ -33,9 +33,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.baselines.score_side import SCORE_SIDE_BASELINES, stand_in_speed
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
+    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
+    from sfgym.followers import needs_notated_tempo
 
     agents = [AgentSpec.parse(text) for text in args.agents.split(",") if text.strip()]
     if not agents:
@@ -55,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     pieces = load_split(split_dir, names)
 
     follower_kwargs = {}
-    score_side = [a for a in agents if a.spec in SCORE_SIDE_BASELINES]
+    score_side = [a for a in agents if needs_notated_tempo(a.spec)]
     if score_side and any(piece.score_notes is None for piece in pieces):
-        speed = stand_in_speed(split_dir, data, args.score_speed)
+        speed = stand_in_speed(split_dir, data, args.score_speed, followers=[a.label for a in score_side])
         follower_kwargs = {a.label: {"px_per_second": speed} for a in score_side}
     agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
 

@@ -92,11 +92,10 @@ def _score_side(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.baselines.score_side import SCORE_SIDE_BASELINES
-    from agents.registry import make_follower
     from sfgym.data.msmd import read_midi_notes
     from sfgym.data.piece import FPS
     from sfgym.envs.geometry import LOSS_THRESHOLD_PX
+    from sfgym.followers import make_follower, needs_notated_tempo
     from sfgym.rendering.live import LiveFollowing, live_piece
     from sfgym.rendering.systems import detect_system_bounds
     from sfgym.rendering.video import performance_audio
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = args.agent or "online_dtw"
     kwargs = {}
-    if spec in SCORE_SIDE_BASELINES and score_notes is None:
+    if needs_notated_tempo(spec) and score_notes is None:
         if args.score_speed is None:
             raise ValueError(f"{name}: the score has no notated timing (no score MIDI), so {spec} needs "
                              "--score-speed PX_PER_S (or give a score file / a built piece)")

@@ -39,9 +39,9 @@ def register(subparsers) -> None:
 
 def make_followers(agents: str, piece, split_dir: Path, score_speed: float | None) -> list[tuple[str, object]]:
     """``(label, follower)`` for each comma-separated spec; score-side baselines get a stand-in tempo if needed."""
-    from agents.baselines.score_side import SCORE_SIDE_BASELINES, stand_in_speed
-    from agents.registry import make_follower
+    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec
+    from sfgym.followers import make_follower, needs_notated_tempo
 
     specs = [AgentSpec.parse(text) for text in agents.split(",") if text.strip()]
     if not specs:
@@ -49,8 +49,8 @@ def make_followers(agents: str, piece, split_dir: Path, score_speed: float | Non
     followers = []
     for spec in specs:
         kwargs = {}
-        if spec.spec in SCORE_SIDE_BASELINES and piece.score_notes is None:
-            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed)
+        if needs_notated_tempo(spec.spec) and piece.score_notes is None:
+            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed, followers=[spec.label])
         followers.append((spec.label, make_follower(spec.spec, **kwargs)))
     return followers
 
