@@ -54,6 +54,13 @@ def test_sfgym_never_imports_agents():
     offenders = {name: sorted(m for m in imports if m.split(".")[0] == "agents")
                  for name, imports in import_graph().items() if name.split(".")[0] == "sfgym"}
     assert {name: found for name, found in offenders.items() if found} == {}
+    # nor by name (importlib.import_module("agents...")): agents comes in through entry points only
+    modules = project_modules()
+    named = {name: sorted(node.value for node in ast.walk(ast.parse(path.read_text()))
+                          if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                          and node.value.split(".")[0] == "agents" and node.value in modules)
+             for name, path in modules.items() if name.split(".")[0] == "sfgym"}
+    assert {name: found for name, found in named.items() if found} == {}
 
 
 def test_no_import_cycles():
