@@ -102,6 +102,7 @@ def test_stochastic_followers_run_once_per_seed(toy_pieces):
     pd.testing.assert_series_equal(again["error_mean_px"], jittery["error_mean_px"].reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_results(toy_pieces):
     serial = evaluate(["oracle", "constant_tempo"], toy_pieces, workers=1, progress=False)
     parallel = run_evaluation(["oracle", "constant_tempo"], toy_pieces, workers=2, progress=False)

@@ -60,6 +60,7 @@ def test_the_offset_loss_falls_on_a_fixed_stretch(toy_pieces):
     assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_dataset):
     from agents.rl.extractor import read_supervised_trunk
 
@@ -132,6 +133,7 @@ def test_the_matching_loss_falls_and_its_offsets_follow_the_argmax(toy_pieces):
     np.testing.assert_allclose(model._offsets(perfect, 170.0).numpy(), offsets, atol=3.0 / 170.0)
 
 
+@pytest.mark.slow
 def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset, toy_pieces):
     from agents.rl.extractor import TrunkExtractor, read_supervised_trunk
     from agents.rl.frozen_trunk import TrunkFeatureTables
