@@ -33,6 +33,18 @@ def test_written_files_respect_the_umask(tmp_path, umask, value):
         assert mode(path) == 0o666 & ~value, path
 
 
+def test_the_umask_is_found_without_proc_too(monkeypatch, umask):
+    import sfgym.files
+
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(sfgym.files, "open", no_proc, raising=False)
+    umask(0o027)
+    assert current_umask() == 0o027
+    assert current_umask() == 0o027  # and it is left as it was
+
+
 def test_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path):
     path = tmp_path / "data.bin"
     atomic_write_bytes(path, b"old")
