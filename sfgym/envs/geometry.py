@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,22 @@ class ObservationGeometry:
     spec_window: int = SPEC_WINDOW
     score_window: tuple[int, int] = SCORE_WINDOW
     score_factor: float = SCORE_FACTOR
+    # Derived sizes, computed once (a step of the environment reads them).
+    padding: int = field(init=False, repr=False, compare=False)
+    """White native columns padded on each side of the sheet (the window's width, as the reference)."""
+    out_rows: int = field(init=False, repr=False, compare=False)
+    """Rows of a score observation (80 by default)."""
+    out_columns: int = field(init=False, repr=False, compare=False)
+    """Columns of a score observation (256 by default)."""
+    window_offset: int = field(init=False, repr=False, compare=False)
+    """The window centred on ``x`` starts at padded native column ``x + window_offset``."""
+
+    def __post_init__(self) -> None:
+        rows, columns = self.score_window
+        derived = {"padding": columns, "out_rows": round(rows * self.score_factor),
+                   "out_columns": round(columns * self.score_factor), "window_offset": columns - columns // 2}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def of(cls, env_kwargs: Mapping[str, Any]) -> ObservationGeometry:
@@ -81,26 +97,6 @@ class ObservationGeometry:
         return cls(spec_window=int(env_kwargs.get("spec_window", SPEC_WINDOW)),
                    score_window=(int(rows), int(columns)),
                    score_factor=float(env_kwargs.get("score_factor", SCORE_FACTOR)))
-
-    @property
-    def padding(self) -> int:
-        """White native columns padded on each side of the sheet (the window's width, as the reference)."""
-        return self.score_window[1]
-
-    @property
-    def out_rows(self) -> int:
-        """Rows of a score observation (80 by default)."""
-        return round(self.score_window[0] * self.score_factor)
-
-    @property
-    def out_columns(self) -> int:
-        """Columns of a score observation (256 by default)."""
-        return round(self.score_window[1] * self.score_factor)
-
-    @property
-    def window_offset(self) -> int:
-        """The window centred on ``x`` starts at padded native column ``x + window_offset``."""
-        return self.padding - self.score_window[1] // 2
 
     def strip(self, sheet: np.ndarray) -> np.ndarray:
         """The sheet's uint8 strip that score windows are sliced from (:func:`prepare_score_strip`)."""
