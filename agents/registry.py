@@ -1,78 +1,59 @@
-"""Make any follower from a short spec: a baseline's name or a saved model's path.
+"""agents' followers in sfgym's follower registry (:mod:`sfgym.followers`).
+
+- the baselines by name: ``oracle``, ``constant_tempo``, ``online_dtw``, ``constant_position``
+  (:data:`agents.baselines.BASELINES`);
+- ``*.pt``: a supervised checkpoint, loaded by ``agents.supervised.load_follower(path)``;
+- ``*.zip``: a saved Stable-Baselines3 model, loaded by ``agents.rl.load_follower(path)``.
+
+sfgym finds :func:`register_followers` through the ``sfgym.followers`` entry point declared in
+``pyproject.toml`` (sfgym never imports agents). The learning packages are imported only when such a
+file is asked for. :func:`make_follower` and :func:`default_label` are sfgym's, with agents' followers
+registered:
 
 >>> from agents.registry import make_follower
 >>> make_follower("constant_tempo").name
 'constant_tempo'
-
-- a baseline name: ``oracle``, ``constant_tempo``, ``online_dtw`` (:data:`agents.baselines.BASELINES`);
-- ``*.pt``: a supervised checkpoint, loaded by ``agents.supervised.load_follower(path)``;
-- ``*.zip``: a saved Stable-Baselines3 model, loaded by ``agents.rl.load_follower(path)``.
-
-The learning packages are imported only when such a file is asked for.
 """
 
 from __future__ import annotations
 
 import importlib
+from functools import partial
 from pathlib import Path
 
+from sfgym import followers
 from sfgym.followers import Follower
 
-CHECKPOINT_LOADERS = {".pt": "agents.supervised", ".zip": "agents.rl"}
-"""File suffix → the module whose ``load_follower(path)`` reads it."""
+CHECKPOINT_LOADERS = {".pt": ("agents.supervised", "a supervised checkpoint"),
+                      ".zip": ("agents.rl", "a saved SB3 model")}
+"""File suffix → the module whose ``load_follower(path)`` reads it, and what such a file is."""
 
 
-def _baselines() -> dict[str, type[Follower]]:
+def register_followers() -> None:
+    """Register the baselines and the checkpoint loaders with :mod:`sfgym.followers` (idempotent)."""
     from agents.baselines import BASELINES
 
-    return BASELINES
+    for name, factory in BASELINES.items():
+        followers.register_follower(name, factory)
+    for suffix, (module, description) in CHECKPOINT_LOADERS.items():
+        followers.register_follower_file(suffix, partial(_load_checkpoint, module), description)
 
 
-def available_followers() -> dict[str, str]:
-    """The baseline followers by name, each with a one-line description (its class docstring's first line).
-
-    The one place the command line asks which followers exist (help texts, ``sfgym agents``).
-    """
-    return {name: (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            for name, cls in _baselines().items()}
+def _load_checkpoint(module: str, path: Path, **kwargs) -> Follower:
+    """``load_follower(path, **kwargs)`` of ``module``, imported on first use."""
+    return importlib.import_module(module).load_follower(path, **kwargs)
 
 
 def make_follower(spec: str, **kwargs) -> Follower:
-    """The follower named by ``spec`` (see the module docstring); ``kwargs`` go to its constructor/loader.
-
-    Raises:
-        FileNotFoundError: ``spec`` looks like a checkpoint path but no such file exists.
-        ValueError: ``spec`` is neither a baseline name nor a file of a known type.
-    """
-    spec = str(spec)
-    baselines = _baselines()
-    if spec in baselines:
-        return baselines[spec](**kwargs)
-    path = Path(spec)
-    suffix = path.suffix.lower()
-    if suffix in CHECKPOINT_LOADERS:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such checkpoint file")
-        module = importlib.import_module(CHECKPOINT_LOADERS[suffix])
-        follower = module.load_follower(path, **kwargs)
-        if not isinstance(follower, Follower):
-            raise TypeError(f"{module.__name__}.load_follower({path}) returned a {type(follower).__name__}, "
-                            "not a sfgym.followers.Follower")
-        return follower
-    known = ", ".join(sorted(baselines))
-    if path.exists():
-        raise ValueError(f"{path}: unknown follower file type {path.suffix!r}; expected a supervised checkpoint "
-                         f"(.pt) or a saved SB3 model (.zip)")
-    raise ValueError(f"unknown follower {spec!r}: not a baseline ({known}) nor a .pt / .zip file")
+    """:func:`sfgym.followers.make_follower` with agents' followers registered."""
+    register_followers()
+    return followers.make_follower(spec, **kwargs)
 
 
 def default_label(spec: str) -> str:
-    """A short name for results tables: the baseline's name, or ``<folder>/<file stem>`` of a checkpoint."""
-    spec = str(spec)
-    if spec in _baselines():
-        return spec
-    path = Path(spec)
-    return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+    """:func:`sfgym.followers.default_label` with agents' followers registered."""
+    register_followers()
+    return followers.default_label(spec)
 
 
-__all__ = ["CHECKPOINT_LOADERS", "available_followers", "default_label", "make_follower"]
+__all__ = ["CHECKPOINT_LOADERS", "default_label", "make_follower", "register_followers"]

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 import torch
 import yaml
 
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.files import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "sfgym-checkpoint"
 CHECKPOINT_VERSION = 1

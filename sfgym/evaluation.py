@@ -4,7 +4,7 @@
 >>> results = evaluate(["oracle", "constant_tempo", "runs/lstm/best.pt"], pieces, seeds=3, workers=2)
 
 Every follower (a baseline name, a checkpoint, or a ``LABEL=SPEC`` pair; see
-:func:`agents.registry.make_follower`) follows every piece once per seed (deterministic followers once,
+:func:`sfgym.followers.make_follower`) follows every piece once per seed (deterministic followers once,
 with seed 0) in :class:`~sfgym.envs.MSMDFollowEnv` with the reference settings (loss threshold 170 px).
 Each run is recorded as a :class:`~sfgym.metrics.Trajectory` and scored with
 :func:`~sfgym.metrics.piece_metrics`; :func:`summarize` pools the runs of each follower with
@@ -56,7 +56,7 @@ class AgentSpec:
     @classmethod
     def parse(cls, text: str, kwargs: dict[str, Any] | None = None) -> AgentSpec:
         """``"oracle"``, ``"path/to/model.pt"`` or ``"LABEL=SPEC"``; the label defaults to the spec's name."""
-        from agents.registry import default_label
+        from sfgym.followers import default_label
 
         label, _, spec = text.partition("=") if "=" in text else ("", "", text)
         spec = spec.strip()
@@ -136,7 +136,7 @@ def _follower(agent: AgentSpec):
     if agent.instance is not None:
         return agent.instance
     if agent not in _FOLLOWERS:
-        from agents.registry import make_follower
+        from sfgym.followers import make_follower
 
         _FOLLOWERS[agent] = make_follower(agent.spec, **dict(agent.kwargs))
     return _FOLLOWERS[agent]
@@ -357,7 +357,7 @@ def write_report(evaluation: Evaluation, pieces: Sequence[Piece], out_dir: str |
 
     from tqdm.auto import tqdm
 
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sfgym.data.piece import Piece
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 
 PX_TO_CM = 0.035277778
 """Centimetres per native sheet pixel (72 dpi), as in the reference code."""
 
-DEFAULT_THRESHOLD_PX = 170.0
-"""Distance from the truth beyond which the target counts as lost (512 // 3, the reference value)."""
+DEFAULT_THRESHOLD_PX = LOSS_THRESHOLD_PX
+"""Distance from the truth beyond which the target counts as lost: the environment's, 170 px (512 // 3, the reference value)."""
 
 TIME_TOLERANCES_S: tuple[float, ...] = (0.05, 0.1, 0.5, 1.0, 5.0)
 """Tolerances (seconds) of the time-tolerance shares."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
 from dataclasses import replace
@@ -11,10 +12,11 @@ import pytest
 
 from agents.baselines import ConstantTempoFollower, OnlineDTWFollower, OracleFollower
 from agents.baselines.oltw import OnlineTimeWarping, unit_features
-from agents.baselines.score_side import MissingScoreTiming, median_speed_px_per_s
+from agents.baselines.score_side import MissingScoreTiming
 from agents.registry import make_follower
 from sfgym.data.piece import N_SPEC_BINS, Piece
 from sfgym.data.synthetic import synthetic_piece
+from sfgym.data.tempo import median_speed_px_per_s
 from sfgym.evaluation import run_episode
 from sfgym.metrics import piece_metrics
 
@@ -142,6 +144,15 @@ def test_registry_makes_every_baseline():
         follower = make_follower(name)
         assert isinstance(follower, cls) and follower.name == name and follower.action_type == action_type
     assert make_follower("constant_tempo", px_per_second=50.0).px_per_second == 50.0
+
+
+def test_sfgym_finds_the_followers_of_agents_through_its_entry_point():
+    # a fresh interpreter: only the 'sfgym.followers' entry point (pyproject.toml) can bring agents in
+    code = ("import sys; from sfgym.followers import make_follower, needs_notated_tempo; "
+            "print(type(make_follower('online_dtw')).__name__, needs_notated_tempo('constant_tempo'), "
+            "needs_notated_tempo('online_dtw'), needs_notated_tempo('oracle'), needs_notated_tempo('run/best.pt'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["OnlineDTWFollower", "True", "True", "False", "False"]
 
 
 def test_registry_rejects_unknown_and_missing(tmp_path):

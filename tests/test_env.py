@@ -334,6 +334,37 @@ def test_observe_speed_adds_the_followers_speed_and_info_names_the_window_start(
     assert info["speed"] == 3.0
 
 
+def test_the_geometry_is_the_environments_and_observe_at_jumps_where_steps_go(toy_pieces):
+    from sfgym.envs import ObservationGeometry
+
+    assert MSMDFollowEnv(toy_pieces).geometry == ObservationGeometry()
+    kwargs = {"spec_window": 20, "score_window": (120, 384), "score_factor": 0.25, "actions": (-2.0, 0.0, 2.0)}
+    env = MSMDFollowEnv(toy_pieces, **kwargs)
+    geometry = ObservationGeometry.of(kwargs)
+    assert env.geometry == geometry and (geometry.out_rows, geometry.out_columns) == (30, 96)
+    assert env.observation_space["score"].shape == (1, 30, 96)
+    observation, info = env.reset(seed=0, options={"piece": "toy_b"})
+    strip_columns = geometry.strip(env.piece.sheet).shape[1]
+    visited = [(info["frame"], info["follower_x"], observation, info)]
+    for action in (2, 2, 2, 1, 0, 2, 2):
+        observation, _, _, _, info = env.step(action)
+        visited.append((info["frame"], info["follower_x"], observation, info))
+        assert info["score_window_start"] == geometry.window_start(info["follower_x"], strip_columns)
+    jumper = MSMDFollowEnv(toy_pieces, **kwargs)
+    with pytest.raises(RuntimeError, match="reset"):
+        jumper.observe_at(50, 100.0)
+    jumper.reset(seed=1, options={"piece": "toy_b"})
+    for frame, x, expected, expected_info in reversed(visited):
+        jumped, jumped_info = jumper.observe_at(frame, x)
+        for key in ("spectrogram", "score"):
+            np.testing.assert_array_equal(jumped[key], expected[key])
+        assert {**jumped_info, "speed": None} == {**expected_info, "speed": None}  # the jump keeps the speed
+    x_low, _ = geometry.x_range(jumper.piece.sheet_width)
+    assert jumper.observe_at(60, -1e6)[1]["follower_x"] == x_low  # clipped as a step clips
+    with pytest.raises(ValueError, match="frame: .* is outside piece 'toy_b'"):
+        jumper.observe_at(jumper.piece.n_frames, 100.0)
+
+
 def test_same_seed_gives_identical_observation_sequences(toy_pieces):
     def episode_observations(seed: int) -> tuple[list[str], list[dict]]:
         env = MSMDFollowEnv(toy_pieces, difference_channels=True)

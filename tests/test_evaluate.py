@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.baselines import BASELINES, OracleFollower
+from agents.baselines import OracleFollower
 from sfgym.cli import main
 from sfgym.data.msmd import write_piece
 from sfgym.evaluation import evaluate, run_evaluation
+from sfgym.followers import register_follower
 
 TIMING_COLUMNS = ["ms_per_frame", "reset_s"]
 
@@ -89,8 +90,8 @@ class JitteryOracle(OracleFollower):
         return super().act(observation, info) + self._rng.normal(0, 3 / self._width)
 
 
-def test_stochastic_followers_run_once_per_seed(toy_pieces, monkeypatch):
-    monkeypatch.setitem(BASELINES, "jittery", JitteryOracle)
+def test_stochastic_followers_run_once_per_seed(toy_pieces):
+    register_follower("jittery", JitteryOracle)
     results = evaluate(["oracle", "jittery"], toy_pieces[:2], seeds=3, workers=1, progress=False)
     counts = results.groupby("agent").size()
     assert counts["oracle"] == 2 and counts["jittery"] == 6
@@ -101,6 +102,7 @@ def test_stochastic_followers_run_once_per_seed(toy_pieces, monkeypatch):
     pd.testing.assert_series_equal(again["error_mean_px"], jittery["error_mean_px"].reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_same_results(toy_pieces):
     serial = evaluate(["oracle", "constant_tempo"], toy_pieces, workers=1, progress=False)
     parallel = run_evaluation(["oracle", "constant_tempo"], toy_pieces, workers=2, progress=False)
@@ -173,7 +175,7 @@ def test_evaluate_runs_followers_on_one_torch_thread_unless_told(toy_dataset, tm
                                                                  two_torch_threads):
     import torch
 
-    monkeypatch.setitem(BASELINES, "thread_counting", ThreadCountingOracle)
+    register_follower("thread_counting", ThreadCountingOracle)
     monkeypatch.setattr(ThreadCountingOracle, "seen_threads", [])
     base = ["evaluate", "--agents", "thread_counting", "--data", str(toy_dataset / "valid"), "--workers", "1",
             "--no-plots"]

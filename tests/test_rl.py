@@ -230,6 +230,7 @@ def test_a_real_supervised_checkpoint_initializes_the_policy_trunk(tmp_path, toy
 
 
 # ---------------------------------------------------------------------------- end to end
+@pytest.mark.slow
 def test_tiny_training_end_to_end_with_hybrid_init_and_freezing(tmp_path, toy_dataset, toy_pieces):
     """``train rl`` with tiny.yaml: init from a supervised trunk, frozen for the first update only."""
     observation_space = MSMDFollowEnv(data=toy_pieces).observation_space

@@ -180,6 +180,24 @@ def test_follower_in_env_matches_batched_validation(short_pieces, toy_songs, tar
     assert 0.0 <= result.tr <= 1.0 and np.isfinite(result.loss)
 
 
+def test_incremental_follower_uses_the_geometry_of_its_env_kwargs(short_pieces):
+    from sfgym.envs import MSMDFollowEnv
+    from sfgym.evaluation import run_episode
+
+    model = tiny_model(seed=5)
+    piece = short_pieces[1]
+    env_kwargs = {"score_window": (80, 256), "score_factor": 1.0}  # another window of the model's (80, 256) shape
+    xs = {}
+    for incremental in (True, False):
+        follower = RegressorFollower(model, incremental=incremental, env_kwargs=env_kwargs)
+        env = MSMDFollowEnv(data=[piece], action_type="position", reward_threshold=1e9, **env_kwargs)
+        xs[incremental] = run_episode(follower, piece, env=env).follower_x
+        if incremental:
+            assert follower.plain_frames == 0  # its strip and window starts are those of this environment
+    assert np.ptp(xs[False]) > 10
+    np.testing.assert_allclose(xs[True], xs[False], atol=1e-3)
+
+
 def test_state_resets_between_songs(short_pieces):
     model = tiny_model(seed=2)
     fresh = run_in_env(RegressorFollower(model), short_pieces[1])

@@ -36,10 +36,8 @@ def test_stretch_predictions_are_the_trunk_on_the_environments_windows(toy_piece
     for k, (frame, start, target) in enumerate(zip(frames, starts, targets)):
         # the environment's window for this frame and centre (frame by frame is not needed: jump there)
         centre = piece.true_x[frame] - target * 170.0
-        env.unwrapped._frame = int(frame)
-        env.unwrapped._x = float(centre)
-        observation = env.unwrapped._observe()
-        assert env.unwrapped._score_start == start
+        observation, info = env.unwrapped.observe_at(int(frame), float(centre))
+        assert info["score_window_start"] == start
         with torch.no_grad():
             expected = model.head(model.trunk(torch.from_numpy(observation["spectrogram"])[None],
                                               torch.from_numpy(observation["score"])[None]))[0, 0]
@@ -62,6 +60,7 @@ def test_the_offset_loss_falls_on_a_fixed_stretch(toy_pieces):
     assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_dataset):
     from agents.runs import read_trunk
 
@@ -83,13 +82,6 @@ def test_tiny_run_writes_its_run_and_its_checkpoint_starts_rl(tmp_path, toy_data
 MATCHING = TrunkConfig(width=0.25, features=8, dropout=0.0, kind="matching", match_frames=4, match_context=2)
 
 
-def _jump_to(env, piece, frame: int, centre: float) -> dict[str, np.ndarray]:
-    """The environment's observation at ``frame`` with its follower at ``centre`` (no need to walk there)."""
-    env.unwrapped._frame = int(frame)
-    env.unwrapped._x = float(centre)
-    return env.unwrapped._observe()
-
-
 def test_matching_logits_are_the_matching_trunk_on_the_environments_windows(toy_pieces):
     torch.manual_seed(0)
     model = ColumnMatcher(MATCHING).eval()
@@ -104,8 +96,8 @@ def test_matching_logits_are_the_matching_trunk_on_the_environments_windows(toy_
     env = MSMDFollowEnv([piece], action_type="position", reward_threshold=1e9)
     env.reset(seed=0)
     for k, (frame, start, offset) in enumerate(zip(frames, starts, offsets)):
-        observation = _jump_to(env, piece, frame, piece.true_x[frame] - offset * 170.0)
-        assert env.unwrapped._score_start == start
+        observation, info = env.unwrapped.observe_at(int(frame), float(piece.true_x[frame] - offset * 170.0))
+        assert info["score_window_start"] == start
         with torch.no_grad():
             expected = model.trunk.match_logits(torch.from_numpy(observation["spectrogram"])[None],
                                                 torch.from_numpy(observation["score"])[None])[0]
@@ -142,6 +134,7 @@ def test_the_matching_loss_falls_and_its_offsets_follow_the_argmax(toy_pieces):
     np.testing.assert_allclose(model._offsets(perfect, 170.0).numpy(), offsets, atol=3.0 / 170.0)
 
 
+@pytest.mark.slow
 def test_a_matching_run_starts_a_frozen_matching_rl_policy(tmp_path, toy_dataset, toy_pieces):
     from agents.rl.extractor import TrunkExtractor
     from agents.runs import read_trunk

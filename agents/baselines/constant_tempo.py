@@ -29,6 +29,7 @@ class ConstantTempoFollower(Follower):
     name = "constant_tempo"
     action_type = "position"
     stochastic = False
+    needs_notated_tempo = True
 
     def __init__(self, px_per_second: float | None = None):
         self.px_per_second = px_per_second

@@ -95,6 +95,7 @@ class OnlineDTWFollower(Follower):
     name = "online_dtw"
     action_type = "position"
     stochastic = False
+    needs_notated_tempo = True
 
     def __init__(self, window: int = 100, max_run_count: int = 3, soundfont: str = "TimGM6mb",
                  px_per_second: float | None = None, reference_spectrogram: ReferenceSpectrogram | None = None,

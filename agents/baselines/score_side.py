@@ -4,18 +4,17 @@ The score-side baselines (a metronome, on-line DTW against a synthesized score) 
 at the *notated* tempo (``Piece.score_notes``, from ``score/<score>.mid``) and the map from notated
 time to sheet x through the noteheads. Real MSMD splits ship no score MIDI; for them
 :func:`notated_notes` builds a stand-in from the sheet alone at a given speed in px/s, e.g. the
-median speed of the training set (:func:`median_speed_px_per_s`), which is the one piece of outside
-knowledge a metronome without a tempo marking needs.
+median speed of the training set (:func:`sfgym.data.tempo.median_speed_px_per_s`), which is the one
+piece of outside knowledge a metronome without a tempo marking needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from sfgym.data.piece import FPS, Piece, merge_onsets, note_onset_frames
+from sfgym.data.piece import Piece, merge_onsets, note_onset_frames
 
 STAND_IN_DURATION_S = 0.5
 """Duration of every note of a stand-in score (a score without notated timing has no durations either)."""
@@ -68,7 +67,7 @@ def notated_notes(piece: Piece, fallback_px_per_second: float | None = None) -> 
         raise MissingScoreTiming(
             f"{piece.source}: piece {piece.name!r} has no notated timing (no score/<score>.mid next to its "
             "score .npz); a score-side follower then needs a speed in px/s to stand in for the tempo "
-            "(e.g. the training set's median, agents.baselines.score_side.median_speed_px_per_s)"
+            "(e.g. the training set's median, sfgym.data.tempo.median_speed_px_per_s)"
         )
     note_x = np.full(len(piece.notes), np.nan)
     for coord_index, note_index in sorted(piece.coord2onset.items()):
@@ -80,66 +79,4 @@ def notated_notes(piece: Piece, fallback_px_per_second: float | None = None) -> 
     return np.stack([onsets, piece.notes[:, 1], np.full(len(onsets), STAND_IN_DURATION_S)], axis=1)
 
 
-def _speed_px_per_s(onset_times: np.ndarray, onset_x: np.ndarray) -> float | None:
-    duration = float(onset_times[-1] - onset_times[0])
-    return float(onset_x[-1] - onset_x[0]) / duration if duration > 0 and len(onset_x) > 1 else None
-
-
-SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
-"""Baselines that need the notated timing (``score/<score>.mid``) or, without it, a stand-in speed."""
-
-
-def stand_in_speed(split_dir: str | Path, data: str | Path | None = None, score_speed: float | None = None) -> float:
-    """The speed for score-side baselines on pieces without notated timing.
-
-    ``score_speed`` if given, else the median speed of a train split found in ``data`` (a dataset root) or
-    next to ``split_dir``, as long as it is not ``split_dir`` itself (never measure on the pieces followed).
-    """
-    from sfgym.data.msmd import find_split_dir
-
-    if score_speed is not None:
-        return float(score_speed)
-    split_dir = Path(split_dir)
-    for root in dict.fromkeys(p for p in (data, split_dir.parent) if p is not None):
-        try:
-            train = find_split_dir(root, "train")
-        except ValueError:
-            continue
-        if train.resolve() != split_dir.resolve():
-            speed = median_speed_px_per_s(train)
-            print(f"pieces without a score MIDI: {', '.join(SCORE_SIDE_BASELINES)} move at the train split's "
-                  f"median speed, {speed:.1f} px/s ({train})")
-            return speed
-    raise ValueError(f"{split_dir}: some pieces have no score MIDI (score/<score>.mid), so the score-side "
-                     f"baselines ({', '.join(SCORE_SIDE_BASELINES)}) need a stand-in tempo and no train split "
-                     "was found next to it to measure one; pass --score-speed PX_PER_S")
-
-
-def median_speed_px_per_s(split_dir: str | Path) -> float:
-    """The median speed (sheet px per second) of the pieces of a (training) split.
-
-    Uses the notated timing where a score MIDI exists and the performance otherwise (learning a
-    typical speed from *training* performances is fair). Reads only the score files and MIDI, not
-    the audio, so it is quick even on a split without cached spectrograms.
-    """
-    from sfgym.data.msmd import list_pieces, read_midi_notes, read_score_npz
-
-    speeds = []
-    for files in list_pieces(split_dir):
-        _, coords, coord2onset = read_score_npz(files.score)
-        notes = read_midi_notes(files.score_midi if files.score_midi is not None else files.midi)
-        coord2onset = {int(c): int(n) for c, n in coord2onset.items() if int(n) < len(notes)}
-        if not coord2onset:
-            continue
-        frames = note_onset_frames(notes)
-        onset_frames, onset_coords = merge_onsets(frames, np.asarray(coords, dtype=np.float32), coord2onset)
-        speed = _speed_px_per_s(onset_frames / FPS, onset_coords[:, 1])
-        if speed is not None and speed > 0:
-            speeds.append(speed)
-    if not speeds:
-        raise ValueError(f"{split_dir}: no piece to measure a speed on")
-    return float(np.median(speeds))
-
-
-__all__ = ["MissingScoreTiming", "SCORE_SIDE_BASELINES", "ScoreMap", "median_speed_px_per_s", "notated_notes",
-           "stand_in_speed"]
+__all__ = ["MissingScoreTiming", "ScoreMap", "notated_notes"]

@@ -45,7 +45,7 @@ from agents.config_files import apply_overrides, build_sections, check_ranges, f
 from agents.networks import TRUNK_KINDS, MatchingTrunk, MultimodalTrunk, TrunkConfig
 from agents.runs import BEST, LAST, Budget, BudgetProgress, RunDirectory, StopRequest
 from agents.sliding import branch_at_every_window, score_features_every_start
-from agents.supervised.data import (SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
+from agents.supervised.data import (LOSS_THRESHOLD_PX, SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
                                    score_window_start)
 
 TRAINER = "trunk"
@@ -70,7 +70,7 @@ class TrunkData:
     segment_frames: int = 200
     samples_per_segment: int = 64
     segments_per_batch: int = 4
-    max_offset_px: float = 170.0
+    max_offset_px: float = LOSS_THRESHOLD_PX
     onset_share: float = 0.0
     valid_pieces: int = 14
     valid_samples: int = 1024

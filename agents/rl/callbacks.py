@@ -20,7 +20,7 @@ from agents.rl.curves import CURVE_CSV, CURVE_PNG, plot_learning_curves, write_c
 from agents.rl.extractor import set_trunk_trainable
 from agents.rl.follower import RLFollower, save_model
 from agents.runs import Budget, BudgetProgress, StopRequest, json_safe
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
 from sfgym.evaluation import run_episode

@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 from typing import Sequence
 
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.files import atomic_write_bytes
 
 CURVE_CSV = "learning_curve.csv"
 CURVE_PNG = "learning_curve.png"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from agents.runs import resolve_checkpoint
-from sfgym.data.msmd import atomic_write_bytes
+from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
 
@@ -109,10 +109,9 @@ class RLFollower(Follower):
             self.reset_seed(seed)
         self._incremental_ready = False
         if self._incremental is not None and piece is not None:
-            from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
+            from sfgym.envs.geometry import ObservationGeometry, score_observation_values
 
-            strip = prepare_score_strip(piece.sheet, tuple(self.env_kwargs.get("score_window", (160, 512))),
-                                        float(self.env_kwargs.get("score_factor", 0.5)))
+            strip = ObservationGeometry.of(self.env_kwargs).strip(piece.sheet)
             self._incremental.reset(torch.from_numpy(score_observation_values(strip)).to(self.model.policy.device))
             self.model.policy.set_training_mode(False)  # once per piece: it walks every module
             self._incremental_ready = True

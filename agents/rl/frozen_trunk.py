@@ -32,7 +32,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from agents.networks import MatchingTrunk, MultimodalTrunk
 from agents.rl.extractor import SPEED_KEY, append_speed, policy_trunks
 from sfgym.data.piece import Piece
-from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
+from sfgym.envs.geometry import SCORE_FACTOR, SCORE_WINDOW, prepare_score_strip, score_observation_values
 
 TRUNK_KEY = "trunk"
 
@@ -51,7 +51,8 @@ class TrunkFeatureTables:
         score_window, score_factor: the environment's score observation settings.
     """
 
-    def __init__(self, trunk: MultimodalTrunk | MatchingTrunk, score_window: tuple[int, int] = (160, 512), score_factor: float = 0.5):
+    def __init__(self, trunk: MultimodalTrunk | MatchingTrunk, score_window: tuple[int, int] = SCORE_WINDOW,
+                 score_factor: float = SCORE_FACTOR):
         if trunk.config.spectrogram_shape[0] != 1 or trunk.config.score_shape[0] != 1:
             raise ValueError("a frozen trunk's features can be tabled only without difference_channels "
                              f"(this trunk reads {trunk.config.spectrogram_shape[0]} channels)")

@@ -20,6 +20,7 @@ import yaml
 
 from agents.config_files import apply_overrides, build_sections, check_ranges, read_yaml_config
 from agents.networks import MultimodalTrunk, TrunkConfig
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
@@ -111,7 +112,7 @@ class TrainingConfig:
     grad_clip: float | None = 1.0
     jump_penalty: float = 0.2
     estimate_noise_px: float = 20.0
-    max_centre_error_px: float = 170.0
+    max_centre_error_px: float = LOSS_THRESHOLD_PX
     patience: int | None = 10
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -177,7 +178,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Supervi
 
 def save_config(config: SupervisedConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (atomically)."""
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     atomic_write_bytes(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
 

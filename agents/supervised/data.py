@@ -8,7 +8,7 @@ The windows are exactly the observations of :class:`sfgym.envs.MSMDFollowEnv` (c
   side) and ×0.5 downscaled sheet, starting at ``floor((x + 256) * 0.5)``, i.e. centred on ``x``,
   scaled to [0, 1].
 
-The score strip comes from the environment's own preparation (:func:`sfgym.envs.prepare_score_strip`), so
+The sizes and the score strip are the environment's own (:class:`sfgym.envs.ObservationGeometry`), so
 that the two cannot drift apart; a step then only slices tensors (no resizing), which is what makes the
 ``relative`` formulation cheap: its score window follows the model's own previous estimate and so
 can only be cut once that estimate is known.
@@ -23,25 +23,13 @@ import numpy as np
 import torch
 
 from sfgym.data.piece import Piece
-from sfgym.envs import prepare_score_strip
+from sfgym.envs.geometry import DEFAULT_GEOMETRY, LOSS_THRESHOLD_PX, SCORE_FACTOR, SCORE_WINDOW, SPEC_WINDOW
 
-SPEC_WINDOW = 40
-"""Spectrogram frames per observation (the environment's default ``spec_window``)."""
+GEOMETRY = DEFAULT_GEOMETRY
+"""The observation the regressors are trained on: the environment's defaults."""
 
-SCORE_WINDOW = (160, 512)
-"""Sheet rows and columns per observation, native px (the environment's default ``score_window``)."""
-
-SCORE_FACTOR = 0.5
-"""Downscaling of the score observation (the environment's default ``score_factor``)."""
-
-SCORE_COLUMNS = round(SCORE_WINDOW[1] * SCORE_FACTOR)
+SCORE_COLUMNS = GEOMETRY.out_columns
 """Columns of a score window (256)."""
-
-WINDOW_OFFSET = SCORE_WINDOW[1] - SCORE_WINDOW[1] // 2
-"""A window's left edge in padded native columns is ``x + WINDOW_OFFSET`` (padding = window width)."""
-
-LOSS_THRESHOLD_PX = 170.0
-"""The environment's ``reward_threshold``: a follower farther than this from the truth has lost it."""
 
 
 @dataclass
@@ -65,7 +53,7 @@ class PreparedSong:
 
 def prepare_song(piece: Piece) -> PreparedSong:
     """Precompute a piece's padded arrays with the environment's own score preparation."""
-    score = np.ascontiguousarray(prepare_score_strip(piece.sheet, SCORE_WINDOW, SCORE_FACTOR))
+    score = np.ascontiguousarray(GEOMETRY.strip(piece.sheet))
     spectrogram = np.zeros((piece.spectrogram.shape[0], SPEC_WINDOW + piece.n_frames), dtype=np.float32)
     spectrogram[:, SPEC_WINDOW:] = piece.spectrogram
     return PreparedSong(piece=piece, spectrogram=torch.from_numpy(spectrogram), score=torch.from_numpy(score))
@@ -182,8 +170,9 @@ class EpisodeBatch:
 
 
 def score_window_start(x: torch.Tensor) -> torch.Tensor:
-    """First downscaled column of the window centred on native x (as the environment computes it)."""
-    return torch.floor((x.double() + WINDOW_OFFSET) * SCORE_FACTOR).long()
+    """First downscaled column of the window centred on native x (:meth:`ObservationGeometry.window_start`
+    for a tensor of positions)."""
+    return torch.floor((x.double() + GEOMETRY.window_offset) * GEOMETRY.score_factor).long()
 
 
 def _stack_padded(arrays: list[torch.Tensor]) -> torch.Tensor:
@@ -248,6 +237,6 @@ def batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-__all__ = ["Episode", "EpisodeBatch", "LOSS_THRESHOLD_PX", "PreparedSong", "SCORE_COLUMNS", "SCORE_FACTOR",
+__all__ = ["Episode", "EpisodeBatch", "GEOMETRY", "LOSS_THRESHOLD_PX", "PreparedSong", "SCORE_COLUMNS", "SCORE_FACTOR",
            "SCORE_WINDOW", "SPEC_WINDOW", "SongCache", "batches", "full_episode", "load_songs", "prepare_song",
            "score_window_start", "training_episode"]

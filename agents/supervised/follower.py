@@ -25,6 +25,7 @@ import torch
 from agents.sliding import IncrementalTrunk
 from agents.supervised.model import PositionRegressor, RecurrentState
 from sfgym.data.piece import Piece
+from sfgym.envs.geometry import DEFAULT_GEOMETRY, ObservationGeometry, score_observation_values
 from sfgym.followers import Follower
 
 
@@ -38,17 +39,21 @@ class RegressorFollower(Follower):
         incremental: compute the trunk incrementally (score features per piece, spectrogram features
             one new column per frame; see the module docstring). ``False`` runs the plain trunk on
             every observation (same outputs, several times slower).
+        env_kwargs: the environment arguments to follow with (its observation geometry; the defaults
+            when empty). The observations must still have the model's shapes.
     """
 
     action_type = "position"
     stochastic = False
 
     def __init__(self, model: PositionRegressor, name: str | None = None, device: torch.device | str = "cpu",
-                 incremental: bool = True):
+                 incremental: bool = True, env_kwargs: dict[str, Any] | None = None):
         self.model = model.to(device).eval()
+        self.env_kwargs = dict(env_kwargs or {})
         self.device = torch.device(device)
         self.name = name or f"{model.config.cell}_{model.config.target}"
         self.incremental = IncrementalTrunk(self.model.trunk) if incremental else None
+        self._geometry = DEFAULT_GEOMETRY
         self._strip_columns = 0
         self._state: RecurrentState | None = None
         self._width: float | None = None
@@ -60,10 +65,9 @@ class RegressorFollower(Follower):
         self._width = float(piece.sheet_width)
         self._x = float(piece.onset_x[0])
         if self.incremental is not None:
-            from agents.supervised.data import prepare_song
-            from sfgym.envs.msmd_follow import score_observation_values
-
-            strip = torch.from_numpy(score_observation_values(prepare_song(piece).score.numpy())).to(self.device)
+            # the strip of the environment this follower is run in (its env_kwargs), as the RL follower's
+            self._geometry = ObservationGeometry.of(self.env_kwargs)
+            strip = torch.from_numpy(score_observation_values(self._geometry.strip(piece.sheet))).to(self.device)
             self._strip_columns = strip.shape[1]
             self.incremental.reset(strip)
 
@@ -95,10 +99,7 @@ class RegressorFollower(Follower):
         """The trunk's output for an observation whose score window is centred on ``centre``."""
         if self.incremental is None:
             return self.model.trunk(spectrogram, score)
-        from agents.supervised.data import SCORE_COLUMNS, score_window_start
-
-        start = int(score_window_start(torch.tensor([centre]))[0])
-        start = min(max(start, 0), self._strip_columns - SCORE_COLUMNS)
+        start = self._geometry.window_start(centre, self._strip_columns)
         return self.incremental(spectrogram, score, start)
 
     def _tensor(self, observation: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> torch.Tensor:

@@ -26,9 +26,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.registry import available_followers
+    from sfgym.followers import follower_descriptions
 
-    followers = available_followers()
+    followers = follower_descriptions()
     width = max(len(name) for name in [*followers, *CHECKPOINT_KINDS])
     print("Baseline followers (give the name):")
     for name, description in followers.items():

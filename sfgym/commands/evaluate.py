@@ -13,11 +13,11 @@ def register(subparsers) -> None:
         "MSMDFollow environment and write results.csv (one row per agent, piece and seed), summary.csv and "
         "summary.md (one row per agent: TR, TUE, alignment errors, time-tolerance shares, ms/frame) and plots "
         "(position against time for every piece, error histogram) into --out.")
-    from agents.registry import available_followers
+    from sfgym.followers import follower_descriptions
     from sfgym.threads import add_torch_threads_argument
 
     parser.add_argument("--agents", required=True,
-                        help=f"comma-separated followers: baseline names ({', '.join(available_followers())}), "
+                        help=f"comma-separated followers: baseline names ({', '.join(follower_descriptions())}), "
                         "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC "
                         "(see 'sfgym agents')")
     parser.add_argument("--data", type=Path,
@@ -41,9 +41,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.baselines.score_side import SCORE_SIDE_BASELINES, stand_in_speed
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
+    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
+    from sfgym.followers import needs_notated_tempo
 
     check_out_dir(args.out, args.overwrite)  # before the evaluation runs, not after
     agents = [AgentSpec.parse(text) for text in args.agents.split(",") if text.strip()]
@@ -64,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     pieces = load_split(split_dir, names)
 
     follower_kwargs = {}
-    score_side = [a for a in agents if a.spec in SCORE_SIDE_BASELINES]
+    score_side = [a for a in agents if needs_notated_tempo(a.spec)]
     if score_side and any(piece.score_notes is None for piece in pieces):
-        speed = stand_in_speed(split_dir, data, args.score_speed)
+        speed = stand_in_speed(split_dir, data, args.score_speed, followers=[a.label for a in score_side])
         follower_kwargs = {a.label: {"px_per_second": speed} for a in score_side}
     agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
 

@@ -74,7 +74,6 @@ def _score_side(args: argparse.Namespace):
     """
     from sfgym.data.msmd import read_midi_notes, read_score_npz
     from sfgym.rendering.live import LiveScore, read_live_score
-    from sfgym.rendering.systems import detect_system_bounds
 
     if args.piece is None:
         return read_live_score(args.score), None
@@ -93,11 +92,11 @@ def _rms_dbfs(samples: np.ndarray) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.baselines.score_side import SCORE_SIDE_BASELINES
-    from agents.registry import make_follower
     from sfgym.commands import check_output_path
     from sfgym.data.msmd import read_midi_notes
     from sfgym.data.piece import FPS
+    from sfgym.envs.geometry import LOSS_THRESHOLD_PX
+    from sfgym.followers import make_follower, needs_notated_tempo
     from sfgym.rendering.live import LiveFollowing, SilentInputWarning, live_piece, write_positions_csv
     from sfgym.rendering.video import performance_audio
 
@@ -131,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = args.agent or "online_dtw"
     kwargs = {}
-    if spec in SCORE_SIDE_BASELINES and score.score_notes is None:
+    if needs_notated_tempo(spec) and score.score_notes is None:
         if args.score_speed is None:
             raise ValueError(f"{score.name}: the score has no notated timing (no score MIDI), so {spec} needs "
                              "--score-speed PX_PER_S (or give a score file / a built piece)")
@@ -168,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     tracking = report.tracking_summary()
     if tracking is not None:
         print(f"against the ground truth: mean error {tracking['mean_error_px']:.1f} px, median "
-              f"{tracking['median_error_px']:.1f} px, {100 * tracking['tracked_share']:.1f} % of frames within 170 px")
+              f"{tracking['median_error_px']:.1f} px, {100 * tracking['tracked_share']:.1f} % of frames within {LOSS_THRESHOLD_PX:g} px")
     if args.positions is not None:
         write_positions_csv(args.positions, report.steps)
         print(f"positions: {args.positions} ({len(report.steps)} rows)")

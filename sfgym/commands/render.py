@@ -14,11 +14,11 @@ def register(subparsers) -> None:
         "time (space: pause, right arrow: step while paused / +5 s, left arrow: -5 s, esc: quit). With --video, "
         "or headless (SDL_VIDEODRIVER=dummy), the frames go into an mp4, with the performance's audio muxed in "
         "when ffmpeg (or the imageio-ffmpeg package) is available.")
-    from agents.registry import available_followers
+    from sfgym.followers import follower_descriptions
     from sfgym.threads import add_torch_threads_argument
 
     parser.add_argument("--agents", required=True,
-                        help=f"comma-separated followers: baseline names ({', '.join(available_followers())}), "
+                        help=f"comma-separated followers: baseline names ({', '.join(follower_descriptions())}), "
                         ".pt / .zip checkpoints, each optionally as LABEL=SPEC (see 'sfgym agents')")
     parser.add_argument("--piece", required=True, help="the piece's name (as in 'sfgym data info')")
     parser.add_argument("--data", type=Path, help="dataset root or split (default: the default dataset)")
@@ -43,9 +43,9 @@ def register(subparsers) -> None:
 
 def make_followers(agents: str, piece, split_dir: Path, score_speed: float | None) -> list[tuple[str, object]]:
     """``(label, follower)`` for each comma-separated spec; score-side baselines get a stand-in tempo if needed."""
-    from agents.baselines.score_side import SCORE_SIDE_BASELINES, stand_in_speed
-    from agents.registry import make_follower
+    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec
+    from sfgym.followers import make_follower, needs_notated_tempo
 
     specs = [AgentSpec.parse(text) for text in agents.split(",") if text.strip()]
     if not specs:
@@ -53,8 +53,8 @@ def make_followers(agents: str, piece, split_dir: Path, score_speed: float | Non
     followers = []
     for spec in specs:
         kwargs = {}
-        if spec.spec in SCORE_SIDE_BASELINES and piece.score_notes is None:
-            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed)
+        if needs_notated_tempo(spec.spec) and piece.score_notes is None:
+            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed, followers=[spec.label])
         followers.append((spec.label, make_follower(spec.spec, **kwargs)))
     return followers
 
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 def _save_still(view, session, path: Path, at_seconds: float, surface_rgb) -> None:
     import cv2
 
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     frame = int(round(at_seconds * session.piece.fps))
     rgb = surface_rgb(view.draw(session.state(frame)))

@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sfgym.data.msmd import atomic_write_bytes, list_pieces, piece_files, write_piece
+from sfgym.data.msmd import list_pieces, piece_files, write_piece
 from sfgym.data.performance import smooth_tempo_factor
+from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece, note_onset_frames
 
 DEFAULT_DATASET_NAME = "default-v1"

@@ -18,15 +18,15 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import tempfile
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sfgym.data.midi import parse_midi
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece, PieceFormatError
+from sfgym.files import atomic_write_bytes
 
 SCORE_KEYS = ("sheet", "coords", "coord2onset")
 SPECTROGRAM_SUFFIX = ".spec78.npy"
@@ -34,23 +34,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 VARIANT_SEPARATOR = "@"
 
 
-# ---------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
+# ---------------------------------------------------------------------------- writing
 def write_score_npz(path: str | Path, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int]) -> None:
     """Write a score file that loads without pickle.
 
@@ -202,18 +186,6 @@ def convert_score_npz(path: str | Path, *, trust_pickle: bool = False) -> bool:
     sheet, coords, coord2onset = read_score_npz(path, trust_pickle=trust_pickle)
     write_score_npz(path, sheet, coords, coord2onset)
     return True
-
-
-def parse_midi(source):
-    """``pretty_midi.PrettyMIDI(source)`` (a path or a file object), quiet about tempo events on other tracks.
-
-    MSMD's MIDIs (and verovio's) keep tempo events on every track; pretty_midi warns but reads them right.
-    """
-    import pretty_midi
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Tempo, Key or Time signature change events", category=RuntimeWarning)
-        return pretty_midi.PrettyMIDI(source)
 
 
 def read_midi_notes(path: str | Path) -> np.ndarray:
@@ -455,7 +427,7 @@ def load_canonical_first(data: str | Path, split: str, max_pieces: int | None = 
 
 
 __all__ = [
-    "N_SPEC_BINS", "PieceFiles", "atomic_write_bytes", "compute_spectrogram", "convert_score_npz", "find_split_dir", "list_pieces",
+    "N_SPEC_BINS", "PieceFiles", "compute_spectrogram", "convert_score_npz", "find_split_dir", "list_pieces",
     "load_canonical_first", "load_piece", "load_split", "midi_bytes", "notes_of_midi", "parse_midi", "notes_to_midi", "piece_files",
     "read_midi_notes", "read_score_npz", "score_npz_is_pickled", "write_array_npy", "write_piece", "write_score_npz",
 ]

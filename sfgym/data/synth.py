@@ -24,7 +24,6 @@ import functools
 import importlib.util
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import midirenderer
@@ -33,7 +32,8 @@ import pretty_midi
 import soundfile
 import soxr
 
-from sfgym.data.msmd import parse_midi
+from sfgym.data.midi import parse_midi
+from sfgym.files import temporary_path_beside
 
 DEFAULT_SOUNDFONT = "TimGM6mb"
 ACOUSTIC_GRAND_PIANO = 0  # General MIDI program number (0-based)
@@ -171,9 +171,7 @@ def write_wav_atomic(path: str | Path, samples: np.ndarray, sample_rate: int) ->
         raise ValueError(f"cannot write {path}: expected non-empty 1-D or 2-D audio, got shape {samples.shape}")
     if not np.all(np.isfinite(samples)):
         raise ValueError(f"cannot write {path}: audio contains NaN or infinite samples")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temp_name = temporary_path_beside(path, ".tmp")
     try:
         soundfile.write(
             temp_name, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from sfgym.envs.msmd_follow import ACTION_TYPES, SPECTROGRAM_HIGH, MSMDFollowEnv, prepare_score_strip
+from sfgym.envs.geometry import (DEFAULT_GEOMETRY, LOSS_THRESHOLD_PX, SCORE_FACTOR, SCORE_WINDOW, SPEC_WINDOW,
+                                 ObservationGeometry, prepare_score_strip, score_observation_values)
+from sfgym.envs.msmd_follow import ACTION_TYPES, SPECTROGRAM_HIGH, MSMDFollowEnv
 
 MSMD_FOLLOW_ID = "MSMDFollow-v0"
 
@@ -20,4 +22,6 @@ def register_envs() -> None:
         gym.register(id=MSMD_FOLLOW_ID, entry_point="sfgym.envs.msmd_follow:MSMDFollowEnv")
 
 
-__all__ = ["ACTION_TYPES", "MSMD_FOLLOW_ID", "SPECTROGRAM_HIGH", "MSMDFollowEnv", "prepare_score_strip", "register_envs"]
+__all__ = ["ACTION_TYPES", "DEFAULT_GEOMETRY", "LOSS_THRESHOLD_PX", "MSMD_FOLLOW_ID", "SCORE_FACTOR", "SCORE_WINDOW",
+           "SPECTROGRAM_HIGH", "SPEC_WINDOW", "MSMDFollowEnv", "ObservationGeometry", "prepare_score_strip",
+           "register_envs", "score_observation_values"]

@@ -19,6 +19,10 @@ import numpy as np
 from gymnasium import spaces
 
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
+from sfgym.envs.geometry import (LOSS_THRESHOLD_PX, SCORE_FACTOR, SCORE_WINDOW, SPEC_WINDOW, ObservationGeometry,
+                                 prepare_score_strip, score_observation_values)
+
+__all__ = ["ACTION_TYPES", "MSMDFollowEnv", "SPECTROGRAM_HIGH", "prepare_score_strip", "score_observation_values"]
 
 ACTION_TYPES = ("discrete", "continuous", "position")
 """The values of the ``action_type`` argument."""
@@ -30,37 +34,6 @@ Spectrogram values are ``log10(1 + x)`` of filtered STFT magnitudes. Audio in [-
 ``log10(1 + 1024) ≈ 3.01`` (frame size 2048, Hann window, normalised filters); 10 leaves room for
 any audio scaling (even raw 16-bit integers stay below 7.6). Pieces outside [0, 10] are rejected.
 """
-
-
-def prepare_score_strip(
-    sheet: np.ndarray, score_window: tuple[int, int] = (160, 512), score_factor: float = 0.5
-) -> np.ndarray:
-    """The strip that score observations are sliced from, computed once per sheet.
-
-    Rows cropped to the window's height around the sheet's centre (rows 20..180 by default), inverted
-    (ink = 255), padded with ``score_window[1]`` white columns on both sides (the reference's padding),
-    downscaled by ``score_factor``; uint8 of shape ``(rows * factor, (W + 2 * columns) * factor)``. The
-    window centred on unpadded column ``x`` starts at strip column ``floor((x + columns / 2) * factor)``.
-    Learning code that precomputes training windows uses this too, so they cannot drift from the env.
-    """
-    import cv2
-
-    rows, columns = score_window
-    first_row = (sheet.shape[0] - rows) // 2
-    ink = 255 - sheet[first_row : first_row + rows]
-    padded = np.pad(ink, ((0, 0), (columns, columns)))  # 0 = white paper once inverted
-    out_rows, out_width = round(rows * score_factor), round(padded.shape[1] * score_factor)
-    score = cv2.resize(padded, (out_width, out_rows), interpolation=cv2.INTER_AREA)
-    return score.reshape(out_rows, out_width)
-
-
-def score_observation_values(strip: np.ndarray) -> np.ndarray:
-    """float32 ``strip / 255`` exactly as score observations are scaled (``strip`` from
-    :func:`prepare_score_strip`): followers that precompute the score side compare observations with
-    slices of this bit for bit."""
-    values = strip.astype(np.float32)
-    values *= np.float32(1.0 / 255.0)  # in place: one array per observation, not two
-    return values
 
 
 @dataclass(frozen=True)
@@ -119,7 +92,8 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
     | `score`        | `(C, rows·f, columns·f)`    | `[0, 1]`, ink = 1, paper = 0              |
 
     with ``(rows, columns) = score_window`` and ``f = score_factor``: by default ``(1, 78, 40)`` and
-    ``(1, 80, 256)``.
+    ``(1, 80, 256)``. :attr:`geometry` (an :class:`~sfgym.envs.geometry.ObservationGeometry`) holds these
+    sizes and computes the windows described here, for learning code that precomputes observations.
 
     - ``spectrogram``: the ``spec_window`` frames before the current one, frames
       ``frame - spec_window .. frame - 1`` (the reference's ``right_most`` excerpt, whose end is
@@ -209,7 +183,8 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
 
     ``reset(seed=..., options={"piece": name})`` follows the named piece. :attr:`pieces` lists the
     pieces and :attr:`piece` is the current one (for evaluation code:
-    ``env.unwrapped.pieces`` / ``env.unwrapped.piece``).
+    ``env.unwrapped.pieces`` / ``env.unwrapped.piece``). :meth:`observe_at` moves the follower to a
+    given frame and column and observes there.
 
     Bad arguments raise ``ValueError`` naming the argument or piece: an unknown split or empty
     data directory, a score window taller than a sheet, a piece shorter than ``spec_window`` or
@@ -226,10 +201,10 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         self,
         data: str | os.PathLike | Sequence[Piece] | None = None,
         split: str = "train",
-        spec_window: int = 40,
-        score_window: tuple[int, int] = (160, 512),
-        score_factor: float = 0.5,
-        reward_threshold: float = 170.0,
+        spec_window: int = SPEC_WINDOW,
+        score_window: tuple[int, int] = SCORE_WINDOW,
+        score_factor: float = SCORE_FACTOR,
+        reward_threshold: float = LOSS_THRESHOLD_PX,
         actions: Sequence[float] = (-1.0, 0.0, 1.0),
         action_type: str = "discrete",
         difference_channels: bool = False,
@@ -258,17 +233,11 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         for piece in self.pieces:
             self._check_piece(piece)
 
-        # Geometry of the score observation. Padding equals the window width (the reference's).
-        rows, columns = self.score_window
-        self._score_pad = columns
-        self._out_rows = round(rows * self.score_factor)
-        self._out_columns = round(columns * self.score_factor)
-        # The window's left edge in padded columns is x + (pad - columns // 2).
-        self._window_offset = self._score_pad - columns // 2
+        self.geometry = ObservationGeometry(self.spec_window, self.score_window, self.score_factor)
         self._prepared_pieces = [self._prepare(piece) for piece in self.pieces]
 
         self.observation_space = self._make_observation_space()
-        self._max_speed_change = float(columns)  # px/frame, the bound of continuous actions
+        self._max_speed_change = float(self.score_window[1])  # px/frame, the bound of continuous actions
         if action_type == "discrete":
             self.action_space = spaces.Discrete(len(self.actions))
         elif action_type == "continuous":
@@ -369,6 +338,21 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
             self.render()
         return observation, reward, terminated, truncated, self._info()
 
+    def observe_at(self, frame: int, x: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Move the follower to column ``x`` (clipped as a step clips it) at ``frame`` of the current
+        piece, and return what it observes there with its info; the episode goes on from there.
+
+        For code that checks precomputed observations against the environment's own.
+        """
+        if self._prepared is None:
+            raise RuntimeError("call reset() before observe_at()")
+        piece = self._prepared.piece
+        if not 0 <= frame < piece.n_frames:
+            raise ValueError(f"frame: {frame} is outside piece {piece.name!r} (frames 0..{piece.n_frames - 1})")
+        self._frame = int(frame)
+        self._x = min(max(float(x), self._prepared.x_low), self._prepared.x_high)
+        return self._observe(), self._info()
+
     def render(self) -> np.ndarray | None:
         """An RGB frame (``"rgb_array"``) or a window update (``"human"``); see :mod:`sfgym.envs.render`."""
         if self.render_mode is None:
@@ -410,17 +394,12 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         prepared = self._prepared
         # The spectrogram window ends just before the current frame; frames before 0 are the
         # zero padding, frames past the end are never reached (the last onset comes earlier).
-        first = self._frame - self.spec_window
-        if first >= 0:
-            spectrogram = prepared.piece.spectrogram[np.newaxis, :, first : self._frame].copy()
-        else:
-            spectrogram = np.zeros((1, N_SPEC_BINS, self.spec_window), dtype=np.float32)
-            spectrogram[0, :, -first:] = prepared.piece.spectrogram[:, : self._frame]
-        start = math.floor((self._x + self._window_offset) * self.score_factor)
-        start = min(max(start, 0), prepared.score.shape[1] - self._out_columns)
+        spectrogram = self.geometry.spectrogram_window(prepared.piece.spectrogram, self._frame)
+        start = self.geometry.window_start(self._x, prepared.score.shape[1])
         self._score_start = start
         # exact at 0 and 255, so the window stays within [0, 1]
-        score = score_observation_values(prepared.score[np.newaxis, :, start : start + self._out_columns])
+        columns = self.geometry.out_columns
+        score = score_observation_values(prepared.score[np.newaxis, :, start : start + columns])
         current = {"spectrogram": spectrogram, "score": score}
         if self.difference_channels:
             previous = current if self._previous is None else self._previous
@@ -453,23 +432,16 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
         Stored as uint8 (ink = 255) and scaled to [0, 1] per window: a float32 copy of every sheet
         would take 4x the memory (about as much as the native sheets themselves), for ~15 us a step.
         """
-        score = prepare_score_strip(piece.sheet, self.score_window, self.score_factor)
-        columns = self.score_window[1]
         is_onset = np.zeros(piece.n_frames, dtype=bool)
         is_onset[piece.onset_frames] = True
-        half = columns // 2
-        return _PreparedPiece(
-            piece=piece,
-            score=score,
-            is_onset=is_onset,
-            x_low=float(half - self._score_pad),
-            x_high=float(piece.sheet_width + self._score_pad - half - 1),
-        )
+        x_low, x_high = self.geometry.x_range(piece.sheet_width)
+        return _PreparedPiece(piece=piece, score=self.geometry.strip(piece.sheet), is_onset=is_onset,
+                              x_low=x_low, x_high=x_high)
 
     def _make_observation_space(self) -> spaces.Dict:
         shapes = {
             "spectrogram": ((N_SPEC_BINS, self.spec_window), SPECTROGRAM_HIGH),
-            "score": ((self._out_rows, self._out_columns), 1.0),
+            "score": ((self.geometry.out_rows, self.geometry.out_columns), 1.0),
         }
         boxes = {}
         for key, (shape, high) in shapes.items():

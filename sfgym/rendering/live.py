@@ -48,11 +48,11 @@ from typing import Any, Callable
 import numpy as np
 
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 from sfgym.followers import Follower
 from sfgym.rendering.streaming import StreamingSpectrogram
 from sfgym.rendering.systems import system_index
 
-LOSS_THRESHOLD_PX = 170.0
 _NEVER_LOST_PX = 1e12  # the environment's threshold while following live: it never terminates
 SILENCE_DBFS = -60.0
 """A spectrogram frame whose samples' RMS is below this (dB relative to full scale 1.0) is silence."""
@@ -235,7 +235,7 @@ def write_positions_csv(path: str | Path, steps: list[LiveStep]) -> None:
     ``system`` counts from 1; ``page_turn`` is 1 on the step that entered a later system, ``silent`` 1 on a
     step taken on silence (the position held).
     """
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     lines = ["frame,time_s,x,system,page_turn,silent"]
     lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},{int(s.silent)}"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sfgym.files import temporary_path_beside
 from sfgym.rendering.session import SideBySideSession
-from sfgym.rendering.video import VideoWriter, finish_video, temporary_path_beside
+from sfgym.rendering.video import VideoWriter, finish_video
 from sfgym.rendering.view import SideBySideView, surface_rgb
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")

@@ -16,11 +16,12 @@ import functools
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from sfgym.files import temporary_path_beside
 
 
 def find_ffmpeg() -> str | None:
@@ -70,21 +71,6 @@ class VideoWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def temporary_path_beside(path: str | Path, suffix: str) -> Path:
-    """A fresh temporary file name in ``path``'s folder (so that ``os.replace`` onto ``path`` is atomic).
-
-    The file gets the permissions a plain new file would (``mkstemp`` makes it private).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
 
 
 @functools.lru_cache(maxsize=4)
@@ -170,4 +156,4 @@ def finish_video(silent_video: Path, out: str | Path, audio: tuple[np.ndarray, i
     return f"{out}: video with audio (muxed by {ffmpeg})"
 
 
-__all__ = ["VideoWriter", "find_ffmpeg", "finish_video", "mux_audio", "performance_audio", "temporary_path_beside"]
+__all__ = ["VideoWriter", "find_ffmpeg", "finish_video", "mux_audio", "performance_audio"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 from sfgym.rendering.systems import system_index
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -132,7 +133,7 @@ class SideBySideView:
         system_bounds: np.ndarray,
         *,
         fps: float = 20.0,
-        threshold: float = 170.0,
+        threshold: float = LOSS_THRESHOLD_PX,
         end_frame: int | None = None,
         observed_frames: int = 40,
         layout: Layout = Layout(),

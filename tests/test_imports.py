@@ -1,0 +1,85 @@
+"""The import structure: arrows run one way (``sfgym`` never imports ``agents``) and no modules import
+each other, directly or round a longer loop. Read from the source (every import, also those inside
+functions), so nothing is imported here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("sfgym", "agents")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
+
+
+def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``path`` imports: ``import a.b``, ``from a.b import c`` (``a.b.c`` when that is a
+    module, else ``a.b``), relative imports resolved."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {name for name in found if name in modules}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
+
+
+def test_the_graph_sees_lazy_and_from_imports():
+    graph = import_graph()
+    assert "sfgym.data.msmd" in graph["sfgym.data.synth"] or "sfgym.data.midi" in graph["sfgym.data.synth"]
+    assert "sfgym.data.spectrogram" in graph["sfgym.data.msmd"]  # imported inside a function
+    assert "agents.baselines.oracle" in graph["agents.baselines"]  # a package's own submodules
+
+
+def test_sfgym_never_imports_agents():
+    offenders = {name: sorted(m for m in imports if m.split(".")[0] == "agents")
+                 for name, imports in import_graph().items() if name.split(".")[0] == "sfgym"}
+    assert {name: found for name, found in offenders.items() if found} == {}
+    # nor by name (importlib.import_module("agents...")): agents comes in through entry points only
+    modules = project_modules()
+    named = {name: sorted(node.value for node in ast.walk(ast.parse(path.read_text()))
+                          if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                          and node.value.split(".")[0] == "agents" and node.value in modules)
+             for name, path in modules.items() if name.split(".")[0] == "sfgym"}
+    assert {name: found for name, found in named.items() if found} == {}
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    mutual = sorted((a, b) for a, imports in graph.items() for b in imports if a < b and a in graph[b])
+    assert mutual == []
+    # longer loops: a depth-first search that meets a module on its own path
+    cycles, state = [], {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for imported in sorted(graph[name]):
+            if state.get(imported) == "open":
+                cycles.append(path[path.index(imported):] + [imported])
+            elif imported not in state:
+                visit(imported, path + [imported])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
