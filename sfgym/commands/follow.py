@@ -74,6 +74,7 @@ def _score_side(args: argparse.Namespace):
     """
     from sfgym.data.msmd import read_midi_notes, read_score_npz
     from sfgym.rendering.live import LiveScore, read_live_score
+    from sfgym.rendering.systems import detect_system_bounds
 
     if args.piece is None:
         return read_live_score(args.score), None
