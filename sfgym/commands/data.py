@@ -42,6 +42,23 @@ def register(subparsers) -> None:
     importer.add_argument("--soundfont", default="TimGM6mb", help="soundfont for synthesis (default TimGM6mb)")
     importer.set_defaults(func=run_import)
 
+    variant = data_commands.add_parser(
+        "variant", help="copy splits with the performances re-synthesized by another piano in a room",
+        description="Write an 'unseen piano' copy of splits of a built dataset: the same scores and performance "
+        "MIDI, the performances re-synthesized with --soundfont (one the followers' score synthesis does not use) "
+        "and reverberated with a seeded synthetic room impulse response; spectrograms recomputed. The manifest "
+        "records soundfont, reverb and seed.")
+    variant.add_argument("--from", dest="source", type=Path,
+                         help="dataset root to copy (default: the default dataset)")
+    variant.add_argument("--split", default="test", help="comma-separated splits to copy (default: test)")
+    variant.add_argument("--soundfont", required=True,
+                         help="the performances' .sf2 (e.g. /usr/share/sounds/sf2/MuseScore_General_Full.sf2)")
+    variant.add_argument("--reverb", type=float, default=0.4,
+                         help="reverberation time RT60 of the synthetic room in seconds (default 0.4; 0 = dry)")
+    variant.add_argument("--seed", type=int, default=0, help="seed of the room impulse responses (default 0)")
+    variant.add_argument("--out", type=Path, required=True, help="the variant's dataset root (outside the source)")
+    variant.set_defaults(func=run_variant)
+
     info = data_commands.add_parser("info", help="list pieces, durations, onsets and split sizes",
                                     description="Summarize a dataset root or split directory.")
     info.add_argument("dir", nargs="?", type=Path, help="dataset root or split (default: the default dataset)")
@@ -78,6 +95,18 @@ def run_import(args: argparse.Namespace) -> int:
                          soundfont=args.soundfont)
     piece = load_piece(files)
     print(f"imported {piece.name} into {args.out}: {len(piece.onset_frames)} onsets, {piece.duration_s:.1f} s")
+    return 0
+
+
+def run_variant(args: argparse.Namespace) -> int:
+    from sfgym.data.dataset import default_dataset_dir
+    from sfgym.data.variant import build_variant
+
+    source = args.source or default_dataset_dir(build=False)
+    splits = tuple(s for s in args.split.split(",") if s)
+    root = build_variant(source, args.out, splits=splits, soundfont=args.soundfont, reverb_s=args.reverb,
+                         seed=args.seed)
+    print(f"{root}: {', '.join(splits)} of {source} re-synthesized with {args.soundfont}, reverb RT60 {args.reverb} s")
     return 0
 
 
