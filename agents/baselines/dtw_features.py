@@ -19,6 +19,7 @@ whole spectrogram (:meth:`ChromaOnsetFeatures.__call__`) and from a live stream 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,17 +27,19 @@ import numpy as np
 from sfgym.data.spectrogram import band_center_frequencies
 
 
+@functools.lru_cache(maxsize=8)
 def pitch_class_map(min_pitch: float = 0.0, max_pitch: float = 200.0) -> np.ndarray:
-    """``(78, 12)`` weights folding the spectrogram's bands onto pitch classes (C = 0).
+    """``(78, 12)`` weights folding the spectrogram's bands onto pitch classes (C = 0); read-only.
 
     A band centred at MIDI pitch ``p`` (fractional) goes to the pitch classes around ``p`` with a
-    triangular weight one semitone wide; bands below ``min_pitch`` are left out.
+    triangular weight one semitone wide; bands below ``min_pitch`` or above ``max_pitch`` are left out.
     """
     pitches = 69.0 + 12.0 * np.log2(band_center_frequencies() / 440.0)
     distance = (pitches[:, None] - np.arange(12)[None, :]) % 12.0
     distance = np.minimum(distance, 12.0 - distance)
     weights = np.maximum(0.0, 1.0 - distance)
     weights[(pitches < min_pitch) | (pitches > max_pitch)] = 0.0
+    weights.flags.writeable = False
     return weights
 
 
@@ -47,7 +50,7 @@ class ChromaOnsetFeatures:
     Args:
         onset_weight: weight of the onset chroma against the chroma.
         silence: the constant component (relative to a unit chroma).
-        min_pitch: bands centred below this MIDI pitch are left out of the chroma.
+        min_pitch, max_pitch: bands centred outside these MIDI pitches are left out of the chroma.
     """
 
     onset_weight: float = 10.0
