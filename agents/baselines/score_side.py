@@ -85,7 +85,7 @@ def _speed_px_per_s(onset_times: np.ndarray, onset_x: np.ndarray) -> float | Non
     return float(onset_x[-1] - onset_x[0]) / duration if duration > 0 and len(onset_x) > 1 else None
 
 
-SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw")
+SCORE_SIDE_BASELINES = ("constant_tempo", "online_dtw", "online_dtw_spectrum")
 """Baselines that need the notated timing (``score/<score>.mid``) or, without it, a stand-in speed."""
 
 
