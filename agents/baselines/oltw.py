@@ -39,17 +39,30 @@ class Direction(Enum):
     BOTH = "both"
 
 
-def _extend(previous: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """A new column (or row) of accumulated costs from the previous one and the local distances.
-
-    Steps into a cell: from ``previous[r]`` (cost ``d``), from ``previous[r-1]`` (diagonal, ``2d``)
-    and from the new line's own ``r-1`` (cost ``d``).
-    """
-    diagonal = np.concatenate([[np.inf], previous[:-1]]) + local
-    from_previous = local + np.minimum(previous, diagonal)
+def _accumulate(from_previous: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """``D[r] = min(from_previous[r], D[r-1] + local[r])`` for all ``r`` at once: a cumulative minimum."""
     cumulative = np.cumsum(local)
     with np.errstate(invalid="ignore"):  # inf - finite is fine; inf - inf cannot happen (local is finite)
         return cumulative + np.minimum.accumulate(from_previous - cumulative)
+
+
+def _extend(previous: np.ndarray, local: np.ndarray, diagonal_weight: float = 2.0,
+            before: float = np.inf) -> np.ndarray:
+    """A new column (or row) of accumulated costs from the previous one and the local distances.
+
+    Steps into a cell: from ``previous[r]`` (cost ``d``), from ``previous[r-1]`` (diagonal,
+    ``diagonal_weight * d``; ``before`` stands for ``previous[-1]``) and from the new line's own ``r-1``
+    (cost ``d``).
+    """
+    diagonal = np.concatenate([[before], previous[:-1]])
+    return _accumulate(np.minimum(previous + local, diagonal + diagonal_weight * local), local)
+
+
+def _checked_reference(reference: np.ndarray) -> np.ndarray:
+    reference = np.asarray(reference, dtype=np.float64)
+    if reference.ndim != 2 or len(reference) == 0:
+        raise ValueError(f"reference features must be a non-empty (N, F) array, got shape {reference.shape}")
+    return reference
 
 
 class OnlineTimeWarping:
@@ -63,12 +76,9 @@ class OnlineTimeWarping:
     """
 
     def __init__(self, reference: np.ndarray, window: int = 100, max_run_count: int = 3):
-        reference = np.asarray(reference, dtype=np.float64)
-        if reference.ndim != 2 or len(reference) == 0:
-            raise ValueError(f"reference features must be a non-empty (N, F) array, got shape {reference.shape}")
         if window < 2 or max_run_count < 1:
             raise ValueError(f"need window >= 2 and max_run_count >= 1, got {window}, {max_run_count}")
-        self.reference = reference
+        self.reference = _checked_reference(reference)
         self.window = int(window)
         self.max_run_count = int(max_run_count)
         self._started = False
@@ -191,12 +201,9 @@ class ArztTimeWarping:
     """
 
     def __init__(self, reference: np.ndarray, window: int = 100, max_step: int = 3):
-        reference = np.asarray(reference, dtype=np.float64)
-        if reference.ndim != 2 or len(reference) == 0:
-            raise ValueError(f"reference features must be a non-empty (N, F) array, got shape {reference.shape}")
         if window < 1 or max_step < 1:
             raise ValueError(f"need window >= 1 and max_step >= 1, got {window}, {max_step}")
-        self.reference = reference
+        self.reference = _checked_reference(reference)
         self.window = int(window)
         self.max_step = int(max_step)
         self._started = False
@@ -206,6 +213,7 @@ class ArztTimeWarping:
         self.anchor = self.position = int(np.clip(reference_index, 0, len(self.reference) - 1))
         self.n_inputs = 0
         self._costs = np.full(len(self.reference), np.inf)  # accumulated cost of the newest column
+        self._span = (self.position, self.position + 1)  # where _costs is finite
         self._started = True
         self._column(feature, first=True)
         return self.position
@@ -221,19 +229,16 @@ class ArztTimeWarping:
         low = max(self.anchor, self.position - self.window)
         high = min(len(self.reference), self.position + self.window + 1)
         local = np.maximum(0.0, 1.0 - self.reference[low:high] @ feature)
-        previous = self._costs[low:high]
         if first:
             from_previous = np.full(high - low, np.inf)
             from_previous[self.position - low] = local[self.position - low]
-        else:
-            diagonal = np.concatenate([[self._costs[low - 1] if low > self.anchor else np.inf], previous[:-1]])
-            from_previous = local + np.minimum(previous, diagonal)
-        # within the column, D[j] = min(from_previous[j], D[j-1] + local[j]): a cumulative minimum
-        cumulative = np.cumsum(local)
-        with np.errstate(invalid="ignore"):
-            column = cumulative + np.minimum.accumulate(from_previous - cumulative)
-        self._costs[:] = np.inf
+            column = _accumulate(from_previous, local)
+        else:  # each step weighs the local distance once, as in pymatchmaker's oltw_arzt_loop
+            before = self._costs[low - 1] if low > self.anchor else np.inf
+            column = _extend(self._costs[low:high], local, diagonal_weight=1.0, before=before)
+        self._costs[self._span[0] : self._span[1]] = np.inf
         self._costs[low:high] = column
+        self._span = (low, high)
         self.n_inputs += 1
         lengths = self.n_inputs + np.arange(low, high) - self.anchor + 1.0
         best = low + int(np.argmin(column / lengths))
