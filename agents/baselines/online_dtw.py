@@ -92,7 +92,8 @@ class OnlineDTWFollower(Follower):
     Args:
         window: search reach in frames (100 = 5 s).
         max_step: bound on the local tempo ratio: the most reference frames per input frame (Arzt), or the
-            most consecutive one-sided steps (Dixon); 2 allows half to twice the notated tempo.
+            most consecutive one-sided steps (Dixon: tempo ratios 1/max_step..max_step); 2 allows up to twice the
+            notated tempo.
         soundfont: soundfont of the score synthesis.
         px_per_second: stand-in speed for pieces without notated timing (see
             :func:`~agents.baselines.score_side.notated_notes`).
