@@ -51,6 +51,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
 
+    from sfgym.followers import needs_notated_tempo
     from agents.registry import make_follower
     from sfgym.data.msmd import load_piece
     from sfgym.rendering.live import LiveFollowing, live_piece
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"{'follower':<16} {'frames':>6} {'features':>9} {'step':>8} {'latency mean':>13} {'median':>7} "
           f"{'p95':>7} {'max':>7}   (ms per frame)")
     for spec in [s.strip() for s in args.agents.split(",") if s.strip()]:
-        kwargs = {"px_per_second": args.score_speed} if spec in ("constant_tempo", "online_dtw") and piece.score_notes is None else {}
+        kwargs = {"px_per_second": args.score_speed} if needs_notated_tempo(spec) and piece.score_notes is None else {}
         follower = make_follower(spec, **kwargs)
         live = LiveFollowing(follower, timeline, bounds, truth_known=True)
         report = live.run(audio, rate, speed=1.0 if args.realtime else 0.0, block_size=args.block)

@@ -39,17 +39,30 @@ class Direction(Enum):
     BOTH = "both"
 
 
-def _extend(previous: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """A new column (or row) of accumulated costs from the previous one and the local distances.
-
-    Steps into a cell: from ``previous[r]`` (cost ``d``), from ``previous[r-1]`` (diagonal, ``2d``)
-    and from the new line's own ``r-1`` (cost ``d``).
-    """
-    diagonal = np.concatenate([[np.inf], previous[:-1]]) + local
-    from_previous = local + np.minimum(previous, diagonal)
+def _accumulate(from_previous: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """``D[r] = min(from_previous[r], D[r-1] + local[r])`` for all ``r`` at once: a cumulative minimum."""
     cumulative = np.cumsum(local)
     with np.errstate(invalid="ignore"):  # inf - finite is fine; inf - inf cannot happen (local is finite)
         return cumulative + np.minimum.accumulate(from_previous - cumulative)
+
+
+def _extend(previous: np.ndarray, local: np.ndarray, diagonal_weight: float = 2.0,
+            before: float = np.inf) -> np.ndarray:
+    """A new column (or row) of accumulated costs from the previous one and the local distances.
+
+    Steps into a cell: from ``previous[r]`` (cost ``d``), from ``previous[r-1]`` (diagonal,
+    ``diagonal_weight * d``; ``before`` stands for ``previous[-1]``) and from the new line's own ``r-1``
+    (cost ``d``).
+    """
+    diagonal = np.concatenate([[before], previous[:-1]])
+    return _accumulate(np.minimum(previous + local, diagonal + diagonal_weight * local), local)
+
+
+def _checked_reference(reference: np.ndarray) -> np.ndarray:
+    reference = np.asarray(reference, dtype=np.float64)
+    if reference.ndim != 2 or len(reference) == 0:
+        raise ValueError(f"reference features must be a non-empty (N, F) array, got shape {reference.shape}")
+    return reference
 
 
 class OnlineTimeWarping:
@@ -63,12 +76,9 @@ class OnlineTimeWarping:
     """
 
     def __init__(self, reference: np.ndarray, window: int = 100, max_run_count: int = 3):
-        reference = np.asarray(reference, dtype=np.float64)
-        if reference.ndim != 2 or len(reference) == 0:
-            raise ValueError(f"reference features must be a non-empty (N, F) array, got shape {reference.shape}")
         if window < 2 or max_run_count < 1:
             raise ValueError(f"need window >= 2 and max_run_count >= 1, got {window}, {max_run_count}")
-        self.reference = reference
+        self.reference = _checked_reference(reference)
         self.window = int(window)
         self.max_run_count = int(max_run_count)
         self._started = False
@@ -172,6 +182,69 @@ class OnlineTimeWarping:
         self.cost[-1] = new_row
 
 
+class ArztTimeWarping:
+    """Arzt's on-line time warping: one input frame at a time, a window of the reference around the position.
+
+    Arzt, A. (2016). *Flexible and robust music tracking.* PhD thesis, JKU Linz (as in pymatchmaker's
+    ``OnlineTimeWarpingArzt``). Each input frame adds one column of accumulated costs over the
+    reference frames within ``window`` of the current position (steps: reference only, input only,
+    diagonal; each weighs the local distance once, costs normalized by the path length ``i + j``);
+    the new position is the cheapest cell of that column, but never behind the current position and
+    at most ``max_step`` reference frames ahead of it (the step / tempo constraint). A follower that
+    fell behind is pulled forward as soon as the music ahead matches better, ``max_step`` frames per
+    frame at most, which is the recovery when lost.
+
+    Args:
+        reference: ``(N, F)`` unit-length reference features (distance ``1 - cosine``).
+        window: reference frames searched on either side of the position.
+        max_step: the most reference frames the position may advance per input frame.
+    """
+
+    def __init__(self, reference: np.ndarray, window: int = 100, max_step: int = 3):
+        if window < 1 or max_step < 1:
+            raise ValueError(f"need window >= 1 and max_step >= 1, got {window}, {max_step}")
+        self.reference = _checked_reference(reference)
+        self.window = int(window)
+        self.max_step = int(max_step)
+        self._started = False
+
+    def start(self, reference_index: int, feature: np.ndarray) -> int:
+        """Anchor the path: the first input frame ``feature`` is at ``reference_index``."""
+        self.anchor = self.position = int(np.clip(reference_index, 0, len(self.reference) - 1))
+        self.n_inputs = 0
+        self._costs = np.full(len(self.reference), np.inf)  # accumulated cost of the newest column
+        self._span = (self.position, self.position + 1)  # where _costs is finite
+        self._started = True
+        self._column(feature, first=True)
+        return self.position
+
+    def step(self, feature: np.ndarray) -> int:
+        """Take the next input frame; return the reference index it is aligned to."""
+        if not self._started:
+            raise RuntimeError("call start() before step()")
+        self._column(feature, first=False)
+        return self.position
+
+    def _column(self, feature: np.ndarray, first: bool) -> None:
+        low = max(self.anchor, self.position - self.window)
+        high = min(len(self.reference), self.position + self.window + 1)
+        local = np.maximum(0.0, 1.0 - self.reference[low:high] @ feature)
+        if first:
+            from_previous = np.full(high - low, np.inf)
+            from_previous[self.position - low] = local[self.position - low]
+            column = _accumulate(from_previous, local)
+        else:  # each step weighs the local distance once, as in pymatchmaker's oltw_arzt_loop
+            before = self._costs[low - 1] if low > self.anchor else np.inf
+            column = _extend(self._costs[low:high], local, diagonal_weight=1.0, before=before)
+        self._costs[self._span[0] : self._span[1]] = np.inf
+        self._costs[low:high] = column
+        self._span = (low, high)
+        self.n_inputs += 1
+        lengths = self.n_inputs + np.arange(low, high) - self.anchor + 1.0
+        best = low + int(np.argmin(column / lengths))
+        self.position = int(np.clip(best, self.position, self.position + self.max_step))
+
+
 def unit_features(spectrogram: np.ndarray, onset_weight: float = 1.0, silence: float = 0.02) -> np.ndarray:
     """Per-frame DTW features of a ``(bins, T)`` log spectrogram: ``(T, 2 * bins + 1)``, unit length.
 
@@ -186,4 +259,4 @@ def unit_features(spectrogram: np.ndarray, onset_weight: float = 1.0, silence: f
     return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
-__all__ = ["Direction", "OnlineTimeWarping", "unit_features"]
+__all__ = ["ArztTimeWarping", "Direction", "OnlineTimeWarping", "unit_features"]

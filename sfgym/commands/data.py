@@ -62,6 +62,22 @@ def register(subparsers) -> None:
     convert.add_argument("--trust-pickle", action="store_true",
                          help="unpickle legacy files without the allow-list (only for files from a trusted source)")
     convert.set_defaults(func=run_convert)
+    variant = data_commands.add_parser(
+        "variant", help="copy splits with the performances re-synthesized by another piano in a room",
+        description="Write an 'unseen piano' copy of splits of a built dataset: the same scores and performance "
+        "MIDI, the performances re-synthesized with --soundfont (one the followers' score synthesis does not use) "
+        "and reverberated with a seeded synthetic room impulse response; spectrograms recomputed. The manifest "
+        "records soundfont, reverb and seed.")
+    variant.add_argument("--from", dest="source", type=Path,
+                         help="dataset root to copy (default: the default dataset)")
+    variant.add_argument("--split", default="test", help="comma-separated splits to copy (default: test)")
+    variant.add_argument("--soundfont", required=True,
+                         help="the performances' .sf2 (e.g. /usr/share/sounds/sf2/MuseScore_General_Full.sf2)")
+    variant.add_argument("--reverb", type=float, default=0.4,
+                         help="reverberation time RT60 of the synthetic room in seconds (default 0.4; 0 = dry)")
+    variant.add_argument("--seed", type=int, default=0, help="seed of the room impulse responses (default 0)")
+    variant.add_argument("--out", type=Path, required=True, help="the variant's dataset root (outside the source)")
+    variant.set_defaults(func=run_variant)
 
     info = data_commands.add_parser("info", help="list pieces, durations, onsets and split sizes",
                                     description="Summarize a dataset root or split directory.")
@@ -116,6 +132,18 @@ def run_convert(args: argparse.Namespace) -> int:
     converted = sum(convert_score_npz(path, trust_pickle=args.trust_pickle) for path in scores)
     print(f"{args.dir}: converted {converted} of {len(scores)} score files to the pickle-free format "
           f"({len(scores) - converted} already were)")
+    return 0
+
+
+def run_variant(args: argparse.Namespace) -> int:
+    from sfgym.data.dataset import default_dataset_dir
+    from sfgym.data.variant import build_variant
+
+    source = args.source or default_dataset_dir(build=False)
+    splits = tuple(s for s in args.split.split(",") if s)
+    root = build_variant(source, args.out, splits=splits, soundfont=args.soundfont, reverb_s=args.reverb,
+                         seed=args.seed)
+    print(f"{root}: {', '.join(splits)} of {source} re-synthesized with {args.soundfont}, reverb RT60 {args.reverb} s")
     return 0
 
 
