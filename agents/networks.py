@@ -124,8 +124,10 @@ class Trunk(nn.Module):
 
     - :meth:`incremental`: the form that follows one piece frame by frame (:mod:`agents.sliding`);
     - :meth:`spectrogram_table`, :meth:`score_table`, :meth:`tabled_features`: the trunk's output
-      looked up from per-piece tables when it is frozen (:mod:`agents.rl.frozen_trunk`);
-    - :meth:`pretraining_model`: the model that pre-trains it (:mod:`agents.pretraining.train`).
+      looked up from per-piece tables when it is frozen (:mod:`agents.rl.frozen_trunk`).
+
+    The model that pre-trains each kind is named in :data:`agents.pretraining.train.PRETRAINING_MODELS`
+    (pre-training builds on this module, not the other way round).
     """
 
     config: TrunkConfig
@@ -156,11 +158,6 @@ class Trunk(nn.Module):
 
     def tabled_features(self, sound: np.ndarray, score_table: np.ndarray, start: int) -> np.ndarray:
         """The trunk's output from one row of :meth:`spectrogram_table` with the window at ``start``."""
-        raise NotImplementedError
-
-    @classmethod
-    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
-        """A new model that pre-trains a trunk of this kind (``sfgym train trunk``)."""
         raise NotImplementedError
 
 
@@ -224,12 +221,6 @@ class MultimodalTrunk(Trunk):
         if not isinstance(linear, nn.Linear) or not isinstance(activation, nn.ELU) or activation.alpha != 1.0:
             raise ValueError(f"feature tables expect the trunk's joint layer to be Linear → ELU, got {self.joint}")
         return linear
-
-    @classmethod
-    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
-        from agents.pretraining.train import OffsetRegressor
-
-        return OffsetRegressor(config)
 
 
 # (out_channels, kernel) per layer of a matching trunk's column embedding, each followed by ELU and
@@ -320,13 +311,6 @@ class MatchingTrunk(Trunk):
         logits = score_table[start : start + self.features_dim] @ sound  # softmax over the window's columns
         probabilities = np.exp(logits - logits.max())
         return probabilities / probabilities.sum()
-
-    @classmethod
-    def pretraining_model(cls, config: TrunkConfig) -> nn.Module:
-        from agents.pretraining.train import ColumnMatcher
-
-        return ColumnMatcher(config)
-
 
 
 COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2

@@ -22,13 +22,14 @@ the tests check. Only unpadded, ungrouped, undilated ``Conv2d`` layers with elem
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.networks import MatchingTrunk, MultimodalTrunk
+if TYPE_CHECKING:  # annotations only: the trunks call into this module for their incremental forms
+    from agents.networks import MatchingTrunk, MultimodalTrunk
 
 _ELEMENTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Identity, nn.Dropout)
 

@@ -1,6 +1,6 @@
 """The import structure: arrows run one way (``sfgym`` never imports ``agents``) and no modules import
 each other, directly or round a longer loop. Read from the source (every import, also those inside
-functions), so nothing is imported here."""
+functions; those under ``if TYPE_CHECKING:`` never run and do not count), so nothing is imported here."""
 
 from __future__ import annotations
 
@@ -25,7 +25,13 @@ def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
     module, else ``a.b``), relative imports resolved."""
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    type_checking_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                          and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
+                          for statement in block.body for node in ast.walk(statement)}
+    for node in ast.walk(tree):
+        if id(node) in type_checking_only:
+            continue  # `if TYPE_CHECKING:` imports are for annotations and never run
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -7,7 +7,7 @@ no recurrence to lean on: a sample is a frame of a performance and a score windo
 solve it — unlike a recurrent regressor, which can lower its loss by learning a typical speed. The
 trunk then starts an RL run (``sfgym train rl --init-from RUN_DIR``, frozen with the shipped configs
 ``ppo_matching`` or ``ppo_frozen``). Two trunks, two objectives (each trunk class's
-:meth:`~agents.networks.Trunk.pretraining_model`):
+:data:`PRETRAINING_MODELS`):
 
 - ``trunk.kind: figure3`` (the paper's :class:`~agents.networks.MultimodalTrunk`, config ``trunk_offset``):
   a linear head regresses the offset (in units of ``max_offset_px``; mean squared error).
@@ -42,7 +42,7 @@ from torch import nn
 
 from agents import runs
 from agents.config_files import apply_overrides, build_sections, check_ranges, find_config, load_yaml_with_overrides
-from agents.networks import TRUNK_KINDS, MatchingTrunk, MultimodalTrunk, TrunkConfig
+from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig
 from agents.runs import BEST, LAST, Budget, BudgetProgress, RunDirectory, StopRequest
 from agents.sliding import branch_at_every_window, score_features_every_start
 from agents.supervised.data import (LOSS_THRESHOLD_PX, SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
@@ -226,10 +226,14 @@ def draw_stretch(song: PreparedSong, n_frames: int, n_samples: int, max_offset_p
     return frames, starts, (offsets / max_offset_px).astype(np.float32)
 
 
+PRETRAINING_MODELS: dict[str, type[OffsetRegressor] | type[ColumnMatcher]] = {
+    MultimodalTrunk.KIND: OffsetRegressor, MatchingTrunk.KIND: ColumnMatcher}
+"""The model that pre-trains each trunk kind of :data:`agents.networks.TRUNK_KINDS`."""
+
+
 def pretraining_model(trunk: TrunkConfig) -> OffsetRegressor | ColumnMatcher:
-    """The model that pre-trains a trunk of this config's kind (its class's
-    :meth:`~agents.networks.Trunk.pretraining_model`: :class:`OffsetRegressor` or :class:`ColumnMatcher`)."""
-    return TRUNK_KINDS[trunk.kind].pretraining_model(trunk)
+    """The model that pre-trains a trunk of this config's kind (:data:`PRETRAINING_MODELS`)."""
+    return PRETRAINING_MODELS[trunk.kind](trunk)
 
 
 # ---------------------------------------------------------------------------- the training loop
@@ -407,4 +411,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 __all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
-           "main", "pretraining_model", "train"]
+           "main", "PRETRAINING_MODELS", "pretraining_model", "train"]
