@@ -387,12 +387,16 @@ _CHORALES = tuple(_chorale(bwv, qpm) for bwv, qpm in _CHORALE_TEMPI)
 _PIECES: tuple[CorpusPiece, ...] = _KEYBOARD + _ACCOMPANIMENTS + _REDUCTIONS + _CHORALES
 
 
-@functools.cache
-def _default_corpus() -> tuple[CorpusPiece, ...]:
-    names = [piece.name for piece in _PIECES]
+def _check_unique_names(pieces: Sequence[CorpusPiece], corpus: str) -> None:
+    names = [piece.name for piece in pieces]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise CorpusError(f"duplicate piece names in the default corpus: {duplicates}")
+        raise CorpusError(f"duplicate piece names in the {corpus} corpus: {duplicates}")
+
+
+@functools.cache
+def _default_corpus() -> tuple[CorpusPiece, ...]:
+    _check_unique_names(_PIECES, "default")
     return _PIECES
 
 
@@ -506,10 +510,7 @@ def _piano_v2_corpus() -> tuple[CorpusPiece, ...]:
     reserved = [p.name for p in pieces if reserved_for_acceptance(p)]
     if reserved:
         raise CorpusError(f"pieces reserved for acceptance tests in the piano-v2 corpus: {reserved}")
-    names = [p.name for p in pieces]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise CorpusError(f"duplicate piece names in the piano-v2 corpus: {duplicates}")
+    _check_unique_names(pieces, "piano-v2")
     return pieces
 
 
