@@ -32,6 +32,12 @@ def register(subparsers) -> None:
     build.add_argument("--augment", type=int, default=0, metavar="N",
                        help="N extra sound-augmented takes of every train score (velocity, pedal, EQ, room, level, "
                        "noise; see sfgym.data.augment), named <score>@t<ratio>-<soundfont>-aug<k> (default 0)")
+    from sfgym.data.corpus import CORPORA  # stdlib-only module: cheap at start-up
+
+    build.add_argument("--corpus", choices=CORPORA, default="default",
+                       help="built-in corpus: default (140 music21 scores) or piano-v2 (piano parts of songs "
+                       "vendored from OpenScore Lieder, fewer chorales); without --out piano-v2 goes to "
+                       "~/.cache/sfgym/piano-v2")
     build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
     build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     build.set_defaults(func=run_build)
@@ -86,7 +92,7 @@ def register(subparsers) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from sfgym.data.dataset import BuildConfig, build_dataset, default_dataset_dir, default_dataset_root, read_manifest
+    from sfgym.data.dataset import BuildConfig, build_dataset, corpus_dataset_root, default_dataset_dir, read_manifest
 
     config = BuildConfig(
         tempo_ratios=tuple(float(t) for t in args.tempo_ratios.split(",")),
@@ -96,11 +102,12 @@ def run_build(args: argparse.Namespace) -> int:
         max_pieces=args.max_pieces,
         timing=args.timing,
         augment=args.augment,
+        corpus=args.corpus,
     )
     if args.out is None and config == BuildConfig():
         root = default_dataset_dir(workers=args.workers)
     else:
-        root = build_dataset(args.out or default_dataset_root(), config=config, workers=args.workers)
+        root = build_dataset(args.out or corpus_dataset_root(config.corpus), config=config, workers=args.workers)
     manifest = read_manifest(root)
     print(f"{root}: {manifest['split_sizes']} scores; built {manifest['scores_built_this_run']} now "
           f"in {manifest['build_seconds_this_run']:.0f} s; {len(manifest['failed'])} failed")

@@ -1,4 +1,4 @@
-"""sfgym's built-in default dataset: public-domain scores from the music21 corpus.
+"""sfgym's built-in corpora: public-domain scores from the music21 corpus and vendored songs.
 
 MSMD is classical piano music engraved on a grand staff (treble + bass). sfgym's default dataset
 is built offline from scores that ship inside the music21 wheel (``music21/corpus``; nothing is
@@ -37,6 +37,30 @@ Not used: Palestrina, Monteverdi, Josquin, trecento and other vocal polyphony (~
 or more parts in old clefs, far from piano music); the ABC folk-tune collections (one melody line,
 no grand staff); lead sheets (a melody with chord symbols); long quartet movements and the Grosse
 Fuge; Webern's Op. 16 No. 2 (voice and clarinet).
+
+The ``piano-v2`` corpus (:func:`piano_v2_corpus`, ``sfgym data build --corpus piano-v2``)
+------------------------------------------------------------------------------------------------
+More piano writing, fewer chorales, and nothing that acceptance tests play (162 pieces):
+
+- 100 ``piano_accompaniment`` pieces vendored in ``sfgym/data/scores/``: the piano parts of songs by
+  87 composers (Brahms, Schubert, R. Schumann, Mahler, Wolf, Hensel, Chaminade, Debussy, Elgar,
+  Holmès, Viardot, Beach, Satie, Webern, ...; mid-18th to early 20th century) from the OpenScore
+  Lieder corpus,
+  whose MusicXML exports are CC0 (``sfgym/data/scores/LICENSE.md`` and ``sources.tsv`` list each
+  file's source repository, commit, path, licence, composer and title; the files are copied
+  unchanged by ``scripts/vendor_openscore_lieder.py``, which also says how they were chosen). The
+  voice part and lyrics are dropped like other parts; the tempo is the file's first metronome mark.
+- From the default corpus: its keyboard pieces except those reserved (below), all 15 of its song
+  and chamber piano parts, its 13 ensemble reductions and every 4th of its chorales (25).
+
+Reserved for acceptance tests, never in a training corpus: ASAP / (n)ASAP, Vienna 4x22 and Batik
+perform solo piano music by the composers of :data:`RESERVED_PIANO_COMPOSERS` (J. S. Bach,
+Beethoven, Chopin, Debussy, Haydn, Liszt, Mozart, Schubert, R. Schumann, ...). The rule
+(:func:`reserved_for_acceptance`): *no* ``piano`` piece by such a composer, whether or not that
+exact piece is in a set; so ``piano-v2`` leaves out the default corpus' BWV 846 prelude, K. 545 and
+Chopin's Op. 6 No. 2, which the default corpus (unchanged, for reproducibility) still has. Their
+songs and chamber music are not in those sets and stay. :func:`piano_v2_corpus` raises
+:class:`CorpusError` if a reserved piece gets in.
 
 How a piece is made
 -------------------
@@ -87,11 +111,16 @@ Cuthbert); the Weber encoding was released to the public domain (Oliver Seely, 1
 not copy the files: it reads them from the installed music21 at build time. Datasets built from
 them carry these terms. One caveat: the file of the Verdi piano arrangement names no arranger
 (music21 distributes it as out of copyright in the US).
+
+The vendored songs of ``piano-v2`` are public-domain compositions (every composer died in 1945 or
+earlier) in CC0 encodings (OpenScore Lieder), shipped inside the package (1.4 MB); the manifest of
+a ``piano-v2`` build records each piece's licence and source.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import re
 import xml.etree.ElementTree as ET
@@ -103,10 +132,16 @@ if TYPE_CHECKING:  # music21 is imported where it is used: listing the pieces ne
     from music21 import stream
 
 __all__ = [
+    "CORPORA",
     "CorpusPiece",
     "CorpusError",
     "PIECE_KINDS",
+    "RESERVED_PIANO_COMPOSERS",
+    "corpus_pieces",
     "default_corpus",
+    "piano_v2_corpus",
+    "reserved_for_acceptance",
+    "vendored_pieces",
     "load_score",
     "load_score_musicxml",
     "score_to_musicxml",
@@ -154,6 +189,8 @@ class CorpusPiece:
         lower_parts: likewise for the bass staff.
         measures: inclusive range of source measure numbers for an excerpt, or ``None`` for the
             whole piece.
+        licence: the encoding's licence where sfgym records one per piece (the ``piano-v2``
+            corpus; empty for the default corpus, whose terms are in the module docstring).
     """
 
     name: str
@@ -165,6 +202,7 @@ class CorpusPiece:
     upper_parts: tuple[int, ...] = (0,)
     lower_parts: tuple[int, ...] = (1,)
     measures: tuple[int, int] | None = None
+    licence: str = ""
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -349,12 +387,16 @@ _CHORALES = tuple(_chorale(bwv, qpm) for bwv, qpm in _CHORALE_TEMPI)
 _PIECES: tuple[CorpusPiece, ...] = _KEYBOARD + _ACCOMPANIMENTS + _REDUCTIONS + _CHORALES
 
 
-@functools.cache
-def _default_corpus() -> tuple[CorpusPiece, ...]:
-    names = [piece.name for piece in _PIECES]
+def _check_unique_names(pieces: Sequence[CorpusPiece], corpus: str) -> None:
+    names = [piece.name for piece in pieces]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise CorpusError(f"duplicate piece names in the default corpus: {duplicates}")
+        raise CorpusError(f"duplicate piece names in the {corpus} corpus: {duplicates}")
+
+
+@functools.cache
+def _default_corpus() -> tuple[CorpusPiece, ...]:
+    _check_unique_names(_PIECES, "default")
     return _PIECES
 
 
@@ -364,6 +406,132 @@ def default_corpus() -> list[CorpusPiece]:
     Nothing is parsed: this only lists what :func:`load_score_musicxml` can build.
     """
     return list(_default_corpus())
+
+
+# --------------------------------------------------------------------------------------------
+# The piano-v2 corpus: vendored piano parts of songs, the default corpus' piano music, fewer
+# chorales, and nothing reserved for acceptance tests
+# --------------------------------------------------------------------------------------------
+
+CORPORA = ("default", "piano-v2")
+"""Names of the built-in corpora (:func:`corpus_pieces`); ``sfgym data build --corpus NAME``."""
+
+VENDORED_PREFIX = "sfgym:"
+"""``CorpusPiece.source`` of a file shipped in ``sfgym/data/scores/``, e.g.
+``sfgym:openscore-lieder/lc5701612.mxl``."""
+
+_SOURCES_TSV = "sources.tsv"
+
+# Composers whose solo piano music is in a performance set reserved for acceptance tests:
+# ASAP / (n)ASAP (composer list of its metadata), Vienna 4x22 (Chopin, Mozart, Schubert) and
+# Batik (Mozart). Rather than list their pieces, NO solo piano ("piano") piece by these
+# composers may be in a training corpus. Their songs' accompaniments and chamber music are
+# not in those sets and stay allowed. Brahms is listed to be safe (unsure whether ASAP has him).
+RESERVED_PIANO_COMPOSERS = frozenset({
+    "johann sebastian bach", "mily balakirev", "ludwig van beethoven", "johannes brahms",
+    "frederic chopin", "claude debussy", "mikhail glinka", "joseph haydn", "franz liszt",
+    "wolfgang amadeus mozart", "sergei prokofiev", "sergei rachmaninoff", "maurice ravel",
+    "franz schubert", "robert schumann", "alexander scriabin",
+})
+"""Composers (ASCII-folded, lower case) whose solo piano pieces no training corpus may hold."""
+
+_PIANO_V2_CHORALE_STEP = 4  # every 4th of the default corpus' 100 chorales: 25
+
+
+def _folded(name: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower().strip()
+
+
+def reserved_for_acceptance(piece: CorpusPiece) -> bool:
+    """Whether a piece may not be trained on: solo piano music by a reserved composer.
+
+    The acceptance sets (ASAP/(n)ASAP, Vienna 4x22, Batik) are performances of solo piano
+    pieces by the composers in :data:`RESERVED_PIANO_COMPOSERS`; every ``piano`` piece by them
+    is held out, whether or not that exact piece is in a set.
+    """
+    return piece.kind == "piano" and _folded(piece.composer) in RESERVED_PIANO_COMPOSERS
+
+
+def _vendored_dir():
+    from importlib.resources import files
+
+    return files("sfgym.data") / "scores"
+
+
+def _vendored_path(source: str) -> str:
+    return str(_vendored_dir() / source.removeprefix(VENDORED_PREFIX))
+
+
+@functools.cache
+def _vendored_pieces() -> tuple[CorpusPiece, ...]:
+    import csv
+    import io
+
+    text = (_vendored_dir() / _SOURCES_TSV).read_text(encoding="utf-8")
+    pieces = []
+    for row in csv.DictReader(io.StringIO(text), delimiter="\t"):
+        source = f"{VENDORED_PREFIX}{row['file']}"
+        piece = _accompaniment(row["name"], source, row["composer"], row["title"],
+                               float(row["tempo_qpm"]), (1, 2))  # voice, then piano's 2 staves
+        licence = f"{row['licence']} ({row['source_repo']} @ {row['commit']}: {row['source_path']})"
+        pieces.append(dataclasses.replace(piece, licence=licence))
+    return tuple(pieces)
+
+
+def vendored_pieces() -> list[CorpusPiece]:
+    """The scores shipped in ``sfgym/data/scores/`` (listed in its ``sources.tsv``), as pieces.
+
+    Each is the piano part of a song of the OpenScore Lieder corpus (CC0); see
+    ``sfgym/data/scores/LICENSE.md`` for every file's source, commit and licence.
+    """
+    return list(_vendored_pieces())
+
+
+_MUSIC21_LICENCE = (
+    "public-domain composition; encoding from the music21 corpus "
+    "(music21/corpus/license.txt; see sfgym.data.corpus)"
+)
+
+
+@functools.cache
+def _piano_v2_corpus() -> tuple[CorpusPiece, ...]:
+    from_music21 = (
+        *(p for p in _KEYBOARD if not reserved_for_acceptance(p)),
+        *_ACCOMPANIMENTS,
+        *_REDUCTIONS,
+        *_CHORALES[::_PIANO_V2_CHORALE_STEP],
+    )
+    pieces = (
+        *_vendored_pieces(),
+        *(dataclasses.replace(p, licence=_MUSIC21_LICENCE) for p in from_music21),
+    )
+    reserved = [p.name for p in pieces if reserved_for_acceptance(p)]
+    if reserved:
+        raise CorpusError(f"pieces reserved for acceptance tests in the piano-v2 corpus: {reserved}")
+    _check_unique_names(pieces, "piano-v2")
+    return pieces
+
+
+def piano_v2_corpus() -> list[CorpusPiece]:
+    """The ``piano-v2`` corpus: more piano music, fewer chorales, no acceptance-test pieces.
+
+    The vendored piano parts of songs (:func:`vendored_pieces`) first, then from the default
+    corpus its keyboard pieces except those :func:`reserved_for_acceptance` (Bach's BWV 846, Mozart's
+    K. 545 and Chopin's Op. 6 No. 2 go), its song and chamber piano parts, its ensemble
+    reductions and every 4th of its chorales (25 of 100). Every piece records its licence.
+    """
+    return list(_piano_v2_corpus())
+
+
+def corpus_pieces(name: str = "default") -> list[CorpusPiece]:
+    """The pieces of the built-in corpus ``name`` (one of :data:`CORPORA`)."""
+    if name == "default":
+        return default_corpus()
+    if name == "piano-v2":
+        return piano_v2_corpus()
+    raise CorpusError(f"unknown corpus {name!r}: choose one of {', '.join(CORPORA)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,13 +564,17 @@ def load_score(piece: CorpusPiece) -> stream.Score:
     See :func:`load_score_musicxml` for what is tidied. Raises :class:`CorpusError` naming the
     piece if the source does not have the parts or measures the piece describes.
     """
-    from music21 import corpus
+    from music21 import converter, corpus
 
     try:
-        score = corpus.parse(piece.source)
+        if piece.source.startswith(VENDORED_PREFIX):
+            score = converter.parse(_vendored_path(piece.source))
+        else:
+            score = corpus.parse(piece.source)
     except Exception as error:  # music21 raises many unrelated types for a bad path
+        where = "vendored" if piece.source.startswith(VENDORED_PREFIX) else "music21 corpus"
         raise CorpusError(
-            f"{piece.name}: cannot parse music21 corpus file {piece.source!r}: {error}"
+            f"{piece.name}: cannot parse {where} file {piece.source!r}: {error}"
         ) from error
 
     parts = list(score.parts)
@@ -733,10 +905,18 @@ class _PieceCheck:
     pages: int
     duration_s: float  # last note-off in verovio's timemap, at the notated tempo
     n_notes: int  # <note> elements that are not rests
+    played: int = -1  # with engrave: notes the engraver plays (tied notes merged); -1 = not engraved
+    located: int = -1  # with engrave: of those, notes whose notehead is on the unrolled sheet
+
+    @property
+    def ok(self) -> bool:
+        return self.loaded and self.pages >= 1 and self.located == self.played
 
 
-def _check(piece: CorpusPiece) -> _PieceCheck:
+def _check(piece: CorpusPiece, engrave: bool = False) -> _PieceCheck:
+    """Build the piece, load it in verovio and, with ``engrave``, run sfgym's engraver on it."""
     import time
+    import warnings
 
     import verovio
 
@@ -748,6 +928,14 @@ def _check(piece: CorpusPiece) -> _PieceCheck:
     loaded = bool(toolkit.loadData(musicxml))
     pages = toolkit.getPageCount() if loaded else 0
     timemap = toolkit.renderToTimemap({"includeRests": False}) if loaded else []
+    played = located = -1
+    if engrave and loaded:
+        from sfgym.data.engrave import engrave as engrave_score
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # noteheads outside the cut are counted below
+            engraved = engrave_score(musicxml)
+        played, located = len(engraved.notes), len(engraved.coords)
     return _PieceCheck(
         name=piece.name,
         build_cpu_s=build_cpu_s,
@@ -755,6 +943,8 @@ def _check(piece: CorpusPiece) -> _PieceCheck:
         pages=pages,
         duration_s=timemap[-1]["tstamp"] / 1000.0 if timemap else 0.0,
         n_notes=len(re.findall(r'<note\b[^>]*\bid="n', musicxml)),
+        played=played,
+        located=located,
     )
 
 
@@ -762,26 +952,30 @@ def _main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="piece names (default: the whole default corpus)")
+    parser.add_argument("names", nargs="*", help="piece names (default: the whole corpus)")
+    parser.add_argument("--corpus", choices=CORPORA, default="default", help="corpus to check")
+    parser.add_argument("--engrave", action="store_true",
+                        help="also engrave each piece (sfgym.data.engrave) and require every played "
+                        "note's notehead on the unrolled sheet")
     args = parser.parse_args(argv)
-    pieces = [p for p in default_corpus() if not args.names or p.name in args.names]
+    pieces = [p for p in corpus_pieces(args.corpus) if not args.names or p.name in args.names]
     failed: list[str] = []
     total_s = total_cpu_s = 0.0
     for piece in pieces:
         try:
-            check = _check(piece)
+            check = _check(piece, engrave=args.engrave)
         except Exception as error:  # report every broken piece, not just the first
             print(f"FAIL {piece.name}: {type(error).__name__}: {error}", flush=True)
             failed.append(piece.name)
             continue
-        ok = check.loaded and check.pages >= 1
-        if not ok:
+        if not check.ok:
             failed.append(piece.name)
         total_s += check.duration_s
         total_cpu_s += check.build_cpu_s
+        engraved = f" {check.located:5d}/{check.played:<5d} noteheads" if args.engrave else ""
         print(
-            f"{'ok  ' if ok else 'FAIL'} {check.name:45s} {check.build_cpu_s:6.2f} s cpu "
-            f"{check.pages:2d} pages {check.duration_s:6.1f} s {check.n_notes:5d} notes",
+            f"{'ok  ' if check.ok else 'FAIL'} {check.name:45s} {check.build_cpu_s:6.2f} s cpu "
+            f"{check.pages:2d} pages {check.duration_s:6.1f} s {check.n_notes:5d} notes{engraved}",
             flush=True,
         )
     print(

@@ -65,6 +65,9 @@ class BuildConfig:
             with default :class:`~sfgym.data.performance.HumanTiming`, its slow curve ``tempo_curve_depth`` deep).
         augment: extra sound-augmented takes of every train score (:mod:`sfgym.data.augment`; 0 = none). Take k
             plays at the k-th tempo ratio and soundfont (cycling), with its own timing seed.
+        corpus: the built-in corpus built when ``build_dataset`` gets no corpus (:data:`sfgym.data.corpus.CORPORA`):
+            ``"default"`` or ``"piano-v2"`` (vendored piano parts of songs, fewer chorales; see
+            :func:`sfgym.data.corpus.piano_v2_corpus`).
     """
 
     tempo_ratios: tuple[float, ...] = (0.9, 1.0, 1.1)
@@ -75,8 +78,13 @@ class BuildConfig:
     tempo_curve_depth: float = 0.1
     timing: str = "smooth"
     augment: int = 0
+    corpus: str = "default"
 
     def __post_init__(self) -> None:
+        from sfgym.data.corpus import CORPORA
+
+        if self.corpus not in CORPORA:
+            raise ValueError(f"unknown corpus {self.corpus!r}: choose one of {', '.join(CORPORA)}")
         if self.timing not in TIMING_MODELS:
             raise ValueError(f"unknown timing model {self.timing!r}: choose one of {', '.join(TIMING_MODELS)}")
         if self.augment < 0:
@@ -254,7 +262,7 @@ def build_dataset(
     from sfgym.data.spectrogram import SpectrogramParams
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = _resolve_corpus(corpus, config.max_pieces)
+    sources = _resolve_corpus(corpus, config.max_pieces, config.corpus)
     soundfonts = _check_soundfonts(config.soundfonts)
     splits = assign_splits([name for name, _, _ in sources], config.split_fractions, config.seed)
 
@@ -327,19 +335,20 @@ def _build_one_score_safe(source, name, split_dir, config, soundfonts, augment=F
         return {"error": f"{type(error).__name__}: {error}", "trace": traceback.format_exc(limit=3)}
 
 
-def _resolve_corpus(corpus, max_pieces) -> list[tuple[str, object, dict]]:
+def _resolve_corpus(corpus, max_pieces, corpus_name: str = "default") -> list[tuple[str, object, dict]]:
     """``(score name, source, metadata)`` triples; a source is a path, score text or a CorpusPiece."""
     if corpus is None:
-        from sfgym.data.corpus import default_corpus
+        from sfgym.data.corpus import corpus_pieces
 
-        corpus = default_corpus()
+        corpus = corpus_pieces(corpus_name)
     triples = []
     for item in corpus:
         if isinstance(item, tuple):
             name, source = item
             triples.append((name, source, {}))
         else:  # a CorpusPiece: the worker loads its MusicXML (music21 parsing is the slow part)
-            meta = {k: getattr(item, k) for k in ("source", "composer", "title", "kind") if hasattr(item, k)}
+            meta = {k: getattr(item, k) for k in ("source", "composer", "title", "kind", "licence")
+                    if getattr(item, k, "")}  # licence: recorded where the corpus gives one (piano-v2)
             triples.append((item.name, item, meta))
     names = [t[0] for t in triples]
     if len(set(names)) != len(names):
@@ -364,6 +373,14 @@ def default_dataset_dir(*, build: bool = True, data_dir: str | Path | None = Non
         raise FileNotFoundError(f"{root}: the default dataset is not built yet (run 'sfgym data build')")
     print(f"Building the default dataset into {root} (once; set ${DATA_DIR_ENV} to choose another place)")
     return build_dataset(root, progress=progress, workers=workers)
+
+
+def corpus_dataset_root(corpus: str) -> Path:
+    """Where ``sfgym data build --corpus NAME`` writes without ``--out``: the default dataset's root for
+    ``"default"``, else ``$XDG_CACHE_HOME/sfgym/<NAME>`` (``~/.cache/sfgym/piano-v2``)."""
+    if corpus == "default":
+        return default_dataset_root()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sfgym" / corpus
 
 
 def default_dataset_root() -> Path:
