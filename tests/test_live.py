@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import soundfile
 
-from agents.baselines import BASELINES, OracleFollower
+from agents.baselines import OracleFollower
 from agents.registry import make_follower
 from sfgym.cli import main
+from sfgym.followers import register_follower
 from sfgym.rendering.live import LiveFollowing, SilentInputWarning
 
 from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
@@ -101,7 +102,7 @@ class ThreadRecordingOracle(OracleFollower):
 def test_follow_runs_the_follower_on_one_torch_thread_unless_told(toy_dataset, monkeypatch) -> None:
     import torch
 
-    monkeypatch.setitem(BASELINES, "thread_recording", ThreadRecordingOracle)
+    register_follower("thread_recording", ThreadRecordingOracle)
     monkeypatch.setattr(ThreadRecordingOracle, "seen_threads", [])
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # what torch picks by itself on a 2-core machine
