@@ -11,7 +11,7 @@ from sfgym.cli import main as sfgym_main
 from sfgym.data.augment import AugmentSettings, augment_audio, augment_notes, synthetic_room_response
 from sfgym.data.dataset import BuildConfig, build_dataset
 from sfgym.data.engrave import engrave
-from sfgym.data.msmd import list_pieces, load_split, midi_bytes, notes_to_midi, parse_midi
+from sfgym.data.msmd import list_pieces, load_piece, load_split, midi_bytes, notes_to_midi, parse_midi, piece_files
 from sfgym.data.piece import note_onset_frames
 from sfgym.data.spectrogram import spectrogram_from_audio
 from sfgym.data.synth import synthesize_midi
@@ -132,6 +132,14 @@ def test_build_with_human_timing_and_augmented_takes(tmp_path):
             velocities = [n.velocity for n in parse_midi(str(tmp_path / split / "performance" / f"{piece.name}.mid"))
                           .instruments[0].notes]
             assert len(set(velocities)) > 3  # the dynamics are kept in the performance MIDI
+    # an augmented take keeps its sound: with its spectrogram cache deleted it rebuilds the same one, not a clean one
+    train_split = tmp_path / "train"
+    take = next(files for files in list_pieces(train_split) if files.name.endswith("-aug0"))
+    assert take.audio is not None and take.audio.is_file()
+    cached = np.load(take.spectrogram)
+    take.spectrogram.unlink()
+    rebuilt = load_piece(piece_files(train_split, take.name)).spectrogram
+    assert np.abs(rebuilt - cached).max() < 0.02  # 16-bit audio, same sound
     # a rebuild finds every take in place
     build_dataset(tmp_path, TINY_CORPUS, config, workers=1, progress=False)
     assert json.loads((tmp_path / "manifest.json").read_text())["scores_built_this_run"] == 0

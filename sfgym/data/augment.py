@@ -105,7 +105,8 @@ def _spectral_gain(frequencies: np.ndarray, rng: np.random.Generator, settings: 
 
 def synthetic_room_response(sample_rate: int, rt60_s: float, rng: Seed) -> np.ndarray:
     """A room's impulse response without the direct sound: Gaussian noise decaying by 60 dB in ``rt60_s``,
-    low-passed more as it decays (air and walls absorb the highs first), with unit energy."""
+    low-passed more as it decays (air and walls absorb the highs first), with unit energy. The evaluation
+    variant's room (:func:`sfgym.data.variant.room_impulse_response`) is deliberately another model."""
     rng = _rng(rng)
     length = max(int(rt60_s * sample_rate), 1)
     time = np.arange(length) / sample_rate

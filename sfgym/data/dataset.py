@@ -177,7 +177,7 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
     from sfgym.data.engrave import engrave
     from sfgym.data.msmd import midi_bytes, notes_of_midi, notes_to_midi
     from sfgym.data.spectrogram import spectrogram_from_audio
-    from sfgym.data.synth import synthesize_midi
+    from sfgym.data.synth import synthesize_midi, wav_bytes
 
     started = time.perf_counter()
     engraved = engrave(score_source)
@@ -206,13 +206,16 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
         sounding, velocities = augment_notes(played, velocities, rng)  # pedal blur lengthens only what sounds
         audio = synthesize_midi(midi_bytes(notes_to_midi(sounding, velocities=velocities)), soundfont=soundfont,
                                 sample_rate=22050)
-        spectrogram = spectrogram_from_audio(augment_audio(audio, 22050, rng), 22050)
+        audio = augment_audio(audio, 22050, rng)
+        spectrogram = spectrogram_from_audio(audio, 22050)
         midi = notes_to_midi(played, velocities=velocities)
         name = augmented_name(score_name, take, tempo_ratio, soundfont)
         piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords, coord2onset=engraved.coord2onset,
                       notes=notes_of_midi(midi, source=score_name), spectrogram=spectrogram,
                       source=f"{score_name} (built, augmented)", score_notes=score_notes)
-        write_piece(split_dir, piece, write_score=False, performance_midi=midi_bytes(midi))
+        # the augmented sound is kept as audio: a deleted spectrogram cache then rebuilds from it, not clean
+        write_piece(split_dir, piece, write_score=False, performance_midi=midi_bytes(midi),
+                    audio=wav_bytes(audio, 22050, source=name))
         performances.append({"name": name, "tempo_ratio": tempo_ratio, "soundfont": soundfont, "augmented": True,
                              "duration_s": round(piece.duration_s, 2), "onsets": len(piece.onset_frames)})
     return {"score": score_name, "noteheads": len(engraved.coords), "sheet_width": int(engraved.sheet.shape[1]),

@@ -19,7 +19,6 @@ imports into one directory accumulate into an evaluation set.
 from __future__ import annotations
 
 import csv
-import io
 import warnings
 from pathlib import Path
 
@@ -151,7 +150,7 @@ def import_piece(
 
     from sfgym.data.engrave import engrave
     from sfgym.data.spectrogram import spectrogram_from_audio, spectrogram_from_file
-    from sfgym.data.synth import synthesize_midi
+    from sfgym.data.synth import synthesize_midi, wav_bytes
 
     score = Path(score)
     if not score.is_file():
@@ -212,9 +211,7 @@ def import_piece(
                 f"{alignment} puts the score's last onset at {last_onset:.2f} s; is this the recording the "
                 "alignment was made for?"
             )
-        buffer = io.BytesIO()
-        soundfile.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
-        audio_bytes = buffer.getvalue()
+        audio_bytes = wav_bytes(audio, SAMPLE_RATE, source=performance)
 
     # The performance's notes must be in onset order; re-point coord2onset through the sort. The score notes
     # follow the same order (they differ only where a performer reorders notes, e.g. an arpeggiated chord).

@@ -23,7 +23,6 @@ import copy
 import functools
 import importlib.util
 import io
-import os
 from pathlib import Path
 
 import midirenderer
@@ -33,7 +32,7 @@ import soundfile
 import soxr
 
 from sfgym.data.midi import parse_midi
-from sfgym.files import temporary_path_beside
+from sfgym.files import atomic_write_bytes
 
 DEFAULT_SOUNDFONT = "TimGM6mb"
 ACOUSTIC_GRAND_PIANO = 0  # General MIDI program number (0-based)
@@ -149,34 +148,33 @@ def synthesize_midi(
     score.write(midi_file)
 
     try:
-        wav_bytes = midirenderer.render_wave_from(sf2_bytes, midi_file.getvalue())
+        rendered = midirenderer.render_wave_from(sf2_bytes, midi_file.getvalue())
     except Exception as error:  # midirenderer raises RuntimeError on bad MIDI / SoundFont
         raise ValueError(f"midirenderer failed on {_describe(midi)}: {error}") from error
-    stereo, rendered_rate = soundfile.read(io.BytesIO(bytes(wav_bytes)), dtype="float32")
+    stereo, rendered_rate = soundfile.read(io.BytesIO(bytes(rendered)), dtype="float32")
     mono = stereo.mean(axis=1) if stereo.ndim == 2 else stereo
     if rendered_rate != sample_rate:
         mono = soxr.resample(mono, rendered_rate, sample_rate)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def write_wav_atomic(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write 16-bit PCM WAV via a temporary file in the same folder and ``os.replace``.
+def wav_bytes(samples: np.ndarray, sample_rate: int, source: str | Path = "audio") -> bytes:
+    """16-bit PCM WAV file contents of ``samples``: (n_samples,) or (n_samples, n_channels) float audio;
+    values outside [-1, 1] are clipped (libsndfile would otherwise wrap them around).
 
-    ``samples`` is (n_samples,) or (n_samples, n_channels) float audio; values outside
-    [-1, 1] are clipped (libsndfile would otherwise wrap them around). Parent folders are created.
+    Raises:
+        ValueError: empty, misshapen or non-finite audio (named by ``source``).
     """
-    path = Path(path)
     samples = np.asarray(samples)
     if samples.ndim not in (1, 2) or samples.size == 0:
-        raise ValueError(f"cannot write {path}: expected non-empty 1-D or 2-D audio, got shape {samples.shape}")
+        raise ValueError(f"cannot write {source}: expected non-empty 1-D or 2-D audio, got shape {samples.shape}")
     if not np.all(np.isfinite(samples)):
-        raise ValueError(f"cannot write {path}: audio contains NaN or infinite samples")
-    temp_name = temporary_path_beside(path, ".tmp")
-    try:
-        soundfile.write(
-            temp_name, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV"
-        )
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        raise ValueError(f"cannot write {source}: audio contains NaN or infinite samples")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def write_wav_atomic(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write :func:`wav_bytes` atomically (a temporary file in the same folder, then a rename)."""
+    atomic_write_bytes(path, wav_bytes(samples, sample_rate, source=path))

@@ -19,7 +19,6 @@ same arguments give the same audio byte for byte.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import time
@@ -28,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from sfgym.data.msmd import atomic_write_bytes, find_split_dir, list_pieces, piece_files, write_array_npy
+from sfgym.data.msmd import find_split_dir, list_pieces, piece_files, write_array_npy
+from sfgym.data.synth import write_wav_atomic
+from sfgym.files import atomic_write_bytes
 
 SAMPLE_RATE = 22050
 PRE_DELAY_S = 0.01
@@ -42,7 +43,9 @@ def room_impulse_response(rt60_s: float, sample_rate: int = SAMPLE_RATE, seed: i
     The tail is Gaussian noise under an exponential envelope falling by 60 dB in ``rt60_s`` seconds,
     starting :data:`PRE_DELAY_S` after the direct sound and lasting ``rt60_s``; its energy is set so
     that direct / reverberant energy is ``direct_to_reverberant_db`` (0 dB: a listener at the room's
-    critical distance). ``rt60_s = 0`` gives the identity (``[1.0]``).
+    critical distance). ``rt60_s = 0`` gives the identity (``[1.0]``). Deliberately not the room model of
+    training-time augmentation (:func:`sfgym.data.augment.synthetic_room_response`: darkening tail, random
+    direct level), so that an evaluation variant plays the performances in a room training never heard.
     """
     if not rt60_s >= 0:
         raise ValueError(f"reverberation time must be >= 0 seconds, got {rt60_s}")
@@ -100,14 +103,6 @@ def render_performance(midi_path: str | Path, soundfont: str, rt60_s: float, see
     return reverberate(audio, rt60_s, SAMPLE_RATE, seed) if rt60_s > 0 else audio
 
 
-def _wav_bytes(audio: np.ndarray) -> bytes:
-    import soundfile
-
-    buffer = io.BytesIO()
-    soundfile.write(buffer, np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-    return buffer.getvalue()
-
-
 def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str, ...] = ("test",),
                   soundfont: str, reverb_s: float = 0.4, seed: int = 0, progress: bool = True) -> Path:
     """Copy ``splits`` of the dataset ``source`` to ``out_dir`` with re-synthesized, reverberated performances.
@@ -145,7 +140,7 @@ def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str,
                 copy.with_name(f".{copy.name}.tmp").replace(copy)
         audio = render_performance(files.midi, soundfont, reverb_s, _piece_seed(seed, files.name))
         # audio before MIDI before spectrogram: a piece appears with its MIDI, and its cache is newest
-        atomic_write_bytes(target.midi.with_suffix(".wav"), _wav_bytes(audio))
+        write_wav_atomic(target.midi.with_suffix(".wav"), audio, SAMPLE_RATE)
         atomic_write_bytes(target.midi, files.midi.read_bytes())
         write_array_npy(target.spectrogram, spectrogram_from_audio(audio, SAMPLE_RATE).astype(np.float32))
         written[split].append(files.name)
