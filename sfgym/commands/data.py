@@ -68,6 +68,7 @@ def register(subparsers) -> None:
     convert.add_argument("--trust-pickle", action="store_true",
                          help="unpickle legacy files without the allow-list (only for files from a trusted source)")
     convert.set_defaults(func=run_convert)
+
     variant = data_commands.add_parser(
         "variant", help="copy splits with the performances re-synthesized by another piano in a room",
         description="Write an 'unseen piano' copy of splits of a built dataset: the same scores and performance "
