@@ -5,7 +5,9 @@
   MusicXML/MEI ``id`` / ``xml:id``, and when it was played): the ground truth follows the performance's real
   timing. Notes missing from the CSV are placed by linear interpolation of the aligned ones over score time
   (and extrapolated at the local tempo before the first and after the last aligned note).
-- A performance without an alignment is refused: automatic audio-to-score alignment is not part of sfgym yet.
+- Score + performance without an alignment: the performance is aligned to the score automatically
+  (:mod:`sfgym.data.alignment`) and the alignment written beside the piece as
+  ``performance/<name>.alignment.csv`` (same columns), to inspect, correct and re-import with ``--alignment``.
 
 The piece is written into a split directory (``--out``): the score to ``score/<score>.npz`` (+ ``.mid`` at the
 notated tempo), the re-timed score notes to ``performance/<name>.mid`` (so ``coord2onset`` maps into them),
@@ -113,13 +115,13 @@ def import_piece(
         raise PieceFormatError(score, "score file does not exist")
     if score.suffix.lower() not in SCORE_SUFFIXES:
         raise PieceFormatError(score, f"unsupported score format {score.suffix!r}; use one of {SCORE_SUFFIXES}")
-    if performance is not None and alignment is None:
-        raise PieceFormatError(
-            performance, "a performance needs an alignment CSV (--alignment, columns note_id,onset_s) that says when "
-            "each score note was played; automatic alignment is not available yet"
-        )
     engraved = engrave(score)
     out_dir = Path(out_dir)
+    if performance is not None and alignment is None:  # align automatically; the CSV is kept beside the piece
+        from sfgym.data.alignment import align_to_csv, alignment_csv_path
+
+        alignment = alignment_csv_path(out_dir, f"{score.stem}@{Path(performance).stem}")
+        align_to_csv(engraved.notes, engraved.note_ids_of_notes, performance, alignment)
 
     if performance is None:
         name = score.stem
