@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/alignment_accuracy.py                          # default dataset, test split, all performances
     python benchmarks/alignment_accuracy.py --limit 6 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2
+    python benchmarks/alignment_accuracy.py --conditions same,other --no-refine   # the DTW path alone
 
 Every performance of the split (score + tempo-curved performance MIDI, the truth) is aligned three ways:
 
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soundfont", type=Path, default=OTHER_SOUNDFONT, help=".sf2 of the 'other piano'")
     parser.add_argument("--rt60", type=float, default=0.8, help="reverberation time of the synthetic room (s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the room impulse responses")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="keep the DTW path's onsets (no refinement at each chord's pitch onsets)")
     parser.add_argument("--conditions", default="midi,same,other", help="comma-separated subset of midi,same,other")
     args = parser.parse_args(argv)
 
@@ -95,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 if condition == "other":
                     audio = reverberate(audio, args.rt60, SAMPLE_RATE, seed=args.seed + index)
                 start = time.perf_counter()
-                onsets = align_audio(score_notes, audio, SAMPLE_RATE).onsets_s
+                onsets = align_audio(score_notes, audio, SAMPLE_RATE, refine=not args.no_refine).onsets_s
             seconds[condition] += time.perf_counter() - start
             errors[condition].append(np.abs(onsets - performed[:, 0]))
 
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         error = np.concatenate(errors[condition]) * 1000
         print(f"| {labels[condition]} | {np.median(error):.1f} | {np.percentile(error, 95):.0f} | "
               f"{np.mean(error <= 50):.1%} | {np.mean(error <= 100):.1%} | {seconds[condition] / audio_minutes:.1f} |")
+    for condition in conditions:
+        within = [float(np.mean(e <= 0.1)) for e in errors[condition]]
+        worst = int(np.argmin(within))
+        print(f"{labels[condition]}: hardest performance {pieces[worst].name} ({within[worst]:.1%} within 100 ms)")
     return 0
 
 
