@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(pieces)} performances of {split_dir} ({audio_minutes:.1f} min, "
           f"{sum(len(e) for e in errors[conditions[0]])} notes)")
     print("| condition | median error (ms) | 95th percentile (ms) | within 50 ms | within 100 ms | s per min of audio |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for condition in conditions:
         error = np.concatenate(errors[condition]) * 1000
         print(f"| {labels[condition]} | {np.median(error):.1f} | {np.percentile(error, 95):.0f} | "
