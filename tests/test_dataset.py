@@ -152,8 +152,8 @@ def test_import_with_performance_follows_the_alignment(tmp_path, score_file):
     assert (out / "performance" / "etude@take1.wav").is_file()
 
 
-def test_import_rejects_a_performance_without_alignment(tmp_path, score_file):
-    with pytest.raises(PieceFormatError, match="needs an alignment CSV"):
+def test_import_without_alignment_names_a_missing_performance(tmp_path, score_file):
+    with pytest.raises(PieceFormatError, match="take.mid: performance file does not exist"):
         import_piece(score_file, tmp_path / "out", performance=tmp_path / "take.mid")
 
 

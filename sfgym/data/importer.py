@@ -7,7 +7,9 @@
   (and extrapolated at the local tempo before the first and after the last aligned note). Notes played out of
   score order (grace notes, rolled chords, ornaments, alignment noise) are reconciled with a warning; an
   alignment with more than a fifth of its chords out of order is refused.
-- A performance without an alignment is refused: automatic audio-to-score alignment is not part of sfgym yet.
+- Score + performance without an alignment: the performance is aligned to the score automatically
+  (:mod:`sfgym.data.alignment`) and the alignment written beside the piece as
+  ``performance/<name>.alignment.csv`` (same columns), to inspect, correct and re-import with ``--alignment``.
 
 The piece is written into a split directory (``--out``): the score to ``score/<score>.npz`` (+ ``.mid`` at the
 notated tempo), the re-timed score notes to ``performance/<name>.mid`` (so ``coord2onset`` maps into them),
@@ -157,11 +159,6 @@ def import_piece(
         raise PieceFormatError(score, "score file does not exist")
     if score.suffix.lower() not in SCORE_SUFFIXES:
         raise PieceFormatError(score, f"unsupported score format {score.suffix!r}; use one of {SCORE_SUFFIXES}")
-    if performance is not None and alignment is None:
-        raise PieceFormatError(
-            performance, "a performance needs an alignment CSV (--alignment, columns note_id,onset_s) that says when "
-            "each score note was played; automatic alignment is not available yet"
-        )
     out_dir = Path(out_dir)
     name = score.stem if performance is None else f"{score.stem}@{Path(performance).stem}"
     existing = piece_files(out_dir, name).midi
@@ -170,6 +167,11 @@ def import_piece(
             existing, f"a piece named {name!r} is already imported into {out_dir}; pass --overwrite to replace it"
         )
     engraved = engrave(score)
+    if performance is not None and alignment is None:  # align automatically; the CSV is kept beside the piece
+        from sfgym.data.alignment import align_to_csv, alignment_csv_path
+
+        alignment = alignment_csv_path(out_dir, name)
+        align_to_csv(engraved.notes, engraved.note_ids_of_notes, performance, alignment)
 
     if performance is None:
         notes = engraved.notes
