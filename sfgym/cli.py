@@ -51,15 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _format_warning(message, category, filename, lineno, line=None) -> str:
     """Warnings on the command line as one line each (what happened, not where in sfgym's code)."""
-    print(f"sfgym: warning: {message}", file=file or sys.stderr)
+    return f"sfgym: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     from sfgym.threads import torch_threads
 
-    warnings.showwarning = _show_warning
+    warnings.formatwarning = _format_warning  # formats only: catch_warnings(record=True) still records
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
