@@ -10,8 +10,9 @@ Every performance of the split (score + tempo-curved performance MIDI, the truth
 
 - ``midi``: the performance MIDI itself (the note-level path of :func:`sfgym.data.alignment.align_midi`);
 - ``same piano``: the performance MIDI synthesized with TimGM6mb, the soundfont the dataset's score audio uses;
-- ``other piano + room``: synthesized with ``--soundfont`` (a piano the data never uses) and convolved with a
-  seeded synthetic room impulse response (exponentially decaying noise, RT60 ``--rt60``).
+- ``other piano + room``: synthesized with ``--soundfont`` (a piano the data never uses) and played in a seeded
+  synthetic room of RT60 ``--rt60`` — the unseen-piano evaluation's rendering
+  (:func:`sfgym.data.variant.render_performance`; defaults: MuseScore General, 0.4 s, as in the README).
 
 The truth of a score note is the onset of the same note in the performance MIDI (the dataset writes the two
 note lists in one order; ``coord2onset`` points into both). Printed per condition: median and 95th percentile
@@ -34,30 +35,10 @@ sys.path.insert(0, str(ROOT))
 from sfgym.data.alignment import align_audio, align_midi  # noqa: E402
 from sfgym.data.msmd import find_split_dir, list_pieces, read_midi_notes  # noqa: E402
 from sfgym.data.synth import synthesize_midi  # noqa: E402
+from sfgym.data.variant import render_performance  # noqa: E402
 
 SAMPLE_RATE = 22050
-OTHER_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
-
-
-def room_impulse_response(rt60_s: float, sample_rate: int, seed: int) -> np.ndarray:
-    """A synthetic room: the direct sound, then Gaussian noise decaying by 60 dB over ``rt60_s`` (low-passed a
-    little, as air and walls absorb highs), at a direct-to-reverberant ratio of about 0 dB."""
-    rng = np.random.default_rng(seed)
-    n = int(rt60_s * sample_rate)
-    t = np.arange(n) / sample_rate
-    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60_s)  # 6.9 = ln(1000): -60 dB at rt60
-    tail = np.convolve(tail, np.ones(4) / 4, mode="same")
-    tail[: int(0.005 * sample_rate)] = 0.0  # first reflections arrive after ~5 ms
-    response = tail / np.sqrt(np.sum(tail**2))
-    response[0] += 1.0
-    return response
-
-
-def reverberate(audio: np.ndarray, rt60_s: float, sample_rate: int, seed: int) -> np.ndarray:
-    from scipy.signal import fftconvolve
-
-    wet = fftconvolve(audio, room_impulse_response(rt60_s, sample_rate, seed))[: len(audio)]
-    return (wet * (np.abs(audio).max() / max(np.abs(wet).max(), 1e-9))).astype(np.float32)
+OTHER_SOUNDFONT = Path("/usr/share/sounds/sf2/MuseScore_General_Full.sf2")  # musescore-general-soundfont-lossless
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, help="only the first N performances (for a quick look)")
     parser.add_argument("--soundfont", type=Path, default=OTHER_SOUNDFONT, help=".sf2 of the 'other piano'")
-    parser.add_argument("--rt60", type=float, default=0.8, help="reverberation time of the synthetic room (s)")
+    parser.add_argument("--rt60", type=float, default=0.4, help="reverberation time of the synthetic room (s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the room impulse responses")
     parser.add_argument("--no-refine", action="store_true",
                         help="keep the DTW path's onsets (no refinement at each chord's pitch onsets)")
@@ -93,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 onsets = align_midi(score_notes, performed).onsets_s
             else:
-                soundfont = "TimGM6mb" if condition == "same" else args.soundfont
-                audio = synthesize_midi(files.midi, soundfont=soundfont, sample_rate=SAMPLE_RATE)
-                if condition == "other":
-                    audio = reverberate(audio, args.rt60, SAMPLE_RATE, seed=args.seed + index)
+                if condition == "same":
+                    audio = synthesize_midi(files.midi, soundfont="TimGM6mb", sample_rate=SAMPLE_RATE)
+                else:  # the unseen-piano evaluation's piano and room (sfgym data variant)
+                    audio = render_performance(files.midi, str(args.soundfont), args.rt60, seed=args.seed + index)
                 start = time.perf_counter()
                 onsets = align_audio(score_notes, audio, SAMPLE_RATE, refine=not args.no_refine).onsets_s
             seconds[condition] += time.perf_counter() - start

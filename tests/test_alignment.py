@@ -102,3 +102,16 @@ def test_bad_performance_files_are_named_in_clear_errors(tmp_path, score):
     write_wav_atomic(silent, np.zeros(SAMPLE_RATE), SAMPLE_RATE)
     with pytest.raises(PieceFormatError, match="silent.wav: cannot align it to the score: .*silent"):
         align_performance(engraved.notes, silent)
+
+
+def test_a_quiet_recording_aligns_as_well_as_a_loud_one(score):
+    # a recording's level is no evidence of where it is: a quiet piano (some soundfonts play 20 dB softer)
+    # must align as its loud twin does
+    _, engraved = score
+    performance = played(engraved.notes)
+    audio = synthesize_midi(notes_to_midi(performance), sample_rate=SAMPLE_RATE)
+    loud = align_audio(engraved.notes, audio, SAMPLE_RATE)
+    quiet = align_audio(engraved.notes, 0.01 * audio, SAMPLE_RATE)
+    error = np.abs(quiet.onsets_s - performance[:, 0])
+    assert np.median(error) <= 0.025 and np.mean(error <= 0.1) >= 0.95, np.round(error, 3)
+    np.testing.assert_allclose(quiet.onsets_s, loud.onsets_s, atol=0.01)

@@ -185,6 +185,9 @@ def align_audio(score_notes: np.ndarray, audio: np.ndarray, sample_rate: int = S
         import soxr
 
         audio = soxr.resample(audio, sample_rate, SAMPLE_RATE)
+    # synctoolbox's pitch features floor quiet frames at an absolute level, so a soft piano (MuseScore General
+    # plays ~20 dB below TimGM6mb) would lose its quiet passages: align the recording at full scale.
+    audio = audio * (0.9 / np.abs(audio).max())
     # DTW ties both sequences' first frames together: start both a moment before their first sound, so a
     # recording's leading silence (or a score's leading rest) does not pull the first notes to the start.
     start = int(round((_first_sound_s(audio) - LEAD_IN_S) * SAMPLE_RATE))  # < 0: pad
