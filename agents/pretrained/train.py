@@ -224,7 +224,7 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     file, then its card. Returns the card's path.
 
     Raises:
-        FileExistsError: a follower of that name is shipped there already and ``overwrite`` is false.
+        ValueError: a follower of that name is shipped there already and ``overwrite`` is false.
     """
     import sfgym
     import torch
@@ -236,7 +236,7 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     into = Path(into) if into is not None else shipped_dir()
     card_file = card_path(name, into)
     if card_file.exists() and not overwrite:
-        raise FileExistsError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
+        raise ValueError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
                               "replace it, or choose another --ship NAME")
     figures = evaluate_model(trained.model, trained.data, list(evaluate), name, workers, progress) if evaluate else {}
     data = dataset_identity(trained.data)
@@ -359,7 +359,7 @@ def main(args: argparse.Namespace) -> int:
     check_name(args.ship)
     into = Path(args.into) if args.into else shipped_dir()
     if card_path(args.ship, into).exists() and not args.overwrite:  # before hours of training, not after
-        raise FileExistsError(f"{card_path(args.ship, into)}: a follower named {args.ship!r} is shipped already; "
+        raise ValueError(f"{card_path(args.ship, into)}: a follower named {args.ship!r} is shipped already; "
                               "pass --overwrite to replace it, or choose another --ship NAME")
     splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
     if args.source is not None:
