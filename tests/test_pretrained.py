@@ -219,3 +219,44 @@ def test_the_shipped_pretrained_follower_follows_the_msmd_sample(monkeypatch, ms
     evaluation = run_evaluation(["pretrained"], [msmd_sample], workers=1, progress=False)
     (metrics,) = evaluation.metrics
     assert metrics.piece == MSMD_SAMPLE_PIECE and metrics.agent == "pretrained"
+
+
+# ---------------------------------------------------------------------------- all stages
+MATCHING_TRUNK = {"trunk.width": 0.25, "trunk.features": 8, "trunk.match_frames": 4, "trunk.match_context": 2}
+TINY_TRUNK_RUN = {**MATCHING_TRUNK, "training.max_steps": 4, "training.eval_every_steps": 2, "training.device": "cpu",
+                  "training.max_minutes": None, "data.segment_frames": 40, "data.samples_per_segment": 16,
+                  "data.segments_per_batch": 2, "data.valid_pieces": 1, "data.valid_samples": 32}
+TINY_PPO_RUN = {**MATCHING_TRUNK, "total_timesteps": 128, "max_minutes": None, "n_envs": 2,
+                "hyperparameters.n_steps": 32, "hyperparameters.batch_size": 32, "hyperparameters.n_epochs": 1,
+                "hyperparameters.policy_kwargs.net_arch": "{pi: [8], vf: [8]}", "evaluation.every_steps": 64,
+                "evaluation.max_pieces": 1, "checkpoint_every_steps": 0, "progress_bar": False}
+
+
+def _sets(option: str, values: dict) -> list[str]:
+    return [word for key, value in values.items()
+            for word in (option, f"{key}={'null' if value is None else value}")]
+
+
+@pytest.mark.slow
+def test_all_stages_train_the_trunk_then_ppo_per_seed_and_ship_the_best_on_valid(tmp_path, shipped, toy_dataset,
+                                                                                   capsys):
+    out = tmp_path / "runs" / "pretrained"
+    arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
+                 "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN), *_sets("--rl-set", TINY_PPO_RUN)]
+    assert main(_parse(arguments)) == 0
+    for name in ("trunk/best.pt", "rl-seed0/best_model.zip", "rl-seed1/best_model.zip"):
+        assert (out / name).is_file(), name
+    card = pretrained.read_card(shipped / "pretrained.json")
+    best = {seed: json.loads((out / f"rl-seed{seed}" / "best.json").read_text())["tr"] for seed in (0, 1)}
+    chosen = max((tr, -seed) for seed, tr in best.items())
+    assert card["source"] == str(out / f"rl-seed{-chosen[1]}" / "best_model.zip")
+    assert card["description"] == f"PPO on a frozen matching trunk, trained on {toy_dataset.name}"
+    assert card["commands"][0].startswith(f"sfgym train trunk --config trunk_matching --out {out / 'trunk'}")
+    assert card["commands"][1].startswith(f"sfgym train rl --config ppo_matching --init-from {out / 'trunk'}")
+    assert len(card["commands"]) == 3 and card["command"].startswith("sfgym train pretrained --out")
+    assert card["data"]["name"] == toy_dataset.name and list(card["evaluation"]) == ["test"]
+    assert make_follower("pretrained").name == "pretrained"
+
+    # run again: the complete stages are re-used, not trained again
+    assert main(_parse([*arguments, "--overwrite"])) == 0
+    assert capsys.readouterr().out.count("complete, re-used") == 3
