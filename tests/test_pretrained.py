@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -260,3 +261,20 @@ def test_all_stages_train_the_trunk_then_ppo_per_seed_and_ship_the_best_on_valid
     # run again: the complete stages are re-used, not trained again
     assert main(_parse([*arguments, "--overwrite"])) == 0
     assert capsys.readouterr().out.count("complete, re-used") == 3
+
+
+def test_jobs_run_the_seeds_in_processes_of_their_own_and_a_failed_one_is_named(tmp_path, monkeypatch):
+    from agents.pretrained import train as pretrained_train
+
+    monkeypatch.setitem(pretrained_train.STAGE_MODULES, "rl", "stage_stub")  # tests/stage_stub.py: no training
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    runs = [tmp_path / f"rl-seed{seed}" for seed in range(3)]
+    stages = [(["--seed", str(seed), "--out", str(run)], run) for seed, run in enumerate(runs)]
+    commands = pretrained_train._run_stages_in_parallel("rl", stages, jobs=2)
+    assert commands == [f"sfgym train rl --seed {seed} --out {run}" for seed, run in enumerate(runs)]
+    assert [json.loads((run / "arguments.json").read_text())[1] for run in runs] == ["0", "1", "2"]
+    (runs[1] / "arguments.json").unlink()
+    pretrained_train._run_stages_in_parallel("rl", stages, jobs=2)  # complete runs are re-used
+    assert not (runs[1] / "arguments.json").exists()
+    with pytest.raises(ValueError, match=r"failing: 'sfgym train rl' stopped with exit code 3"):
+        pretrained_train._run_stages_in_parallel("rl", [(["--fail"], tmp_path / "failing")] * 2, jobs=2)

@@ -52,7 +52,7 @@ def dataset_identity(root: str | Path) -> dict[str, Any]:
 
     root = Path(root)
     manifest = read_manifest(root)
-    identity: dict[str, Any] = {"name": root.name, "path": str(root), "build_config": manifest.get("build_config"),
+    identity: dict[str, Any] = {"name": root.name, "build_config": manifest.get("build_config"),
                                 "created": manifest.get("created"), "splits": {}}
     for split in SPLITS:
         score_dir = root / split / "score"
@@ -260,39 +260,74 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
 
 
 # ---------------------------------------------------------------------------- all stages
-def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
-    """Run ``sfgym train TRAINER ARGUMENTS`` in this process, or re-use / resume its run in ``run``;
-    returns the command as run."""
-    import importlib
+STAGE_MODULES = {"trunk": "agents.pretraining.train", "rl": "agents.rl.train"}
+"""The trainer module of each stage."""
 
+
+def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
+    """The arguments to (re)start a stage's run in ``run``: ``None`` when the run there is complete (re-used),
+    with ``--resume`` when it was started and not finished."""
     status = None
     if (run / "status.json").is_file():
         status = json.loads((run / "status.json").read_text()).get("state")
     if status == "complete":
         print(f"{run}: complete, re-used")
-        return f"sfgym train {trainer} {shlex.join(arguments)}"
-    if status is not None:
-        arguments = [*arguments, "--resume"]
-    module = importlib.import_module({"trunk": "agents.pretraining.train", "rl": "agents.rl.train"}[trainer])
-    parser = argparse.ArgumentParser(prog=f"sfgym train {trainer}")
-    module.add_arguments(parser)
-    module.main(parser.parse_args(arguments))
-    return f"sfgym train {trainer} {shlex.join(arguments)}"
+        return None
+    return [*arguments, "--resume"] if status is not None else arguments
+
+
+def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
+    """Run ``sfgym train TRAINER ARGUMENTS`` in this process, or re-use / resume its run in ``run``;
+    returns the command as run."""
+    import importlib
+
+    todo = _stage_arguments(arguments, run)
+    if todo is not None:
+        module = importlib.import_module(STAGE_MODULES[trainer])
+        parser = argparse.ArgumentParser(prog=f"sfgym train {trainer}")
+        module.add_arguments(parser)
+        module.main(parser.parse_args(todo))
+    return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
+
+
+def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
+    """Like :func:`_run_stage` for several runs, ``jobs`` at a time, each in its own process (Ctrl-C reaches
+    them all: each saves its run, which the next invocation resumes). Returns the commands as run."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run_one(stage: tuple[list[str], Path]) -> str:
+        arguments, run = stage
+        todo = _stage_arguments(arguments, run)
+        if todo is not None:
+            completed = subprocess.run([sys.executable, "-m", STAGE_MODULES[trainer], *todo], check=False)
+            if completed.returncode != 0:
+                raise ValueError(f"{run}: 'sfgym train {trainer}' stopped with exit code {completed.returncode}")
+        return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(run_one, stages))
 
 
 def train_all_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
                      rl_config: str = RL_CONFIG, trunk_set: list[str] = (), rl_set: list[str] = (),
-                     progress: bool = True) -> TrainedModel:
-    """The matching trunk, then PPO on it (frozen) for each seed, into ``out``; the seed best on valid."""
+                     progress: bool = True, jobs: int = 1) -> TrainedModel:
+    """The matching trunk, then PPO on it (frozen) for each seed (``jobs`` seeds at a time, each in its own
+    process when more than one), into ``out``; the seed best on valid."""
     common = (["--data", data] if data else []) + ([] if progress else ["--no-progress"])
     trunk_run = out / "trunk"
     commands = [_run_stage("trunk", ["--config", trunk_config, "--out", str(trunk_run), *common,
                                      *[f"--set={item}" for item in trunk_set]], trunk_run)]
+    stages = [(["--config", rl_config, "--init-from", str(trunk_run), "--out", str(out / f"rl-seed{seed}"),
+                "--seed", str(seed), *common, *[f"--set={item}" for item in rl_set]], out / f"rl-seed{seed}")
+              for seed in seeds]
+    if jobs > 1 and len(stages) > 1:
+        commands += _run_stages_in_parallel("rl", stages, jobs)
+    else:
+        commands += [_run_stage("rl", arguments, run) for arguments, run in stages]
     candidates = []
-    for seed in seeds:
-        rl_run = out / f"rl-seed{seed}"
-        commands.append(_run_stage("rl", ["--config", rl_config, "--init-from", str(trunk_run), "--out", str(rl_run),
-                                          "--seed", str(seed), *common, *[f"--set={item}" for item in rl_set]], rl_run))
+    for seed, (_, rl_run) in zip(seeds, stages):
         best = json.loads((rl_run / "best.json").read_text())
         candidates.append((float(best["tr"]), float(best.get("tue") or 0.0), -seed, rl_run))
         print(f"seed {seed}: best valid TR {best['tr']:.3f} at step {best['step']}")
@@ -325,6 +360,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="dataset root (all stages; default: the default dataset)")
     parser.add_argument("--seeds", default="0,1", help="PPO seeds (all stages), the best on valid is shipped "
                                                        "(default 0,1)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="PPO seeds trained at a time, each in its own process (all stages; default 1)")
     parser.add_argument("--trunk-config", default=TRUNK_CONFIG, help=f"trunk config (default {TRUNK_CONFIG})")
     parser.add_argument("--rl-config", default=RL_CONFIG, help=f"PPO config (default {RL_CONFIG})")
     parser.add_argument("--trunk-set", action="append", default=[], metavar="KEY=VALUE",
@@ -371,8 +408,10 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
         if not seeds:
             raise ValueError("--seeds: give at least one seed")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
         trained = train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
-                                   args.trunk_set, args.rl_set, progress=not args.no_progress)
+                                   args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
     card = ship(trained, args.ship, into, evaluate=splits, description=args.description,
                 command=_command_line(args), overwrite=args.overwrite, workers=args.workers,
                 progress=not args.no_progress)
