@@ -110,7 +110,8 @@ def test_an_rl_run_shipped_with_from_is_a_named_follower_that_follows_the_msmd_s
     # registered by name, with a line from its card, and loaded only when made
     register_followers()
     description = follower_descriptions()["tiny_ppo"]
-    assert description.startswith("shipped, ready to use: PPO on a figure3 trunk, trained on toy_dataset")
+    assert description == (f"shipped, ready to use: PPO on a figure3 trunk, trained on {toy_dataset.name}; test TR "
+                           f"{card['evaluation']['test']['tr']:.2f}, TUE {card['evaluation']['test']['tue']:.2f}")
     follower = make_follower("tiny_ppo")
     assert follower.name == "tiny_ppo" and follower.action_type == "discrete"
 

@@ -144,13 +144,15 @@ def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
 
 
 def card_summary(card: dict[str, Any]) -> str:
-    """One line about a shipped follower: its description and, when recorded, its test figures and data."""
+    """One line about a shipped follower: its description and, when recorded, its test (else valid) figures
+    and the dataset it was trained on."""
     line = str(card.get("description", "")).strip().split("\n")[0]
-    test = (card.get("evaluation") or {}).get("test") or {}
-    if "tr" in test:
-        line += f"; test TR {test['tr']:.2f}, TUE {test['tue']:.2f}"
+    evaluation = card.get("evaluation") or {}
+    split = next((split for split in ("test", "valid") if "tr" in (evaluation.get(split) or {})), None)
+    if split is not None:
+        line += f"; {split} TR {evaluation[split]['tr']:.2f}, TUE {evaluation[split]['tue']:.2f}"
     data = (card.get("data") or {}).get("name")
-    if data:
+    if data and data not in line:
         line += f"; trained on {data}"
     return line
 
