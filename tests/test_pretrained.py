@@ -208,6 +208,15 @@ def test_pretrained_is_registered_and_says_how_to_make_it_when_none_is_shipped(s
         make_follower("pretrained")
 
 
+def test_the_shipped_followers_are_package_data_and_the_command_an_entry_point():
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    package_data = next(line for line in pyproject.splitlines() if line.startswith("agents = ["))
+    assert all(f'"pretrained/*{suffix}"' in package_data for suffix in (".json", ".zip", ".pt"))
+    assert 'pretrained = "agents.pretrained.train"' in pyproject  # sfgym train pretrained
+    assert pretrained.shipped_dir() == Path(pretrained.__file__).resolve().parent or os.environ.get(
+        pretrained.SHIPPED_DIR_ENV)
+
+
 def test_the_shipped_pretrained_follower_follows_the_msmd_sample(monkeypatch, msmd_sample):
     monkeypatch.delenv(pretrained.SHIPPED_DIR_ENV, raising=False)
     register_followers()
