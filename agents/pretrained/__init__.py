@@ -127,15 +127,13 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
 
 def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
     """The shipped follower ``name`` (a :class:`sfgym.followers.Follower`), loaded from its model file by the
-    ordinary loader of its kind; ``kwargs`` go to that loader (e.g. ``stochastic`` for an RL model)."""
-    import importlib
+    ordinary loader of its kind (the one a ``.zip`` / ``.pt`` path gets); ``kwargs`` go to that loader (e.g.
+    ``stochastic`` for an RL model)."""
+    from sfgym import followers
 
-    from agents.registry import CHECKPOINT_LOADERS
-
-    model, card = shipped_model_path(name, directory)
-    module, _ = CHECKPOINT_LOADERS[model.suffix]
+    model, _ = shipped_model_path(name, directory)
     try:
-        return importlib.import_module(module).load_follower(model, name=kwargs.pop("name", name), **kwargs)
+        return followers.make_follower(str(model), **{"name": name, **kwargs})
     except (ValueError, FileNotFoundError):
         raise
     except Exception as error:  # torch / SB3 raise many types on a file they cannot read
