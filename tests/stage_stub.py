@@ -1,6 +1,6 @@
 """A stand-in for a trainer module, run as ``python -m stage_stub ARGUMENTS`` by the tests of
 ``sfgym train pretrained --jobs``: it records its arguments in ``--out`` and marks the run complete
-(exit code 3 and no run with ``--fail``)."""
+(exit code 3 and no run with ``--fail``; marked interrupted with ``--interrupt``)."""
 
 import json
 import sys
@@ -12,4 +12,5 @@ if "--fail" in arguments:
 run = Path(arguments[arguments.index("--out") + 1])
 run.mkdir(parents=True, exist_ok=True)
 (run / "arguments.json").write_text(json.dumps(arguments))
-(run / "status.json").write_text(json.dumps({"trainer": "rl", "state": "complete"}))
+state = "interrupted" if "--interrupt" in arguments else "complete"
+(run / "status.json").write_text(json.dumps({"trainer": "rl", "state": state}))

@@ -288,3 +288,9 @@ def test_jobs_run_the_seeds_in_processes_of_their_own_and_a_failed_one_is_named(
     assert not (runs[1] / "arguments.json").exists()
     with pytest.raises(ValueError, match=r"failing: 'sfgym train rl' stopped with exit code 3"):
         pretrained_train._run_stages_in_parallel("rl", [(["--fail"], tmp_path / "failing")] * 2, jobs=2)
+    # a stage stopped by Ctrl-C (saved, marked interrupted) stops the command, which a second run resumes
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_train._run_stages_in_parallel("rl", [(["--interrupt", "--out", str(interrupted)], interrupted)] * 2,
+                                                 jobs=2)
+    assert pretrained_train._stage_arguments(["--out", str(interrupted)], interrupted)[-1] == "--resume"

@@ -276,6 +276,15 @@ def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
     return [*arguments, "--resume"] if status is not None else arguments
 
 
+def _check_complete(run: Path, trainer: str) -> None:
+    """After a stage ran: unless its run is complete (a Ctrl-C stops a trainer at a safe point, which saves
+    it and returns), stop here, saying how to go on."""
+    state = json.loads((run / "status.json").read_text()).get("state") if (run / "status.json").is_file() else None
+    if state != "complete":
+        print(f"{run}: the {trainer} stage is {state or 'not started'}; run the same command again to resume it")
+        raise KeyboardInterrupt
+
+
 def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
     """Run ``sfgym train TRAINER ARGUMENTS`` in this process, or re-use / resume its run in ``run``;
     returns the command as run."""
@@ -287,6 +296,7 @@ def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
         parser = argparse.ArgumentParser(prog=f"sfgym train {trainer}")
         module.add_arguments(parser)
         module.main(parser.parse_args(todo))
+        _check_complete(run, trainer)
     return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
 
 
@@ -304,6 +314,7 @@ def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], 
             completed = subprocess.run([sys.executable, "-m", STAGE_MODULES[trainer], *todo], check=False)
             if completed.returncode != 0:
                 raise ValueError(f"{run}: 'sfgym train {trainer}' stopped with exit code {completed.returncode}")
+            _check_complete(run, trainer)
         return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
