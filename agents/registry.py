@@ -3,7 +3,9 @@
 - the baselines by name: ``oracle``, ``constant_tempo``, ``online_dtw``, ``constant_position``
   (:data:`agents.baselines.BASELINES`);
 - ``*.pt``: a supervised checkpoint, loaded by ``agents.supervised.load_follower(path)``;
-- ``*.zip``: a saved Stable-Baselines3 model, loaded by ``agents.rl.load_follower(path)``.
+- ``*.zip``: a saved Stable-Baselines3 model, loaded by ``agents.rl.load_follower(path)``;
+- the shipped followers by name: ``pretrained`` and every other card in ``agents/pretrained/``
+  (:mod:`agents.pretrained`; a model is loaded when its follower is made).
 
 sfgym finds :func:`register_followers` through the ``sfgym.followers`` entry point declared in
 ``pyproject.toml`` (sfgym never imports agents). The learning packages are imported only when such a
@@ -30,11 +32,14 @@ CHECKPOINT_LOADERS = {".pt": ("agents.supervised", "a supervised checkpoint"),
 
 
 def register_followers() -> None:
-    """Register the baselines and the checkpoint loaders with :mod:`sfgym.followers` (idempotent)."""
+    """Register the baselines, the shipped followers and the checkpoint loaders with :mod:`sfgym.followers`
+    (idempotent; the shipped followers' cards are read again, so a follower shipped since is found)."""
     from agents.baselines import BASELINES
+    from agents.pretrained import register_shipped
 
     for name, factory in BASELINES.items():
         followers.register_follower(name, factory)
+    register_shipped(reserved=BASELINES)
     for suffix, (module, description) in CHECKPOINT_LOADERS.items():
         followers.register_follower_file(suffix, partial(_load_checkpoint, module), description)
 

@@ -16,9 +16,9 @@ RUN_FILES = ("best.pt", "best_model.zip")
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "agents", help="list the followers: baselines by name, checkpoint files, the trained runs found",
-        description="List what --agents (evaluate, render) and --agent (follow) take: the baseline followers by "
-        "name, the checkpoint files a follower can be loaded from, and the best checkpoints of the runs under "
+        "agents", help="list the followers: baselines and shipped followers by name, checkpoint files, the trained runs found",
+        description="List what --agents (evaluate, render) and --agent (follow) take: the baseline and shipped "
+        "followers by name, the checkpoint files a follower can be loaded from, and the best checkpoints of the runs under "
         "--runs.")
     parser.add_argument("--runs", type=Path, default=Path("runs"),
                         help="folder of training runs to list checkpoints from (default: ./runs, if it exists)")
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     followers = follower_descriptions()
     width = max(len(name) for name in [*followers, *CHECKPOINT_KINDS])
-    print("Baseline followers (give the name):")
+    print("Followers by name (the baselines, and the followers shipped ready to use):")
     for name, description in followers.items():
         print(f"  {name:<{width}}  {description}")
     print("Trained followers (give the file's path):")

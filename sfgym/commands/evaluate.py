@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     from sfgym.threads import add_torch_threads_argument
 
     parser.add_argument("--agents", required=True,
-                        help=f"comma-separated followers: baseline names ({', '.join(follower_descriptions())}), "
+                        help=f"comma-separated followers: by name ({', '.join(follower_descriptions())}), "
                         "supervised checkpoints (.pt), SB3 models (.zip), each optionally as LABEL=SPEC "
                         "(see 'sfgym agents')")
     parser.add_argument("--data", type=Path,

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data", type=Path, help="dataset root or split for --piece (default: the default dataset)")
     parser.add_argument("--split", help="split to look in (default: every split of --data)")
     parser.add_argument("--agent", default=None,
-                        help="the follower: a baseline name or a .pt / .zip checkpoint (default: online_dtw; "
+                        help="the follower: a name (a baseline, or a shipped follower such as pretrained) or a .pt / .zip "
+                        "checkpoint (default: online_dtw; "
                         "'sfgym agents' lists them)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="1 feeds the audio in real time (default), 2 twice as fast, 0 as fast as possible")

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     from sfgym.threads import add_torch_threads_argument
 
     parser.add_argument("--agents", required=True,
-                        help=f"comma-separated followers: baseline names ({', '.join(follower_descriptions())}), "
+                        help=f"comma-separated followers: by name ({', '.join(follower_descriptions())}), "
                         ".pt / .zip checkpoints, each optionally as LABEL=SPEC (see 'sfgym agents')")
     parser.add_argument("--piece", required=True, help="the piece's name (as in 'sfgym data info')")
     parser.add_argument("--data", type=Path, help="dataset root or split (default: the default dataset)")

@@ -1,4 +1,4 @@
-"""``sfgym train supervised | rl | trunk``: train a learned follower (or the trunk RL starts from).
+"""``sfgym train supervised | rl | trunk | pretrained``: train a learned follower (or the trunk RL starts from).
 
 Each kind of training lives in a module named by an entry point of the ``sfgym.trainers`` group
 (:func:`trainer_modules`; sfgym's own, in ``agents``, are declared in ``pyproject.toml``, so that sfgym
@@ -22,6 +22,8 @@ KINDS = {
     "rl": "a reinforcement-learning velocity agent (stable-baselines3 PPO / A2C / RecurrentPPO)",
     "trunk": "the shared trunk alone, to tell how far the music is from the score window's centre "
              "(a start for RL: --init-from)",
+    "pretrained": "a follower to ship with the package (matching trunk, then PPO; or --from a trained run), "
+                  "installed with its card as a named follower ('pretrained')",
 }
 """Training kinds with their one-line help."""
 

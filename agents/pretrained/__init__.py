@@ -1,0 +1,188 @@
+"""Followers that ship with the package, ready to use without training: ``make_follower("pretrained")``.
+
+Each shipped follower is two files in this folder (:func:`shipped_dir`): its model, ``NAME.zip`` (an
+SB3 model saved by ``sfgym train rl``) or ``NAME.pt`` (a checkpoint of ``sfgym train supervised``), read by
+the ordinary loaders, and its card ``NAME.json`` (:data:`CARD_FORMAT`): what it is, the commands that
+produced it, the data it was trained on (dataset name, build config, a hash of each split's score
+names), its seed, its figures on the valid and test splits, and the model file's SHA-256, checked before
+the model is loaded. ``sfgym train pretrained`` (:mod:`agents.pretrained.train`) writes both.
+
+:func:`register_shipped` registers every card's name, and always :data:`DEFAULT_NAME`, as a named follower;
+registering reads the small cards only: a model is loaded (torch, stable-baselines3) when its follower is
+made. ``$SFGYM_SHIPPED_MODELS`` names another folder of shipped followers (tests; a user's own set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+DEFAULT_NAME = "pretrained"
+"""The follower every install offers: the shipped model of this name."""
+
+SHIPPED_DIR_ENV = "SFGYM_SHIPPED_MODELS"
+"""Environment variable naming the folder of shipped followers (default: this package's folder)."""
+
+CARD_FORMAT = "sfgym-shipped-follower"
+CARD_VERSION = 1
+CARD_SUFFIX = ".json"
+MODEL_SUFFIXES = {".zip": "rl", ".pt": "supervised"}
+"""Model file suffix → the kind of follower (the trainer that wrote it)."""
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+REQUIRED_CARD_KEYS = ("format", "version", "name", "kind", "model_file", "model_sha256", "description")
+
+
+def shipped_dir() -> Path:
+    """The folder of shipped followers: ``$SFGYM_SHIPPED_MODELS`` if set, else this package's folder."""
+    configured = os.environ.get(SHIPPED_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path(__file__).resolve().parent
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name a shipped follower (lower case letters, digits, ``_``), else ValueError."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(f"{name!r} cannot name a shipped follower: use lower-case letters, digits and '_', "
+                         "starting with a letter")
+    return name
+
+
+def card_path(name: str, directory: str | Path | None = None) -> Path:
+    """Where the card of the shipped follower ``name`` is (whether it exists or not)."""
+    return Path(directory or shipped_dir()) / f"{name}{CARD_SUFFIX}"
+
+
+def shipped_names(directory: str | Path | None = None) -> list[str]:
+    """The names of the shipped followers in ``directory``: its cards (``NAME.json``), sorted."""
+    directory = Path(directory or shipped_dir())
+    if not directory.is_dir():
+        return []
+    return sorted(path.stem for path in directory.glob(f"*{CARD_SUFFIX}") if NAME_PATTERN.fullmatch(path.stem))
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The card at ``path``, checked.
+
+    Raises:
+        FileNotFoundError: no card there.
+        ValueError: not JSON, not a card, another card version, a missing key or a bad model file name;
+            the message names the file.
+    """
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such shipped-follower card") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable shipped-follower card ({error})") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise ValueError(f"{path}: not a shipped-follower card (no \"format\": \"{CARD_FORMAT}\")")
+    if card.get("version") != CARD_VERSION:
+        raise ValueError(f"{path}: card version {card.get('version')!r} is not supported (this is {CARD_VERSION})")
+    missing = [key for key in REQUIRED_CARD_KEYS if key not in card]
+    if missing:
+        raise ValueError(f"{path}: the card lacks {', '.join(missing)}")
+    model_file = str(card["model_file"])
+    if Path(model_file).name != model_file or Path(model_file).suffix not in MODEL_SUFFIXES:
+        raise ValueError(f"{path}: model_file {model_file!r} must be a file name beside the card ending in "
+                         f"{' or '.join(MODEL_SUFFIXES)}")
+    return card
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The model file of the shipped follower ``name``, checked against its card, and the card.
+
+    Raises:
+        FileNotFoundError: no card of that name (the message says how to make one) or no model file.
+        ValueError: a corrupt card, or a model file whose bytes are not those the card records.
+    """
+    path = card_path(name, directory)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no shipped follower {name!r} is installed (no card); make one with "
+            f"'sfgym train pretrained --ship {name}' (see README, 'Ready to use') or give a model file instead")
+    card = read_card(path)
+    model = path.parent / card["model_file"]
+    if not model.is_file():
+        raise FileNotFoundError(f"{model}: the model file of shipped follower {name!r} is missing (its card: {path})")
+    if file_sha256(model) != card["model_sha256"]:
+        raise ValueError(f"{model}: the model file of shipped follower {name!r} is corrupt or was replaced "
+                         f"(its SHA-256 is not the one recorded in {path}); ship it again")
+    return model, card
+
+
+def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
+    """The shipped follower ``name`` (a :class:`sfgym.followers.Follower`), loaded from its model file by the
+    ordinary loader of its kind (the one a ``.zip`` / ``.pt`` path gets); ``kwargs`` go to that loader (e.g.
+    ``stochastic`` for an RL model)."""
+    from sfgym import followers
+
+    model, _ = shipped_model_path(name, directory)
+    try:
+        return followers.make_follower(str(model), **{"name": name, **kwargs})
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as error:  # torch / SB3 raise many types on a file they cannot read
+        raise ValueError(f"{model}: the model of shipped follower {name!r} cannot be loaded "
+                         f"({type(error).__name__}: {error})") from error
+
+
+def card_summary(card: dict[str, Any]) -> str:
+    """One line about a shipped follower: its description and, when recorded, its test (else valid) figures
+    and the dataset it was trained on."""
+    line = str(card.get("description", "")).strip().split("\n")[0]
+    evaluation = card.get("evaluation") or {}
+    split = next((split for split in ("test", "valid") if "tr" in (evaluation.get(split) or {})), None)
+    if split is not None:
+        line += f"; {split} TR {evaluation[split]['tr']:.2f}, TUE {evaluation[split]['tue']:.2f}"
+    data = (card.get("data") or {}).get("name")
+    if data and data not in line:
+        line += f"; trained on {data}"
+    return line
+
+
+class ShippedFollowerFactory:
+    """Makes the shipped follower of one name (registered under it); its ``__doc__`` is the card's one-line
+    summary, which ``sfgym agents`` lists. The card is read here, the model only when called."""
+
+    def __init__(self, name: str, directory: str | Path | None = None):
+        self.name = name
+        self.directory = directory
+        path = card_path(name, directory)
+        try:
+            self.__doc__ = f"shipped, ready to use: {card_summary(read_card(path))}"
+        except FileNotFoundError:
+            self.__doc__ = f"shipped, ready to use: none installed yet ({path} is missing)"
+        except ValueError as error:
+            self.__doc__ = f"shipped, but unusable: {error}"
+
+    def __call__(self, **kwargs: Any):
+        return load_shipped(self.name, self.directory, **kwargs)
+
+
+def register_shipped(reserved: Collection[str] = ()) -> None:
+    """Register :data:`DEFAULT_NAME` and every card's name in :func:`shipped_dir` with :mod:`sfgym.followers`,
+    except the ``reserved`` names (the baselines': a card never replaces one)."""
+    from sfgym import followers
+
+    for name in sorted({DEFAULT_NAME, *shipped_names()} - set(reserved)):
+        followers.register_follower(name, ShippedFollowerFactory(name))
+
+
+__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "SHIPPED_DIR_ENV", "ShippedFollowerFactory",
+           "card_path", "card_summary", "check_name", "file_sha256", "load_shipped", "read_card", "register_shipped",
+           "shipped_dir", "shipped_model_path", "shipped_names"]

@@ -1,0 +1,443 @@
+"""``sfgym train pretrained``: make a follower to ship with the package, and install it with its card.
+
+Two ways:
+
+- **All stages** (``--out RUN_DIR``): pre-train the matching trunk (config ``trunk_matching``, its 30-minute
+  budget) into ``RUN_DIR/trunk``, train PPO on it, frozen (config ``ppo_matching``, 25 minutes per seed),
+  into ``RUN_DIR/rl-seedN`` for each of ``--seeds``, choose the seed whose best model has the highest
+  validation TR, and ship that model. A stage whose run is complete is re-used; an interrupted one is
+  resumed, so the command can simply be run again after a Ctrl-C.
+- **From a run** (``--from RUN``): ship an already trained model: an RL run (its ``best_model.zip``), a
+  supervised run (its ``best.pt``), or such a file.
+
+Shipping (:func:`ship`) evaluates the model on the valid and test splits of the data it was trained on
+(``--evaluate``), then writes ``NAME.zip`` / ``NAME.pt`` and the card ``NAME.json`` (see
+:mod:`agents.pretrained`) into the shipped-followers folder (``--into``; default ``agents/pretrained/`` of
+the installed package, or ``$SFGYM_SHIPPED_MODELS``), both atomically, the card last. The card records
+the commands that made the model, the dataset (name, build config, a SHA-256 of each split's score
+names), the seed, the model selection on valid and the evaluation figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, MODEL_SUFFIXES, card_path, check_name,
+                               file_sha256, shipped_dir)
+
+TRUNK_CONFIG, RL_CONFIG = "trunk_matching", "ppo_matching"
+"""The packaged configs of the two stages (and their budgets)."""
+SPLITS = ("train", "valid", "test")
+EVALUATION_KEYS = ("tr", "tue", "error_mean_px", "error_median_px", "within_1s", "ms_per_frame", "pieces", "runs")
+"""The figures of an evaluation the card keeps (see :func:`sfgym.metrics.aggregate`)."""
+LARGE_MODEL_BYTES = 10 * 2**20
+"""Above this a model is shipped with a warning: the package should stay small."""
+
+
+# ---------------------------------------------------------------------------- the data a model was trained on
+def dataset_identity(root: str | Path) -> dict[str, Any]:
+    """What identifies a dataset: its name (the folder's, e.g. ``default-v1``), its manifest's build config
+    and creation time, and per split the numbers of scores and performances and the SHA-256 of its
+    sorted score names (one per line)."""
+    from sfgym.data.dataset import read_manifest
+
+    root = Path(root)
+    manifest = read_manifest(root)
+    identity: dict[str, Any] = {"name": root.name, "build_config": manifest.get("build_config"),
+                                "created": manifest.get("created"), "splits": {}}
+    for split in SPLITS:
+        score_dir = root / split / "score"
+        if not score_dir.is_dir():
+            continue
+        scores = sorted(path.stem for path in score_dir.glob("*.npz"))
+        performances = list((root / split / "performance").glob("*.mid"))
+        identity["splits"][split] = {
+            "scores": len(scores), "performances": len(performances),
+            "score_names_sha256": hashlib.sha256("\n".join(scores).encode()).hexdigest()}
+    return identity
+
+
+def _data_root(directory: str | None) -> Path:
+    """The dataset root a run config names (``None``: the default dataset's place, never built here)."""
+    if directory is None:
+        from sfgym.data.dataset import default_dataset_root
+
+        return default_dataset_root()
+    return Path(directory).expanduser()
+
+
+# ---------------------------------------------------------------------------- what a run holds
+@dataclass
+class TrainedModel:
+    """A trained model to ship and what the card says about how it was made."""
+
+    kind: str                   # "rl" or "supervised"
+    model: Path
+    data: Path                  # the dataset root it was trained on
+    seed: int | None
+    description: str
+    selection: dict[str, Any]   # the run's own model selection on valid
+    commands: list[str] = field(default_factory=list)
+    configs: dict[str, Any] = field(default_factory=dict)  # the resolved config of each stage, by run directory
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    path = run / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: unreadable run config ({error})") from None
+
+
+def _trainer_of(run: Path) -> str | None:
+    try:
+        return json.loads((run / "status.json").read_text()).get("trainer")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _stage_command(run: Path, trainer: str) -> str:
+    """A command that reproduces the run in ``run`` (its resolved config, as it was written there)."""
+    return f"sfgym train {trainer} --config {shlex.quote(str(run / 'config.yaml'))} --out NEW_RUN_DIR"
+
+
+def _init_from(config: dict[str, Any]) -> str | None:
+    """The ``init_from`` of a run config (top level or in a section), if any."""
+    if config.get("init_from"):
+        return str(config["init_from"])
+    for section in config.values():
+        if isinstance(section, dict) and section.get("init_from"):
+            return str(section["init_from"])
+    return None
+
+
+def _earlier_stages(config: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The commands and configs of the run a config was initialized from (its trunk), when it is a run."""
+    init = _init_from(config)
+    if init is None:
+        return [], {}
+    run = Path(init) if Path(init).is_dir() else Path(init).parent
+    trainer, earlier = _trainer_of(run), _run_config(run)
+    if trainer is None or not earlier:
+        return [f"# initialized from {init} (not a run directory: its making is not recorded)"], {}
+    commands, configs = _earlier_stages(earlier)
+    return commands + [_stage_command(run, trainer)], {**configs, str(run): earlier}
+
+
+def trained_model(source: str | Path) -> TrainedModel:
+    """The model of an RL run (``best_model.zip``), a supervised run (``best.pt``) or such a file, with
+    what its run says about it.
+
+    Raises:
+        FileNotFoundError / ValueError: nothing to ship there, or a file of neither kind (named).
+    """
+    from agents.runs import is_sb3_model, resolve_checkpoint
+
+    source = Path(source)
+    if source.is_dir():
+        if (source / "best_model.zip").is_file() or (source / "final_model.zip").is_file():
+            model = resolve_checkpoint(source, ("best_model.zip", "final_model.zip"), what="model")
+        else:
+            model = resolve_checkpoint(source, ("best.pt",), what="model (best_model.zip or best.pt)")
+    else:
+        model = resolve_checkpoint(source, what="model")
+    if model.suffix not in MODEL_SUFFIXES:
+        raise ValueError(f"{model}: cannot ship this file; ship an RL model (.zip) or a supervised checkpoint (.pt)")
+    if model.suffix == ".zip" or is_sb3_model(model):
+        return _rl_model(model)
+    return _supervised_model(model)
+
+
+def _rl_model(model: Path) -> TrainedModel:
+    from agents.rl.follower import read_metadata
+
+    metadata = read_metadata(model)
+    run = model.parent
+    config = _run_config(run)
+    commands, configs = _earlier_stages(config or metadata)
+    if config:
+        commands.append(_stage_command(run, "rl"))
+        configs[str(run)] = config
+    try:
+        selection = json.loads((run / "best.json").read_text()) if model.name == "best_model.zip" else {}
+    except (OSError, json.JSONDecodeError):
+        selection = {}
+    trunk = metadata.get("trunk") or {}
+    description = (f"{metadata['algorithm'].upper()} on a {'frozen ' if metadata.get('frozen_trunk') else ''}"
+                   f"{trunk.get('kind', 'figure3')} trunk")
+    return TrainedModel(kind="rl", model=model, data=_data_root(config.get("data")), seed=metadata.get("seed"),
+                        description=description, selection=selection, commands=commands, configs=configs)
+
+
+def _supervised_model(model: Path) -> TrainedModel:
+    from agents.runs import read_checkpoint
+
+    payload = read_checkpoint(model, trainer="supervised")  # names the file when it is not one
+    config = payload["config"]
+    run = model.parent
+    commands, configs = _earlier_stages(config)
+    if (run / "config.yaml").is_file():
+        commands.append(_stage_command(run, "supervised"))
+    configs[str(run)] = config
+    model_section, trunk = config.get("model", {}), config.get("trunk", {})
+    description = (f"{str(model_section.get('cell', 'lstm')).upper()} position regressor "
+                   f"({model_section.get('target', 'relative')} target) on the {trunk.get('kind', 'figure3')} trunk")
+    selection = {"epoch": payload.get("epoch"), **(payload.get("metrics") or {})}
+    return TrainedModel(kind="supervised", model=model, data=_data_root(config.get("data", {}).get("dir")),
+                        seed=config.get("training", {}).get("seed"), description=description,
+                        selection=selection, commands=commands, configs=configs)
+
+
+# ---------------------------------------------------------------------------- evaluating and shipping
+def evaluate_model(model: Path, data: Path, splits: list[str], label: str, workers: int | None = None,
+                   progress: bool = True) -> dict[str, dict[str, Any]]:
+    """The model's figures (:data:`EVALUATION_KEYS`) on each of ``splits`` of ``data``, all performances."""
+    from agents.runs import json_safe
+    from sfgym.data.msmd import find_split_dir, load_split
+    from sfgym.evaluation import AgentSpec, run_evaluation
+
+    figures = {}
+    for split in splits:
+        pieces = load_split(find_split_dir(data, split), progress=False)
+        evaluation = run_evaluation([AgentSpec(label=label, spec=str(model))], pieces, workers=workers,
+                                    progress=progress)
+        row = evaluation.summary().iloc[0].to_dict()
+        figures[split] = json_safe({key: row[key] for key in EVALUATION_KEYS if key in row})
+    return figures
+
+
+def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | None = None, *,
+         evaluate: list[str] = ("valid", "test"), description: str | None = None, command: str | None = None,
+         overwrite: bool = False, workers: int | None = None, progress: bool = True) -> Path:
+    """Install ``trained`` as the shipped follower ``name`` in ``into`` (default :func:`shipped_dir`): its model
+    file, then its card. Returns the card's path.
+
+    Raises:
+        ValueError: a follower of that name is shipped there already and ``overwrite`` is false.
+    """
+    import sfgym
+    import torch
+
+    from agents.runs import json_safe
+    from sfgym.files import atomic_write_bytes
+
+    check_name(name)
+    into = Path(into) if into is not None else shipped_dir()
+    card_file = card_path(name, into)
+    if card_file.exists() and not overwrite:
+        raise ValueError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
+                              "replace it, or choose another --ship NAME")
+    figures = evaluate_model(trained.model, trained.data, list(evaluate), name, workers, progress) if evaluate else {}
+    data = dataset_identity(trained.data)
+    card = {
+        "format": CARD_FORMAT, "version": CARD_VERSION, "name": name, "kind": trained.kind,
+        "description": description or f"{trained.description}, trained on {data['name']}",
+        "model_file": f"{name}{trained.model.suffix}", "model_sha256": file_sha256(trained.model),
+        "model_bytes": trained.model.stat().st_size, "source": str(trained.model),
+        "command": command, "commands": trained.commands, "seed": trained.seed, "data": data,
+        "selection_on_valid": trained.selection, "evaluation": figures, "configs": trained.configs,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"sfgym": sfgym.__version__, "torch": torch.__version__},
+    }
+    model_file = into / card["model_file"]
+    atomic_write_bytes(model_file, trained.model.read_bytes())
+    atomic_write_bytes(card_file, (json.dumps(json_safe(card), indent=1) + "\n").encode())
+    for suffix in MODEL_SUFFIXES:  # a model of the other kind shipped before under this name
+        if suffix != trained.model.suffix:
+            (into / f"{name}{suffix}").unlink(missing_ok=True)
+    return card_file
+
+
+# ---------------------------------------------------------------------------- all stages
+STAGE_MODULES = {"trunk": "agents.pretraining.train", "rl": "agents.rl.train"}
+"""The trainer module of each stage."""
+
+
+def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
+    """The arguments to (re)start a stage's run in ``run``: ``None`` when the run there is complete (re-used),
+    with ``--resume`` when it was started and not finished."""
+    status = None
+    if (run / "status.json").is_file():
+        status = json.loads((run / "status.json").read_text()).get("state")
+    if status == "complete":
+        print(f"{run}: complete, re-used")
+        return None
+    return [*arguments, "--resume"] if status is not None else arguments
+
+
+def _check_complete(run: Path, trainer: str) -> None:
+    """After a stage ran: unless its run is complete (a Ctrl-C stops a trainer at a safe point, which saves
+    it and returns), stop here, saying how to go on."""
+    state = json.loads((run / "status.json").read_text()).get("state") if (run / "status.json").is_file() else None
+    if state != "complete":
+        print(f"{run}: the {trainer} stage is {state or 'not started'}; run the same command again to resume it")
+        raise KeyboardInterrupt
+
+
+def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
+    """Run ``sfgym train TRAINER ARGUMENTS`` in this process, or re-use / resume its run in ``run``;
+    returns the command as run."""
+    import importlib
+
+    todo = _stage_arguments(arguments, run)
+    if todo is not None:
+        module = importlib.import_module(STAGE_MODULES[trainer])
+        parser = argparse.ArgumentParser(prog=f"sfgym train {trainer}")
+        module.add_arguments(parser)
+        module.main(parser.parse_args(todo))
+        _check_complete(run, trainer)
+    return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
+
+
+def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
+    """Like :func:`_run_stage` for several runs, ``jobs`` at a time, each in its own process (Ctrl-C reaches
+    them all: each saves its run, which the next invocation resumes). Returns the commands as run."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run_one(stage: tuple[list[str], Path]) -> str:
+        arguments, run = stage
+        todo = _stage_arguments(arguments, run)
+        if todo is not None:
+            completed = subprocess.run([sys.executable, "-m", STAGE_MODULES[trainer], *todo], check=False)
+            if completed.returncode != 0:
+                raise ValueError(f"{run}: 'sfgym train {trainer}' stopped with exit code {completed.returncode}")
+            _check_complete(run, trainer)
+        return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(run_one, stages))
+
+
+def train_all_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
+                     rl_config: str = RL_CONFIG, trunk_set: list[str] = (), rl_set: list[str] = (),
+                     progress: bool = True, jobs: int = 1) -> TrainedModel:
+    """The matching trunk, then PPO on it (frozen) for each seed (``jobs`` seeds at a time, each in its own
+    process when more than one), into ``out``; the seed best on valid."""
+    common = (["--data", data] if data else []) + ([] if progress else ["--no-progress"])
+    trunk_run = out / "trunk"
+    commands = [_run_stage("trunk", ["--config", trunk_config, "--out", str(trunk_run), *common,
+                                     *[f"--set={item}" for item in trunk_set]], trunk_run)]
+    stages = [(["--config", rl_config, "--init-from", str(trunk_run), "--out", str(out / f"rl-seed{seed}"),
+                "--seed", str(seed), *common, *[f"--set={item}" for item in rl_set]], out / f"rl-seed{seed}")
+              for seed in seeds]
+    if jobs > 1 and len(stages) > 1:
+        commands += _run_stages_in_parallel("rl", stages, jobs)
+    else:
+        commands += [_run_stage("rl", arguments, run) for arguments, run in stages]
+    candidates = []
+    for seed, (_, rl_run) in zip(seeds, stages):
+        best = json.loads((rl_run / "best.json").read_text())
+        candidates.append((float(best["tr"]), float(best.get("tue") or 0.0), -seed, rl_run))
+        print(f"seed {seed}: best valid TR {best['tr']:.3f} at step {best['step']}")
+    *_, chosen = max(candidates)
+    trained = trained_model(chosen / "best_model.zip")
+    trained.commands = commands
+    trained.selection = {**trained.selection, "chosen_from": {str(run): tr for tr, _, _, run in candidates}}
+    return trained
+
+
+# ---------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sfgym train pretrained``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--out", help="run directory of all stages (RUN/trunk, RUN/rl-seedN); run again to "
+                                      "resume or re-use them")
+    source.add_argument("--from", dest="source", metavar="RUN",
+                        help="ship an already trained model instead: an RL run (best_model.zip), a supervised "
+                             "run (best.pt), or such a file")
+    parser.add_argument("--ship", default=DEFAULT_NAME, metavar="NAME",
+                        help=f"the follower name to ship it under (default {DEFAULT_NAME!r})")
+    parser.add_argument("--into", metavar="DIR", help="the shipped-followers folder (default: agents/pretrained/ "
+                        "of the installed package, or $SFGYM_SHIPPED_MODELS)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a follower shipped under that name")
+    parser.add_argument("--description", help="the card's one-line description (default: made from the model)")
+    parser.add_argument("--evaluate", default="valid,test", metavar="SPLITS",
+                        help="splits to evaluate the shipped model on, for its card (default valid,test; "
+                             "'none' to skip)")
+    parser.add_argument("--workers", type=int, help="evaluation worker processes (default: up to 2)")
+    parser.add_argument("--data", help="dataset root (all stages; default: the default dataset)")
+    parser.add_argument("--seeds", default="0,1", help="PPO seeds (all stages), the best on valid is shipped "
+                                                       "(default 0,1)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="PPO seeds trained at a time, each in its own process (all stages; default 1)")
+    parser.add_argument("--trunk-config", default=TRUNK_CONFIG, help=f"trunk config (default {TRUNK_CONFIG})")
+    parser.add_argument("--rl-config", default=RL_CONFIG, help=f"PPO config (default {RL_CONFIG})")
+    parser.add_argument("--trunk-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a trunk config value (repeatable)")
+    parser.add_argument("--rl-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a PPO config value (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """``sfgym train pretrained`` with the options given (those that differ from the defaults)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    words = ["sfgym", "train", "pretrained"]
+    for action in parser._actions:  # noqa: SLF001 - argparse offers no public list of its options
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest)
+        if value == action.default or value is None:
+            continue
+        option = action.option_strings[-1]
+        if action.const is True:
+            words.append(option)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                words += [option, str(item)]
+    return shlex.join(words)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``sfgym train pretrained`` with parsed ``args``."""
+    check_name(args.ship)
+    into = Path(args.into) if args.into else shipped_dir()
+    if card_path(args.ship, into).exists() and not args.overwrite:  # before hours of training, not after
+        raise ValueError(f"{card_path(args.ship, into)}: a follower named {args.ship!r} is shipped already; "
+                              "pass --overwrite to replace it, or choose another --ship NAME")
+    splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
+    if args.source is not None:
+        trained = trained_model(args.source)
+    else:
+        try:
+            seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+        except ValueError:
+            raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
+        if not seeds:
+            raise ValueError("--seeds: give at least one seed")
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+        trained = train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
+                                   args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
+    card = ship(trained, args.ship, into, evaluate=splits, description=args.description,
+                command=_command_line(args), overwrite=args.overwrite, workers=args.workers,
+                progress=not args.no_progress)
+    size = trained.model.stat().st_size
+    shipped = json.loads(card.read_text())
+    figures = ", ".join(f"{split} TR {f['tr']:.3f} TUE {f['tue']:.3f}" for split, f in shipped["evaluation"].items())
+    print(f"shipped {trained.model} as follower {args.ship!r} ({size / 2**20:.1f} MB): {card}"
+          + (f"; {figures}" if figures else ""))
+    if size > LARGE_MODEL_BYTES:
+        print(f"warning: the model is {size / 2**20:.1f} MB; the package should stay small (a few MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m agents.pretrained.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    raise SystemExit(main(parser.parse_args()))

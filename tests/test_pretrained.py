@@ -1,0 +1,296 @@
+"""Shipped followers: a trained model packaged with its card (``sfgym train pretrained --from RUN``) is a named
+follower that loads and follows a real piece; broken cards and models are clear errors naming the file;
+the follower named ``pretrained`` is always registered, and follows the MSMD sample when one is shipped."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
+
+from agents import pretrained
+from agents.pretrained.train import add_arguments, dataset_identity, main
+from agents.registry import make_follower, register_followers
+from sfgym.evaluation import run_evaluation
+from sfgym.followers import follower_descriptions
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+RL_TINY = Path(__file__).resolve().parent.parent / "agents" / "configs" / "rl" / "tiny.yaml"
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def msmd_sample(tmp_path_factory):
+    """The real MSMD sample piece, loaded from a copy of its split (loading caches its spectrogram)."""
+    from sfgym.data.msmd import load_split
+
+    split = shutil.copytree(MSMD_SAMPLE_SPLIT, tmp_path_factory.mktemp("msmd") / "msmd_sample")
+    return load_split(split, [MSMD_SAMPLE_PIECE], progress=False)[0]
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """An empty shipped-followers folder in place of the package's."""
+    folder = tmp_path / "shipped"
+    monkeypatch.setenv(pretrained.SHIPPED_DIR_ENV, str(folder))
+    return folder
+
+
+def _rl_run(run: Path, data: Path, toy_pieces) -> Path:
+    """An RL run directory as ``sfgym train rl`` leaves it (config, best model, best.json), untrained weights."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from agents.rl.config import config_from_dict
+    from agents.rl.follower import save_model
+    from agents.rl.train import build_model, model_metadata
+    from sfgym.envs import MSMDFollowEnv
+
+    config = config_from_dict({**yaml.safe_load(RL_TINY.read_text()), "data": str(data)}, "tiny")
+    model = build_model(config, DummyVecEnv([lambda: MSMDFollowEnv(data=toy_pieces[:1])]))
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+    (run / "status.json").write_text(json.dumps({"trainer": "rl", "state": "complete"}))
+    (run / "best.json").write_text(json.dumps({"step": 128, "tr": 0.25, "tue": 0.0}))
+    save_model(model, run / "best_model.zip", model_metadata(config))
+    return run
+
+
+def _supervised_run(run: Path, data: Path) -> Path:
+    """A supervised run directory with a ``best.pt`` of a tiny untrained regressor trained on ``data``."""
+    from agents.networks import TrunkConfig
+    from agents.supervised.checkpoint import save_checkpoint
+    from agents.supervised.config import DataConfig, ModelConfig, SupervisedConfig
+    from agents.supervised.model import PositionRegressor
+
+    torch.manual_seed(0)
+    config = SupervisedConfig(model=ModelConfig(cell="gru", hidden_size=8, num_layers=1),
+                              trunk=TrunkConfig(width=0.25, features=16, dropout=0.0), data=DataConfig(dir=str(data)))
+    save_checkpoint(run / "best.pt", PositionRegressor(config.model, config.trunk), config, epoch=1,
+                    metrics={"tr": 0.5, "tue": 0.0})
+    return run
+
+
+# ---------------------------------------------------------------------------- shipping and loading
+def test_an_rl_run_shipped_with_from_is_a_named_follower_that_follows_the_msmd_sample(
+        tmp_path, shipped, toy_dataset, toy_pieces, msmd_sample, capsys):
+    run = _rl_run(tmp_path / "runs" / "rl", toy_dataset, toy_pieces)
+    assert main(_parse(["--from", str(run), "--ship", "tiny_ppo", "--workers", "1", "--no-progress"])) == 0
+    assert "shipped" in capsys.readouterr().out
+
+    # the model file is the run's best model, byte for byte, and the card says how it was made
+    assert (shipped / "tiny_ppo.zip").read_bytes() == (run / "best_model.zip").read_bytes()
+    card = pretrained.read_card(shipped / "tiny_ppo.json")
+    assert card["name"] == "tiny_ppo" and card["kind"] == "rl" and card["seed"] == 0
+    assert card["model_sha256"] == hashlib.sha256((run / "best_model.zip").read_bytes()).hexdigest()
+    assert card["command"] == f"sfgym train pretrained --from {run} --ship tiny_ppo --workers 1 --no-progress"
+    assert card["commands"] == [f"sfgym train rl --config {run / 'config.yaml'} --out NEW_RUN_DIR"]
+    assert card["data"] == json.loads(json.dumps(dataset_identity(toy_dataset)))
+    assert card["data"]["splits"]["train"]["scores"] == 3
+    assert card["data"]["splits"]["test"]["score_names_sha256"] == hashlib.sha256(b"toy_b\ntoy_c").hexdigest()
+    assert card["selection_on_valid"]["tr"] == 0.25
+    assert set(card["evaluation"]) == {"valid", "test"}
+    assert card["evaluation"]["test"]["pieces"] == 2 and 0.0 <= card["evaluation"]["test"]["tr"] <= 1.0
+
+    # registered by name, with a line from its card, and loaded only when made
+    register_followers()
+    description = follower_descriptions()["tiny_ppo"]
+    assert description == (f"shipped, ready to use: PPO on a figure3 trunk, trained on {toy_dataset.name}; test TR "
+                           f"{card['evaluation']['test']['tr']:.2f}, TUE {card['evaluation']['test']['tue']:.2f}")
+    follower = make_follower("tiny_ppo")
+    assert follower.name == "tiny_ppo" and follower.action_type == "discrete"
+
+    # it follows the real MSMD sample through the evaluation API, to the end of its episode, on one thread
+    evaluation = run_evaluation(["tiny_ppo"], [msmd_sample], workers=1, progress=False)
+    (metrics,) = evaluation.metrics
+    (trajectory,) = evaluation.trajectories
+    assert metrics.piece == MSMD_SAMPLE_PIECE and 0.0 <= metrics.tr <= 1.0
+    assert len(trajectory.frames) >= 2 and (np.diff(trajectory.frames) == 1).all()
+
+    # shipping again under the same name needs --overwrite
+    with pytest.raises(ValueError, match=r"tiny_ppo\.json.*--overwrite"):
+        main(_parse(["--from", str(run), "--ship", "tiny_ppo", "--evaluate", "none"]))
+
+
+def test_a_supervised_run_ships_and_replaces_a_model_of_the_other_kind(tmp_path, shipped, toy_dataset, toy_pieces,
+                                                                         msmd_sample):
+    rl_run = _rl_run(tmp_path / "rl", toy_dataset, toy_pieces)
+    assert main(_parse(["--from", str(rl_run), "--ship", "mine", "--evaluate", "none"])) == 0
+    run = _supervised_run(tmp_path / "supervised", toy_dataset)
+    assert main(_parse(["--from", str(run), "--ship", "mine", "--overwrite", "--evaluate", "test", "--workers", "1",
+                        "--no-progress"])) == 0
+    assert sorted(path.name for path in shipped.iterdir()) == ["mine.json", "mine.pt"]  # the .zip is gone
+    card = pretrained.read_card(shipped / "mine.json")
+    assert card["kind"] == "supervised" and card["description"].startswith("GRU position regressor")
+    assert card["selection_on_valid"] == {"epoch": 1, "tr": 0.5, "tue": 0.0} and list(card["evaluation"]) == ["test"]
+    follower = make_follower("mine")
+    assert follower.action_type == "position" and follower.name == "mine"
+    (metrics,) = run_evaluation([follower], [msmd_sample], workers=1, progress=False).metrics
+    assert metrics.piece == MSMD_SAMPLE_PIECE
+
+
+def test_a_missing_corrupt_or_replaced_shipped_model_is_an_error_naming_the_file(tmp_path, shipped, toy_dataset,
+                                                                                   toy_pieces):
+    run = _rl_run(tmp_path / "rl", toy_dataset, toy_pieces)
+    assert main(_parse(["--from", str(run), "--ship", "broken", "--evaluate", "none"])) == 0
+    card, model = shipped / "broken.json", shipped / "broken.zip"
+
+    model.write_bytes(model.read_bytes()[:-100])  # truncated
+    with pytest.raises(ValueError, match=r"broken\.zip: the model file of shipped follower 'broken' is corrupt"):
+        make_follower("broken")
+    model.unlink()
+    with pytest.raises(FileNotFoundError, match=r"broken\.zip: the model file of shipped follower 'broken' is missing"):
+        make_follower("broken")
+    card.write_text('{"format": "sfgym-shipped-follower", "version": 1, "name": ')  # truncated JSON
+    with pytest.raises(ValueError, match=r"broken\.json: unreadable shipped-follower card"):
+        make_follower("broken")
+    assert follower_descriptions()["broken"].startswith("shipped, but unusable:")  # listed, with what is wrong
+    card.write_text(json.dumps({"format": "sfgym-shipped-follower", "version": 1, "name": "broken"}))
+    with pytest.raises(ValueError, match=r"broken\.json: the card lacks kind, model_file"):
+        make_follower("broken")
+
+
+def test_a_model_whose_card_matches_but_which_torch_cannot_read_names_the_file(tmp_path, shipped, toy_dataset):
+    run = _supervised_run(tmp_path / "supervised", toy_dataset)
+    assert main(_parse(["--from", str(run), "--ship", "junk", "--evaluate", "none"])) == 0
+    model = shipped / "junk.pt"
+    model.write_bytes(b"not a checkpoint")
+    card = json.loads((shipped / "junk.json").read_text())
+    card["model_sha256"] = hashlib.sha256(b"not a checkpoint").hexdigest()
+    (shipped / "junk.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"junk\.pt: not a readable checkpoint"):
+        make_follower("junk")
+
+
+def test_bad_sources_and_names_are_one_line_errors(tmp_path, shipped, capsys, monkeypatch):
+    from sfgym.cli import main as sfgym_main
+    from sfgym.commands import train as train_command
+
+    with pytest.raises(FileNotFoundError, match="nothing.zip"):
+        main(_parse(["--from", str(tmp_path / "nothing.zip")]))
+    with pytest.raises(ValueError, match="cannot name a shipped follower"):
+        main(_parse(["--from", str(tmp_path), "--ship", "Bad-Name"]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: run directory holds no model"):
+        main(_parse(["--from", str(tmp_path / "empty")]))
+    assert not shipped.exists()  # nothing written
+    # the command line turns them into a message, not a traceback (its entry point as pyproject.toml declares it,
+    # whether or not this checkout's metadata is installed)
+    modules = {**train_command.trainer_modules(), "pretrained": "agents.pretrained.train"}
+    monkeypatch.setattr(train_command, "trainer_modules", lambda: modules)
+    assert sfgym_main(["train", "pretrained", "--from", str(tmp_path / "empty")]) != 0
+    error = capsys.readouterr().err
+    assert "empty: run directory holds no model" in error and "Traceback" not in error
+
+
+# ---------------------------------------------------------------------------- the follower named pretrained
+def test_pretrained_is_registered_and_says_how_to_make_it_when_none_is_shipped(shipped):
+    register_followers()
+    assert "pretrained" in follower_descriptions()
+    assert "none installed yet" in follower_descriptions()["pretrained"]
+    with pytest.raises(FileNotFoundError, match=r"pretrained\.json: no shipped follower 'pretrained' is installed.*"
+                                                r"sfgym train pretrained"):
+        make_follower("pretrained")
+
+
+def test_the_shipped_followers_are_package_data_and_the_command_an_entry_point():
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    package_data = next(line for line in pyproject.splitlines() if line.startswith("agents = ["))
+    assert all(f'"pretrained/*{suffix}"' in package_data for suffix in (".json", ".zip", ".pt"))
+    assert 'pretrained = "agents.pretrained.train"' in pyproject  # sfgym train pretrained
+    assert pretrained.shipped_dir() == Path(pretrained.__file__).resolve().parent or os.environ.get(
+        pretrained.SHIPPED_DIR_ENV)
+
+
+def test_the_shipped_pretrained_follower_follows_the_msmd_sample(monkeypatch, msmd_sample):
+    monkeypatch.delenv(pretrained.SHIPPED_DIR_ENV, raising=False)
+    register_followers()
+    assert "pretrained" in follower_descriptions()
+    if not pretrained.card_path("pretrained").is_file():
+        pytest.skip(f"no follower is shipped yet ({pretrained.card_path('pretrained')} is missing): make one with "
+                    "'sfgym train pretrained' (README, 'Ready to use')")
+    card = pretrained.read_card(pretrained.card_path("pretrained"))
+    assert card["data"]["name"] and card["data"]["splits"] and card["commands"]
+    assert (pretrained.shipped_dir() / card["model_file"]).stat().st_size < 20 * 2**20  # a few MB
+    evaluation = run_evaluation(["pretrained"], [msmd_sample], workers=1, progress=False)
+    (metrics,) = evaluation.metrics
+    assert metrics.piece == MSMD_SAMPLE_PIECE and metrics.agent == "pretrained"
+
+
+# ---------------------------------------------------------------------------- all stages
+MATCHING_TRUNK = {"trunk.width": 0.25, "trunk.features": 8, "trunk.match_frames": 4, "trunk.match_context": 2}
+TINY_TRUNK_RUN = {**MATCHING_TRUNK, "training.max_steps": 4, "training.eval_every_steps": 2, "training.device": "cpu",
+                  "training.max_minutes": None, "data.segment_frames": 40, "data.samples_per_segment": 16,
+                  "data.segments_per_batch": 2, "data.valid_pieces": 1, "data.valid_samples": 32}
+TINY_PPO_RUN = {**MATCHING_TRUNK, "total_timesteps": 128, "max_minutes": None, "n_envs": 2,
+                "hyperparameters.n_steps": 32, "hyperparameters.batch_size": 32, "hyperparameters.n_epochs": 1,
+                "hyperparameters.policy_kwargs.net_arch": "{pi: [8], vf: [8]}", "evaluation.every_steps": 64,
+                "evaluation.max_pieces": 1, "checkpoint_every_steps": 0, "progress_bar": False}
+
+
+def _sets(option: str, values: dict) -> list[str]:
+    return [word for key, value in values.items()
+            for word in (option, f"{key}={'null' if value is None else value}")]
+
+
+@pytest.mark.slow
+def test_all_stages_train_the_trunk_then_ppo_per_seed_and_ship_the_best_on_valid(tmp_path, shipped, toy_dataset,
+                                                                                   capsys):
+    out = tmp_path / "runs" / "pretrained"
+    arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
+                 "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN), *_sets("--rl-set", TINY_PPO_RUN)]
+    assert main(_parse(arguments)) == 0
+    for name in ("trunk/best.pt", "rl-seed0/best_model.zip", "rl-seed1/best_model.zip"):
+        assert (out / name).is_file(), name
+    card = pretrained.read_card(shipped / "pretrained.json")
+    best = {seed: json.loads((out / f"rl-seed{seed}" / "best.json").read_text())["tr"] for seed in (0, 1)}
+    chosen = max((tr, -seed) for seed, tr in best.items())
+    assert card["source"] == str(out / f"rl-seed{-chosen[1]}" / "best_model.zip")
+    assert card["description"] == f"PPO on a frozen matching trunk, trained on {toy_dataset.name}"
+    assert card["commands"][0].startswith(f"sfgym train trunk --config trunk_matching --out {out / 'trunk'}")
+    assert card["commands"][1].startswith(f"sfgym train rl --config ppo_matching --init-from {out / 'trunk'}")
+    assert len(card["commands"]) == 3 and card["command"].startswith("sfgym train pretrained --out")
+    assert card["data"]["name"] == toy_dataset.name and list(card["evaluation"]) == ["test"]
+    assert make_follower("pretrained").name == "pretrained"
+
+    # run again: the complete stages are re-used, not trained again
+    assert main(_parse([*arguments, "--overwrite"])) == 0
+    assert capsys.readouterr().out.count("complete, re-used") == 3
+
+
+def test_jobs_run_the_seeds_in_processes_of_their_own_and_a_failed_one_is_named(tmp_path, monkeypatch):
+    from agents.pretrained import train as pretrained_train
+
+    monkeypatch.setitem(pretrained_train.STAGE_MODULES, "rl", "stage_stub")  # tests/stage_stub.py: no training
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    runs = [tmp_path / f"rl-seed{seed}" for seed in range(3)]
+    stages = [(["--seed", str(seed), "--out", str(run)], run) for seed, run in enumerate(runs)]
+    commands = pretrained_train._run_stages_in_parallel("rl", stages, jobs=2)
+    assert commands == [f"sfgym train rl --seed {seed} --out {run}" for seed, run in enumerate(runs)]
+    assert [json.loads((run / "arguments.json").read_text())[1] for run in runs] == ["0", "1", "2"]
+    (runs[1] / "arguments.json").unlink()
+    pretrained_train._run_stages_in_parallel("rl", stages, jobs=2)  # complete runs are re-used
+    assert not (runs[1] / "arguments.json").exists()
+    with pytest.raises(ValueError, match=r"failing: 'sfgym train rl' stopped with exit code 3"):
+        pretrained_train._run_stages_in_parallel("rl", [(["--fail"], tmp_path / "failing")] * 2, jobs=2)
+    # a stage stopped by Ctrl-C (saved, marked interrupted) stops the command, which a second run resumes
+    interrupted = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_train._run_stages_in_parallel("rl", [(["--interrupt", "--out", str(interrupted)], interrupted)] * 2,
+                                                 jobs=2)
+    assert pretrained_train._stage_arguments(["--out", str(interrupted)], interrupted)[-1] == "--resume"
