@@ -14,11 +14,16 @@ The run stops after ``training.epochs`` epochs, after ``training.patience`` epoc
 improvement, or when ``training.max_minutes`` are spent; it then writes ``metrics.json`` (the best
 epoch's validation metrics next to those of the constant-position follower) and prints one line with
 the validation TR and mean error. ``--resume`` continues a stopped run from its ``last.pt``.
+
+``--init-from CHECKPOINT`` (``training.init_from``) starts the model's trunk from a pre-trained one
+(``sfgym train trunk``, or another supervised run); its trunk settings must be the config's (checked
+before the run directory is made). ``training.freeze_trunk: true`` keeps it fixed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,7 +38,7 @@ from agents import runs
 from agents.config_files import apply_overrides, find_config
 from agents.runs import BEST, LAST, Budget, RunDirectory, StopRequest
 from agents.supervised.checkpoint import read_checkpoint, save_checkpoint
-from agents.supervised.config import SupervisedConfig, config_differences, load_config
+from agents.supervised.config import SupervisedConfig, check_init_trunk, config_differences, load_config
 from agents.supervised.data import EpisodeBatch, SongCache, batches, load_songs, training_episode
 from agents.supervised.model import PositionRegressor
 from agents.supervised.rollout import rollout
@@ -76,8 +81,17 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
     run = RunDirectory(run_dir, "supervised", finished_markers=(LAST,))
     t = config.training
     device = runs.setup_torch(t.seed, t.device, t.num_threads)
-    model = PositionRegressor(config.model, config.trunk).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    model = PositionRegressor(config.model, config.trunk)
+    if not resume:  # (a resumed run's trunk comes with its last.pt)
+        check_init_trunk(config)
+        if t.init_from:
+            trunk_state, _ = runs.read_trunk(t.init_from)
+            model.trunk.load_trunk(trunk_state, source=str(t.init_from))
+    if t.freeze_trunk:
+        model.freeze_trunk()
+    model.to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                                 weight_decay=t.weight_decay)
     rng = np.random.default_rng(t.seed)
     noise_generator = torch.Generator().manual_seed(t.seed + 1)
     state = RunState()
@@ -297,6 +311,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runs.add_run_arguments(parser, "supervised", out_help="run directory (default: runs/supervised/<config>-<time>)",
                            resume_help="continue the run in --out from its last.pt",
                            set_example="training.max_minutes=30")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="start the trunk from this checkpoint's (a 'sfgym train trunk' or supervised run "
+                             "directory, or its .pt); sets training.init_from")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -305,6 +322,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
     args.out = Path(args.out) if args.out is not None else None
     overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
+    if getattr(args, "init_from", None):
+        overrides.append(f"training.init_from={json.dumps(str(args.init_from))}")  # quoted: a path, never a number
     if args.config is not None:
         config_path = find_config(args.config, "supervised")
         config = load_config(config_path, overrides)
