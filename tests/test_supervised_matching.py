@@ -16,7 +16,7 @@ from agents.supervised.config import ModelConfig
 from agents.supervised.data import EpisodeBatch, full_episode, prepare_song
 from agents.supervised.follower import RegressorFollower, load_follower
 from agents.supervised.model import PositionRegressor
-from agents.supervised.rollout import rollout
+from agents.supervised.rollout import FrozenTrunkTables, rollout
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,6 +80,21 @@ def test_a_matching_regressor_follows_incrementally_as_the_plain_and_the_batched
     with torch.no_grad():
         batched = rollout(model, EpisodeBatch.of([full_episode(prepare_song(piece))])).positions[0]
     np.testing.assert_allclose(xs, np.clip(batched, 0, piece.sheet_width), atol=1e-2)
+
+
+@pytest.mark.parametrize("trunk", [TrunkConfig(**MATCHING), TrunkConfig(width=0.25, features=16, dropout=0.0)],
+                         ids=["matching", "figure3"])
+def test_a_frozen_trunk_looked_up_from_tables_gives_the_trunks_own_rollout(toy_pieces, trunk):
+    torch.manual_seed(1)
+    model = moving(PositionRegressor(ModelConfig(cell="lstm", hidden_size=16, num_layers=1), trunk))
+    model.freeze_trunk()
+    batch = EpisodeBatch.of([full_episode(prepare_song(piece)) for piece in toy_pieces])
+    with torch.no_grad():
+        computed = rollout(model, batch, max_centre_error_px=170.0)
+        looked_up = rollout(model, batch, max_centre_error_px=170.0, tables=FrozenTrunkTables(model.trunk))
+    assert np.ptp(computed.positions[0]) > 10
+    np.testing.assert_allclose(looked_up.positions, computed.positions, atol=1e-2)
+    assert looked_up.loss == pytest.approx(computed.loss, rel=1e-4)
 
 
 def test_train_from_a_pretrained_matching_trunk_frozen_then_follow(matching_trunk_run, toy_dataset, toy_pieces,

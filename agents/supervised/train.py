@@ -41,7 +41,7 @@ from agents.supervised.checkpoint import read_checkpoint, save_checkpoint
 from agents.supervised.config import SupervisedConfig, check_init_trunk, config_differences, load_config
 from agents.supervised.data import EpisodeBatch, SongCache, batches, load_songs, training_episode
 from agents.supervised.model import PositionRegressor
-from agents.supervised.rollout import rollout
+from agents.supervised.rollout import FrozenTrunkTables, rollout
 from agents.supervised.validation import ValidationResult, constant_position_metrics, validate
 
 RESUMABLE_KEYS = ("training.epochs", "training.max_minutes", "training.patience", "training.device",
@@ -107,6 +107,7 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
     log(f"{model.describe()} on {device}; {len(cache.names)} train songs ({train_dir}), "
         f"{len(valid_songs)} valid songs ({valid_dir}); constant-position baseline: valid TR {baseline['tr']:.3f}")
     writer = _tensorboard_writer(run.path) if t.tensorboard else None
+    tables = FrozenTrunkTables(model.trunk) if model.trunk_frozen else None  # looked up, not run
     budget = Budget(t.max_minutes, spent_s=state.elapsed_seconds)
 
     with StopRequest() as stop:
@@ -129,7 +130,7 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
                 result = rollout(model, batch, jump_penalty=t.jump_penalty, noise_px=t.estimate_noise_px,
                                  max_centre_error_px=t.max_centre_error_px, tbptt_steps=t.tbptt_steps,
                                  optimizer=optimizer, grad_clip=t.grad_clip, generator=noise_generator,
-                                 on_chunk=lambda: budget.spent() or stop.requested)
+                                 on_chunk=lambda: budget.spent() or stop.requested, tables=tables)
                 squared, jump, steps = squared + result.squared_error_sum, jump + result.jump_sum, steps + result.n_steps
                 if bar is not None:
                     bar.update(result.n_steps)
@@ -141,7 +142,8 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
             if stop.requested:  # keep the weights; the epoch is run again on --resume
                 break
 
-            valid = validate(model, valid_songs, jump_penalty=t.jump_penalty, batch_size=max(t.batch_songs, 16))
+            valid = validate(model, valid_songs, jump_penalty=t.jump_penalty, batch_size=max(t.batch_songs, 16),
+                             tables=tables)
             state.epoch += 1
             row = {
                 "epoch": state.epoch, "train_loss": (squared + t.jump_penalty * jump) / max(steps, 1),
