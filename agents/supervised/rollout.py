@@ -26,6 +26,7 @@ once per song, so that training costs little more than the recurrent core.
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,24 +77,30 @@ def step_loss(position: torch.Tensor, previous: torch.Tensor, target: torch.Tens
 
 
 class FrozenTrunkTables:
-    """A frozen trunk's output for a batch's windows, looked up from per-song tables (kept per song name).
+    """A frozen trunk's output for a batch's windows, looked up from per-song tables.
 
     Gives what the trunk gives on the windows :meth:`EpisodeBatch.spectrogram_windows` and
     :meth:`EpisodeBatch.score_windows` cut (up to float rounding; a test checks it). The trunk is copied
-    to the CPU as it is now: build this only once its weights are final (frozen).
+    to the CPU as it is now: build this only once its weights are final (frozen). The tables of the
+    ``capacity`` songs used last are kept (a full-width figure-3 trunk's take ~4 MB per minute of music).
     """
 
-    def __init__(self, trunk: Trunk):
+    def __init__(self, trunk: Trunk, capacity: int = 64):
         self.trunk = copy.deepcopy(trunk).cpu().eval()
-        self._tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.capacity = capacity
+        self._tables: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def tables(self, song: PreparedSong) -> tuple[np.ndarray, np.ndarray]:
         """``(per environment frame, per score-window start)`` tables of ``song``."""
-        if song.name not in self._tables:
+        if song.name in self._tables:
+            self._tables.move_to_end(song.name)
+        else:
             with torch.no_grad():
                 sound = self.trunk.spectrogram_table(song.spectrogram[:, SPEC_WINDOW:])
                 score = self.trunk.score_table(song.score.float() / 255.0)  # the observation's values
             self._tables[song.name] = (sound, score)
+            if len(self._tables) > self.capacity:
+                self._tables.popitem(last=False)
         return self._tables[song.name]
 
     def features(self, batch: EpisodeBatch, step: int, centre_x: torch.Tensor) -> torch.Tensor:
