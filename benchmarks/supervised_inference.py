@@ -1,15 +1,17 @@
 """Per-frame inference time of a supervised regressor following a piece, on one CPU core.
 
     python benchmarks/supervised_inference.py [--cell lstm --hidden 1024 --layers 2 --trunk-width 1.0]
-                                              [--checkpoint RUN_DIR_OR_PT] [--threads 1] [--frames 400]
+                                              [--config lstm_matching] [--checkpoint RUN_DIR_OR_PT]
+                                              [--threads 1] [--frames 400]
 
 Drives ``MSMDFollow-v0`` (``action_type="position"``) over the real MSMD sample in ``tests/fixtures`` with a
 :class:`~agents.supervised.follower.RegressorFollower` and times its ``act`` (observation → tensor, trunk,
 recurrent step, head, action) frame by frame; the environment's own step is not counted. Timed twice:
 incrementally (the follower's default: score features precomputed per piece — that is the ``reset`` time —
 and the spectrogram branch streamed one column per frame, :mod:`agents.sliding`) and plain. The default model is the seed paper's size: the Figure-3 trunk and a 2 × 1024
-LSTM, with random weights (the time does not depend on them; ``--checkpoint`` times a trained model instead).
-Also printed: where the plain path's time goes. The goal is ≤ 10 ms per frame on one core.
+LSTM, with random weights (the time does not depend on them; ``--config NAME`` times the model of a shipped
+supervised config, any trunk kind, e.g. ``lstm_matching``; ``--checkpoint`` a trained model). Also printed:
+where the plain path's time goes. The goal is ≤ 10 ms per frame on one core for the seed-size model.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--trunk-width", type=float, default=1.0)
     parser.add_argument("--target", default="relative", choices=("relative", "absolute"))
+    parser.add_argument("--config", help="time the model of this supervised config (a shipped name or a YAML file)")
     parser.add_argument("--checkpoint", type=Path, help="time this trained model instead (file or run dir)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one core)")
     parser.add_argument("--frames", type=int, default=400, help="frames to time (after 20 warm-up frames)")
@@ -55,6 +58,13 @@ def main() -> None:
 
     if args.checkpoint:
         model = load_follower(args.checkpoint).model
+    elif args.config:
+        from agents.config_files import find_config
+        from agents.supervised.config import load_config
+
+        torch.manual_seed(0)
+        config = load_config(find_config(args.config, "supervised"))
+        model = PositionRegressor(config.model, config.trunk)
     else:
         torch.manual_seed(0)
         config = ModelConfig(cell=args.cell, hidden_size=args.hidden, num_layers=args.layers, target=args.target)
@@ -78,17 +88,13 @@ def main() -> None:
     # where the plain path's time goes, on the same observations
     spectrograms = [torch.from_numpy(o["spectrogram"]).unsqueeze(0) for o in observations]
     scores = [torch.from_numpy(o["score"]).unsqueeze(0) for o in observations]
-    parts: dict[str, list[float]] = {"spectrogram branch": [], "score branch": [], "joint + recurrent + head": []}
-    trunk = model.trunk
+    parts: dict[str, list[float]] = {"trunk (plain)": [], "recurrent + head": []}
     with torch.inference_mode():
         state = model.initial_state(1)
         for i in range(WARMUP + len(spectrograms) * 3):
             times = [time.perf_counter()]
-            spectrogram_features = trunk.spectrogram_dense(trunk.spectrogram_convs(spectrograms[i % len(spectrograms)]))
+            features = model.trunk(spectrograms[i % len(spectrograms)], scores[i % len(scores)])
             times.append(time.perf_counter())
-            score_features = trunk.score_dense(trunk.score_convs(scores[i % len(scores)]))
-            times.append(time.perf_counter())
-            features = trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
             _, state = model.advance(features, state)
             times.append(time.perf_counter())
             if i >= WARMUP:

@@ -73,10 +73,10 @@ def run_in_env(follower, piece):
 
 
 # ---------------------------------------------------------------------------- config
-@pytest.mark.parametrize("name", ["srn", "gru", "lstm", "tiny"])
+@pytest.mark.parametrize("name", ["srn", "gru", "lstm", "tiny", "lstm_matching"])
 def test_shipped_configs_load(name):
     config = load_config(CONFIGS / f"{name}.yaml")
-    assert config.model.cell == ("lstm" if name == "tiny" else name)
+    assert config.model.cell == (name if name in ("srn", "gru", "lstm") else "lstm")
 
 
 def test_unknown_yaml_key_is_rejected_naming_key_and_file(tmp_path):
@@ -95,7 +95,7 @@ def test_unknown_yaml_key_is_rejected_naming_key_and_file(tmp_path):
     ("training.epochs=0", r"'training\.epochs' must be positive"),
     ("model.target=absolute", r"random_start"),  # an absolute model cannot start mid-song
     ("training.bogus=1", r"unknown key 'training\.bogus'"),
-    ("trunk.kind=matching", r"tiny\.yaml with --set: 'trunk\.kind' must be 'figure3'"),
+    ("trunk.kind=transformer", r"unknown trunk kind 'transformer'"),
 ])
 def test_bad_values_are_rejected(override, message):
     with pytest.raises(ValueError, match=message):

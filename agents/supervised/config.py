@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from agents.config_files import apply_overrides, build_sections, check_ranges, read_yaml_config
-from agents.networks import MultimodalTrunk, TrunkConfig
+from agents.networks import TrunkConfig
 from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 
 CELLS = ("srn", "gru", "lstm")
@@ -29,6 +29,9 @@ TARGETS = ("absolute", "relative")
 @dataclass(frozen=True)
 class ModelConfig:
     """The regressor on top of the shared trunk (the ``trunk`` section): recurrent core → linear head.
+
+    The core reads the trunk's features: the joint 512-d vector of a ``figure3`` trunk, or a ``matching``
+    trunk's distribution over the score window's columns (where the sound is written).
 
     Attributes:
         cell: recurrent core: ``srn`` (Elman RNN, tanh), ``gru`` or ``lstm``.
@@ -97,6 +100,10 @@ class TrainingConfig:
             the truth: the environment stops a follower that strays further (its loss threshold, 170 px),
             so farther states never occur at test time and would only teach from windows without the target.
         patience: stop after this many epochs without a better validation score (``null`` = never).
+        init_from: a checkpoint (a trunk pre-training or supervised run, or its ``.pt``) whose trunk
+            initializes the model's (``--init-from``); its trunk settings must be the config's.
+        freeze_trunk: keep that trunk's weights fixed (and its dropout off): only the recurrent core and
+            head learn. ``false`` fine-tunes it with the rest.
         seed: seeds the song draws, the noise, dropout and the initial weights.
         device: ``auto`` (the GPU if present, else the CPU), ``cpu`` or ``cuda``.
         num_threads: CPU threads for torch (``null`` = torch's default).
@@ -114,6 +121,8 @@ class TrainingConfig:
     estimate_noise_px: float = 20.0
     max_centre_error_px: float = LOSS_THRESHOLD_PX
     patience: int | None = 10
+    init_from: str | None = None
+    freeze_trunk: bool = False
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = None
@@ -154,9 +163,6 @@ class SupervisedConfig:
             "training.jump_penalty": t.jump_penalty, "training.estimate_noise_px": t.estimate_noise_px,
             "training.weight_decay": t.weight_decay, "training.max_centre_error_px": t.max_centre_error_px,
         })
-        if self.trunk.kind != MultimodalTrunk.KIND:
-            raise ValueError(f"{source}: 'trunk.kind' must be {MultimodalTrunk.KIND!r} for a position regressor (it reads "
-                             f"the trunk's joint features), got {self.trunk.kind!r}")
         if m.target == "absolute" and d.random_start:
             raise ValueError(f"{source}: 'data.random_start: true' needs 'model.target: relative' (an absolute "
                              "model can only know where it is from the song's beginning); set it to false")
@@ -176,6 +182,32 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Supervi
     return config
 
 
+def check_init_trunk(config: SupervisedConfig) -> None:
+    """Check, as a run starts, that the trunk of ``training.init_from``'s checkpoint fits the config's trunk
+    section (a shipped config leaves ``init_from`` to ``--init-from``, so this is not a load-time check).
+
+    Raises:
+        FileNotFoundError / ValueError: ``freeze_trunk`` without ``init_from``, no readable checkpoint there,
+            or its trunk is of another kind or shape (the message names both settings and the ``--set``
+            that would fit it).
+    """
+    if not config.training.init_from:
+        if config.training.freeze_trunk:
+            raise ValueError("training.freeze_trunk: true needs a pre-trained trunk to keep: pass --init-from "
+                             "CHECKPOINT (a 'sfgym train trunk' run), or --set training.freeze_trunk=false")
+        return
+    from agents.runs import read_trunk
+
+    _, trunk = read_trunk(config.training.init_from)
+    theirs, ours = trunk.architecture(), config.trunk.architecture()
+    if theirs != ours:
+        fix = " ".join(f"--set trunk.{key}={value}" for key, value in theirs.items())
+        raise ValueError(
+            f"{config.training.init_from}: the checkpoint's trunk ({', '.join(f'{k} {v}' for k, v in theirs.items())}) "
+            f"is not the config's ({', '.join(f'{k} {v}' for k, v in ours.items())}); pass {fix} or a checkpoint "
+            "of the trunk the config describes")
+
+
 def save_config(config: SupervisedConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (atomically)."""
     from sfgym.files import atomic_write_bytes
@@ -191,4 +223,4 @@ def config_differences(a: SupervisedConfig, b: SupervisedConfig) -> list[str]:
 
 
 __all__ = ["CELLS", "DataConfig", "ModelConfig", "SupervisedConfig", "TARGETS", "TrainingConfig",
-           "apply_overrides", "config_differences", "load_config", "save_config"]
+           "apply_overrides", "check_init_trunk", "config_differences", "load_config", "save_config"]

@@ -5,13 +5,13 @@ returns the estimated position as a fraction of the sheet width. For a ``relativ
 is an offset from the score window's centre, which is the follower's current x (``info["follower_x"]``,
 its previous estimate): the same centring the model was trained with.
 
-A frame's work is mostly the trunk's two convolutional branches, and nearly all of it repeats work
-already done (:mod:`agents.sliding`): the score windows are slices of a strip known before the
-performance starts, so the score branch's output for every window position is computed once per
-piece at ``reset``; the spectrogram window slides by one frame per step, so its branch computes
-only the new column of each layer (:class:`~agents.sliding.StreamingBranch`). Both give what the
-plain trunk gives; a frame whose observation is not the expected slice (another environment
-configuration, a jump of the stream) takes the plain path.
+A frame's work is mostly the trunk's, and nearly all of it repeats work already done: the score
+windows are slices of a strip known before the performance starts, so the score side is computed
+once per piece at ``reset``. Each trunk kind has its incremental form (:meth:`~agents.networks.Trunk.incremental`,
+:mod:`agents.sliding`): the figure-3 trunk looks up its score branch's output and streams its
+spectrogram branch one new column per frame; the matching trunk looks up its column embeddings and
+embeds only the sound of the frame. Both give what the plain trunk gives; a frame whose observation
+is not the expected slice (another environment configuration, a jump of the stream) takes the plain path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.sliding import IncrementalTrunk
 from agents.supervised.model import PositionRegressor, RecurrentState
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, ObservationGeometry, score_observation_values
@@ -52,7 +51,7 @@ class RegressorFollower(Follower):
         self.env_kwargs = dict(env_kwargs or {})
         self.device = torch.device(device)
         self.name = name or f"{model.config.cell}_{model.config.target}"
-        self.incremental = IncrementalTrunk(self.model.trunk) if incremental else None
+        self.incremental = self.model.trunk.incremental() if incremental else None
         self._geometry = DEFAULT_GEOMETRY
         self._strip_columns = 0
         self._state: RecurrentState | None = None

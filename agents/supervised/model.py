@@ -1,4 +1,8 @@
-"""The recurrent position regressor: shared multimodal trunk → SRN / GRU / LSTM → linear head.
+"""The recurrent position regressor: shared trunk → SRN / GRU / LSTM → linear head.
+
+The trunk is any kind of :data:`agents.networks.TRUNK_KINDS` (the config's ``trunk.kind``): the seed
+paper's Figure-3 trunk, whose joint features the core reads, or the matching trunk, whose output is
+a distribution over the score window's columns — where in the window the sound is written.
 
 One step reads a spectrogram window and a score window (the environment's observation), updates the
 recurrent state and outputs one number: the normalized position in the piece (``absolute`` target)
@@ -17,7 +21,7 @@ from typing import Union
 import torch
 from torch import nn
 
-from agents.networks import MultimodalTrunk, TrunkConfig, state_dict_mismatch
+from agents.networks import TrunkConfig, build_trunk, state_dict_mismatch
 from agents.supervised.config import ModelConfig
 
 RecurrentState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -27,20 +31,18 @@ _CELLS = {"srn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 class PositionRegressor(nn.Module):
-    """Trunk (seed paper Figure 3) → recurrent core → ``Linear(hidden, 1)``.
+    """Trunk → recurrent core → ``Linear(hidden, 1)``.
 
     Args:
         config: the model section of a :class:`~agents.supervised.config.SupervisedConfig`.
-        trunk: its trunk section (a figure-3 trunk: the regressor reads its joint features).
+        trunk: its trunk section (any kind: the core reads the trunk's ``features_dim`` outputs).
     """
 
     def __init__(self, config: ModelConfig = ModelConfig(), trunk: TrunkConfig | None = None):
         super().__init__()
         self.config = config
-        trunk = trunk or TrunkConfig()
-        if trunk.kind != MultimodalTrunk.KIND:
-            raise ValueError(f"a position regressor needs a '{MultimodalTrunk.KIND}' trunk, got trunk.kind {trunk.kind!r}")
-        self.trunk = MultimodalTrunk(trunk)
+        self.trunk = build_trunk(trunk or TrunkConfig())
+        self.trunk_frozen = False
         cell = _CELLS[config.cell]
         extra = {"nonlinearity": "tanh"} if config.cell == "srn" else {}
         self.core = cell(input_size=self.trunk.features_dim, hidden_size=config.hidden_size,
@@ -51,6 +53,19 @@ class PositionRegressor(nn.Module):
         # its first training windows show the target.
         nn.init.uniform_(self.head.weight, -1e-3, 1e-3)
         nn.init.zeros_(self.head.bias)
+
+    def freeze_trunk(self) -> None:
+        """Keep the trunk as it is: no gradients for its weights, and always in eval mode (no dropout),
+        whatever mode the rest of the model is put in."""
+        self.trunk_frozen = True
+        self.trunk.requires_grad_(False)
+        self.trunk.eval()
+
+    def train(self, mode: bool = True) -> "PositionRegressor":
+        super().train(mode)
+        if self.trunk_frozen:
+            self.trunk.eval()
+        return self
 
     @property
     def spectrogram_shape(self) -> tuple[int, int, int]:
@@ -104,7 +119,9 @@ class PositionRegressor(nn.Module):
 
     def describe(self) -> str:
         c = self.config
-        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target, trunk width {self.trunk.config.width:g}, "
+        trunk = self.trunk.config
+        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target, {trunk.kind} trunk "
+                f"(width {trunk.width:g}{', frozen' if self.trunk_frozen else ''}), "
                 f"{sum(p.numel() for p in self.parameters()) / 1e6:.2f} M parameters")
 
 

@@ -16,16 +16,24 @@ with ``x_t`` the truth at the frame the position is scored at and ``x̂_{−1}``
 next window is centred on ``x̂_t`` — during training plus Gaussian noise (so that the model sees its
 own kind of errors and learns to correct them) and clamped to within ``max_centre_error_px`` of the
 truth (farther states end an episode in the environment, so they never occur at test time).
+
+A frozen trunk (``training.freeze_trunk``) is not run at all: :class:`FrozenTrunkTables` looks its
+output up from per-song tables that its kind provides (:meth:`agents.networks.Trunk.spectrogram_table`,
+:meth:`~agents.networks.Trunk.score_table`, :meth:`~agents.networks.Trunk.tabled_features`), computed
+once per song, so that training costs little more than the recurrent core.
 """
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from agents.supervised.data import EpisodeBatch
+from agents.networks import Trunk
+from agents.supervised.data import EpisodeBatch, PreparedSong, SPEC_WINDOW, score_window_start
 from agents.supervised.model import PositionRegressor, RecurrentState, detach_state
 
 
@@ -68,6 +76,45 @@ def step_loss(position: torch.Tensor, previous: torch.Tensor, target: torch.Tens
     return squared, jump
 
 
+class FrozenTrunkTables:
+    """A frozen trunk's output for a batch's windows, looked up from per-song tables.
+
+    Gives what the trunk gives on the windows :meth:`EpisodeBatch.spectrogram_windows` and
+    :meth:`EpisodeBatch.score_windows` cut (up to float rounding; a test checks it). The trunk is copied
+    to the CPU as it is now: build this only once its weights are final (frozen). The tables of the
+    ``capacity`` songs used last are kept (a full-width figure-3 trunk's take ~4 MB per minute of music).
+    """
+
+    def __init__(self, trunk: Trunk, capacity: int = 64):
+        self.trunk = copy.deepcopy(trunk).cpu().eval()
+        self.capacity = capacity
+        self._tables: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def tables(self, song: PreparedSong) -> tuple[np.ndarray, np.ndarray]:
+        """``(per environment frame, per score-window start)`` tables of ``song``."""
+        if song.name in self._tables:
+            self._tables.move_to_end(song.name)
+        else:
+            with torch.no_grad():
+                sound = self.trunk.spectrogram_table(song.spectrogram[:, SPEC_WINDOW:])
+                score = self.trunk.score_table(song.score.float() / 255.0)  # the observation's values
+            self._tables[song.name] = (sound, score)
+            if len(self._tables) > self.capacity:
+                self._tables.popitem(last=False)
+        return self._tables[song.name]
+
+    def features(self, batch: EpisodeBatch, step: int, centre_x: torch.Tensor) -> torch.Tensor:
+        """``(rows, features)`` for the first ``len(centre_x)`` episodes at ``step``, score windows centred on ``centre_x``."""
+        rows = len(centre_x)
+        starts = torch.minimum(score_window_start(centre_x.cpu()).clamp_min(0), batch.last_window_start[:rows].cpu())
+        frames = (batch.start_frame[:rows].cpu() + step).tolist()
+        outputs = []
+        for row, (frame, start) in enumerate(zip(frames, starts.tolist())):
+            sound, score = self.tables(batch.episodes[row].song)
+            outputs.append(self.trunk.tabled_features(sound[frame], score, start))
+        return torch.from_numpy(np.stack(outputs)).to(centre_x.device, torch.float32)
+
+
 def rollout(
     model: PositionRegressor,
     batch: EpisodeBatch,
@@ -80,6 +127,7 @@ def rollout(
     grad_clip: float | None = None,
     generator: torch.Generator | None = None,
     on_chunk=None,
+    tables: FrozenTrunkTables | None = None,
 ) -> RolloutResult:
     """Follow every episode of ``batch`` to its end; with an ``optimizer``, train on the way.
 
@@ -94,6 +142,7 @@ def rollout(
         generator: CPU generator of the noise.
         on_chunk: called with no arguments after each chunk (progress, time budget); if it returns
             True the rollout stops early (the result then covers the steps taken).
+        tables: the model's frozen trunk as lookup tables (its output is then looked up, not computed).
     """
     config = model.config
     device = batch.true_x.device
@@ -121,7 +170,10 @@ def rollout(
                 state = tuple(s[:, :rows] for s in state) if isinstance(state, tuple) else state[:, :rows]
                 centre, previous = centre[:rows], previous[:rows]
             width = batch.width[:rows]
-            output, state = model.step(batch.spectrogram_windows(step, rows), batch.score_windows(centre), state)
+            if tables is not None:
+                output, state = model.advance(tables.features(batch, step, centre), state)
+            else:
+                output, state = model.step(batch.spectrogram_windows(step, rows), batch.score_windows(centre), state)
             if relative:
                 position, unit = centre + output * config.offset_scale_px, config.offset_scale_px
             else:
@@ -161,4 +213,4 @@ def rollout(
                          jump_sum=float(jump_sum), n_steps=counted, jump_penalty=jump_penalty)
 
 
-__all__ = ["RolloutResult", "rollout", "step_loss"]
+__all__ = ["FrozenTrunkTables", "RolloutResult", "rollout", "step_loss"]

@@ -14,11 +14,16 @@ The run stops after ``training.epochs`` epochs, after ``training.patience`` epoc
 improvement, or when ``training.max_minutes`` are spent; it then writes ``metrics.json`` (the best
 epoch's validation metrics next to those of the constant-position follower) and prints one line with
 the validation TR and mean error. ``--resume`` continues a stopped run from its ``last.pt``.
+
+``--init-from CHECKPOINT`` (``training.init_from``) starts the model's trunk from a pre-trained one
+(``sfgym train trunk``, or another supervised run); its trunk settings must be the config's (checked
+before the run directory is made). ``training.freeze_trunk: true`` keeps it fixed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,10 +38,10 @@ from agents import runs
 from agents.config_files import apply_overrides, find_config
 from agents.runs import BEST, LAST, Budget, RunDirectory, StopRequest
 from agents.supervised.checkpoint import read_checkpoint, save_checkpoint
-from agents.supervised.config import SupervisedConfig, config_differences, load_config
+from agents.supervised.config import SupervisedConfig, check_init_trunk, config_differences, load_config
 from agents.supervised.data import EpisodeBatch, SongCache, batches, load_songs, training_episode
 from agents.supervised.model import PositionRegressor
-from agents.supervised.rollout import rollout
+from agents.supervised.rollout import FrozenTrunkTables, rollout
 from agents.supervised.validation import ValidationResult, constant_position_metrics, validate
 
 RESUMABLE_KEYS = ("training.epochs", "training.max_minutes", "training.patience", "training.device",
@@ -76,8 +81,17 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
     run = RunDirectory(run_dir, "supervised", finished_markers=(LAST,))
     t = config.training
     device = runs.setup_torch(t.seed, t.device, t.num_threads)
-    model = PositionRegressor(config.model, config.trunk).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    model = PositionRegressor(config.model, config.trunk)
+    if not resume:  # (a resumed run's trunk comes with its last.pt)
+        check_init_trunk(config)
+        if t.init_from:
+            trunk_state, _ = runs.read_trunk(t.init_from)
+            model.trunk.load_trunk(trunk_state, source=str(t.init_from))
+    if t.freeze_trunk:
+        model.freeze_trunk()
+    model.to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                                 weight_decay=t.weight_decay)
     rng = np.random.default_rng(t.seed)
     noise_generator = torch.Generator().manual_seed(t.seed + 1)
     state = RunState()
@@ -93,6 +107,7 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
     log(f"{model.describe()} on {device}; {len(cache.names)} train songs ({train_dir}), "
         f"{len(valid_songs)} valid songs ({valid_dir}); constant-position baseline: valid TR {baseline['tr']:.3f}")
     writer = _tensorboard_writer(run.path) if t.tensorboard else None
+    tables = FrozenTrunkTables(model.trunk) if model.trunk_frozen else None  # looked up, not run
     budget = Budget(t.max_minutes, spent_s=state.elapsed_seconds)
 
     with StopRequest() as stop:
@@ -115,7 +130,7 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
                 result = rollout(model, batch, jump_penalty=t.jump_penalty, noise_px=t.estimate_noise_px,
                                  max_centre_error_px=t.max_centre_error_px, tbptt_steps=t.tbptt_steps,
                                  optimizer=optimizer, grad_clip=t.grad_clip, generator=noise_generator,
-                                 on_chunk=lambda: budget.spent() or stop.requested)
+                                 on_chunk=lambda: budget.spent() or stop.requested, tables=tables)
                 squared, jump, steps = squared + result.squared_error_sum, jump + result.jump_sum, steps + result.n_steps
                 if bar is not None:
                     bar.update(result.n_steps)
@@ -127,7 +142,8 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
             if stop.requested:  # keep the weights; the epoch is run again on --resume
                 break
 
-            valid = validate(model, valid_songs, jump_penalty=t.jump_penalty, batch_size=max(t.batch_songs, 16))
+            valid = validate(model, valid_songs, jump_penalty=t.jump_penalty, batch_size=max(t.batch_songs, 16),
+                             tables=tables)
             state.epoch += 1
             row = {
                 "epoch": state.epoch, "train_loss": (squared + t.jump_penalty * jump) / max(steps, 1),
@@ -297,6 +313,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runs.add_run_arguments(parser, "supervised", out_help="run directory (default: runs/supervised/<config>-<time>)",
                            resume_help="continue the run in --out from its last.pt",
                            set_example="training.max_minutes=30")
+    parser.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="start the trunk from this checkpoint's (a 'sfgym train trunk' or supervised run "
+                             "directory, or its .pt); sets training.init_from")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -305,6 +324,8 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
     args.out = Path(args.out) if args.out is not None else None
     overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
+    if getattr(args, "init_from", None):
+        overrides.append(f"training.init_from={json.dumps(str(args.init_from))}")  # quoted: a path, never a number
     if args.config is not None:
         config_path = find_config(args.config, "supervised")
         config = load_config(config_path, overrides)

@@ -59,8 +59,9 @@ def trajectory_of(song: PreparedSong, positions: np.ndarray, agent: str) -> Traj
 
 @torch.no_grad()
 def validate(model: PositionRegressor, songs: list[PreparedSong], *, jump_penalty: float,
-             batch_size: int = 16, agent: str = "regressor") -> ValidationResult:
-    """Follow every song in full with ``model`` (eval mode; the model's mode is restored afterwards)."""
+             batch_size: int = 16, agent: str = "regressor", tables=None) -> ValidationResult:
+    """Follow every song in full with ``model`` (eval mode; the model's mode is restored afterwards);
+    ``tables``: its frozen trunk as :class:`~agents.supervised.rollout.FrozenTrunkTables`."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -71,7 +72,7 @@ def validate(model: PositionRegressor, songs: list[PreparedSong], *, jump_penalt
         for group in batches(songs, batch_size):
             batch = EpisodeBatch.of([full_episode(song) for song in group], device=device)
             result = rollout(model, batch, jump_penalty=jump_penalty, max_centre_error_px=LOSS_THRESHOLD_PX,
-                             tbptt_steps=max(batch.max_steps, 1))
+                             tbptt_steps=max(batch.max_steps, 1), tables=tables)
             squared_sum += result.squared_error_sum
             jump_sum += result.jump_sum
             steps += result.n_steps
