@@ -313,10 +313,5 @@ class IncrementalMatchingTrunk:
         return torch.softmax(logits, dim=0)[None]
 
 
-def incremental_trunk(trunk: MultimodalTrunk | MatchingTrunk) -> IncrementalTrunk | IncrementalMatchingTrunk:
-    """The incremental form of a trunk of any kind (:meth:`agents.networks.Trunk.incremental`)."""
-    return trunk.incremental()
-
-
-__all__ = ["IncrementalMatchingTrunk", "IncrementalTrunk", "incremental_trunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",
+__all__ = ["IncrementalMatchingTrunk", "IncrementalTrunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",
            "spectrogram_features_every_frame"]

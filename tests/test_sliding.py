@@ -100,11 +100,11 @@ def test_feature_tables_are_what_the_trunk_gives_on_the_environments_windows(tru
 
 def test_incremental_matching_trunk_is_the_trunk_and_falls_back_on_a_foreign_window():
     from agents.networks import MatchingTrunk
-    from agents.sliding import IncrementalMatchingTrunk, incremental_trunk
+    from agents.sliding import IncrementalMatchingTrunk
 
     torch.manual_seed(0)
     matching = MatchingTrunk(TrunkConfig(kind="matching", features=8, width=0.25, match_frames=4)).eval()
-    incremental = incremental_trunk(matching)
+    incremental = matching.incremental()
     assert isinstance(incremental, IncrementalMatchingTrunk)
     strip = torch.rand(80, 700)
     incremental.reset(strip)

@@ -153,19 +153,18 @@ class RLFollower(Follower):
 
 
 def _incremental_trunk(policy):
-    """The incremental form of the trunk (:func:`agents.sliding.incremental_trunk`) of an actor-critic
+    """The incremental form of the trunk (:meth:`agents.networks.Trunk.incremental`) of an actor-critic
     policy on single-channel images, or ``None`` when the policy is of another kind."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
     from agents.rl.extractor import TrunkExtractor
-    from agents.sliding import incremental_trunk
 
     extractor = getattr(policy, "pi_features_extractor", None)
     if not isinstance(policy, ActorCriticPolicy) or not isinstance(extractor, TrunkExtractor):
         return None
     if extractor.trunk.config.spectrogram_shape[0] != 1:  # difference channels do not stream as a strip slice
         return None
-    return incremental_trunk(extractor.trunk)
+    return extractor.trunk.incremental()
 
 
 def load_follower(path: str | Path, *, stochastic: bool = False, device: str | torch.device = "cpu",
