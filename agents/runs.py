@@ -19,6 +19,7 @@ Checkpoints are loaded with ``weights_only=True``: a checkpoint is data, never c
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import math
@@ -432,6 +433,15 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def run_as_script(module: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                  main: Callable[[argparse.Namespace], int]) -> None:
+    """``python -m MODULE``: a trainer module's own command line (the same options as ``sfgym train``)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    raise SystemExit(main(parser.parse_args()))
+
+
 __all__ = ["add_run_arguments", "BEST", "Budget", "BudgetProgress", "CHECKPOINT_FORMAT", "COMPLETE", "CONFIG", "INTERRUPTED", "LAST",
            "RUNNING", "RunDirectory", "STATUS", "StopRequest", "data_root", "is_sb3_model", "json_safe",
-           "plot_figure", "read_checkpoint", "read_trunk", "resolve_checkpoint", "save_checkpoint", "setup_torch"]
+           "plot_figure", "read_checkpoint", "read_trunk", "resolve_checkpoint", "run_as_script", "save_checkpoint", "setup_torch"]

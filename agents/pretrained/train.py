@@ -437,7 +437,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m agents.pretrained.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    raise SystemExit(main(parser.parse_args()))
+    from agents.runs import run_as_script
+
+    run_as_script("agents.pretrained.train", __doc__, add_arguments, main)

@@ -287,7 +287,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m agents.rl.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    raise SystemExit(main(parser.parse_args()))
+    runs.run_as_script("agents.rl.train", __doc__, add_arguments, main)
