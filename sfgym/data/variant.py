@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -135,9 +134,7 @@ def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str,
         target = piece_files(out_dir / split, files.name)
         for original, copy in ((files.score, target.score), (files.score_midi, target.score.with_suffix(".mid"))):
             if original is not None and not copy.is_file():
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(original, copy.with_name(f".{copy.name}.tmp"))
-                copy.with_name(f".{copy.name}.tmp").replace(copy)
+                atomic_write_bytes(copy, original.read_bytes())
         audio = render_performance(files.midi, soundfont, reverb_s, _piece_seed(seed, files.name))
         # audio before MIDI before spectrogram: a piece appears with its MIDI, and its cache is newest
         write_wav_atomic(target.midi.with_suffix(".wav"), audio, SAMPLE_RATE)
