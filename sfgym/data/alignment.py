@@ -93,7 +93,8 @@ def align_performance(score_notes: np.ndarray, performance: str | Path) -> Align
     """
     import soundfile
 
-    from sfgym.data.msmd import notes_of_midi, parse_midi
+    from sfgym.data.midi import parse_midi
+    from sfgym.data.msmd import notes_of_midi
 
     performance = Path(performance)
     if not performance.is_file():
@@ -145,7 +146,7 @@ def align_to_csv(score_notes: np.ndarray, note_ids: list[str], performance: str 
 def write_alignment_csv(path: str | Path, note_ids: list[str], onsets_s: np.ndarray) -> None:
     """Write ``note_id,onset_s`` rows (the format ``--alignment`` reads), atomically; a note id that occurs
     more than once is written once, at its first onset (the reader refuses duplicate ids)."""
-    from sfgym.data.msmd import atomic_write_bytes
+    from sfgym.files import atomic_write_bytes
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
