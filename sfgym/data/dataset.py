@@ -43,6 +43,8 @@ from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece, note_onset_frames
 
 DEFAULT_DATASET_NAME = "default-v1"
+SAMPLE_RATE = 22050
+"""Sample rate (Hz) at which the builder synthesizes, augments and analyses every performance."""
 DATA_DIR_ENV = "SFGYM_DATA_DIR"
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid", "test")
@@ -187,12 +189,13 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
         played, velocities = _perform(score_notes, tempo_ratio, config, _performance_seed(config.seed, score_name, tempo_ratio))
         midi = notes_to_midi(played, velocities=velocities)
         notes = notes_of_midi(midi, source=score_name)
-        performance_midi = None if velocities is None else midi_bytes(midi)  # keeps the dynamics
+        midi_data = midi_bytes(midi)  # serialized once: every soundfont plays it
+        performance_midi = None if velocities is None else midi_data  # keeps the dynamics
         for soundfont_index, soundfont in enumerate(soundfonts):
             canonical = tempo_ratio == 1.0 and soundfont_index == 0
             name = performance_name(score_name, tempo_ratio, soundfont_label(soundfont), canonical)
-            audio = synthesize_midi(midi_bytes(midi), soundfont=soundfont, sample_rate=22050)
-            spectrogram = spectrogram_from_audio(audio, 22050)
+            audio = synthesize_midi(midi_data, soundfont=soundfont, sample_rate=SAMPLE_RATE)
+            spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
             piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords,
                           coord2onset=engraved.coord2onset, notes=notes, spectrogram=spectrogram,
                           source=f"{score_name} (built)", score_notes=score_notes)
@@ -205,9 +208,9 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
         rng = np.random.default_rng([take_seed, 1])  # independent of the timing's draws
         sounding, velocities = augment_notes(played, velocities, rng)  # pedal blur lengthens only what sounds
         audio = synthesize_midi(midi_bytes(notes_to_midi(sounding, velocities=velocities)), soundfont=soundfont,
-                                sample_rate=22050)
-        audio = augment_audio(audio, 22050, rng)
-        spectrogram = spectrogram_from_audio(audio, 22050)
+                                sample_rate=SAMPLE_RATE)
+        audio = augment_audio(audio, SAMPLE_RATE, rng)
+        spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
         midi = notes_to_midi(played, velocities=velocities)
         name = augmented_name(score_name, take, tempo_ratio, soundfont)
         piece = Piece(name=name, sheet=engraved.sheet, coords=engraved.coords, coord2onset=engraved.coord2onset,
@@ -215,7 +218,7 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
                       source=f"{score_name} (built, augmented)", score_notes=score_notes)
         # the augmented sound is kept as audio: a deleted spectrogram cache then rebuilds from it, not clean
         write_piece(split_dir, piece, write_score=False, performance_midi=midi_bytes(midi),
-                    audio=wav_bytes(audio, 22050, source=name))
+                    audio=wav_bytes(audio, SAMPLE_RATE, source=name))
         performances.append({"name": name, "tempo_ratio": tempo_ratio, "soundfont": soundfont, "augmented": True,
                              "duration_s": round(piece.duration_s, 2), "onsets": len(piece.onset_frames)})
     return {"score": score_name, "noteheads": len(engraved.coords), "sheet_width": int(engraved.sheet.shape[1]),
