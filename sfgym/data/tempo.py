@@ -31,16 +31,25 @@ def median_speed_px_per_s(split_dir: str | Path) -> float:
     """
     from sfgym.data.msmd import list_pieces, read_midi_notes, read_score_npz
 
-    speeds = []
-    for files in list_pieces(split_dir):
-        _, coords, coord2onset = read_score_npz(files.score)
-        notes = read_midi_notes(files.score_midi if files.score_midi is not None else files.midi)
+    def speed_of(score: Path, timing_midi: Path) -> float | None:
+        _, coords, coord2onset = read_score_npz(score)
+        notes = read_midi_notes(timing_midi)
         coord2onset = {int(c): int(n) for c, n in coord2onset.items() if int(n) < len(notes)}
         if not coord2onset:
-            continue
+            return None
         frames = note_onset_frames(notes)
         onset_frames, onset_coords = merge_onsets(frames, np.asarray(coords, dtype=np.float32), coord2onset)
-        speed = _speed_px_per_s(onset_frames / FPS, onset_coords[:, 1])
+        return _speed_px_per_s(onset_frames / FPS, onset_coords[:, 1])
+
+    # The performances of one score share its score files: measure each (score, timing) pair once, but count
+    # it once per performance, as before.
+    measured: dict[tuple[Path, Path], float | None] = {}
+    speeds = []
+    for files in list_pieces(split_dir):
+        key = (files.score, files.score_midi if files.score_midi is not None else files.midi)
+        if key not in measured:
+            measured[key] = speed_of(*key)
+        speed = measured[key]
         if speed is not None and speed > 0:
             speeds.append(speed)
     if not speeds:
