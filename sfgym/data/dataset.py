@@ -386,14 +386,19 @@ def corpus_dataset_root(corpus: str) -> Path:
     ``"default"``, else ``$XDG_CACHE_HOME/sfgym/<NAME>`` (``~/.cache/sfgym/piano-v2``)."""
     if corpus == "default":
         return default_dataset_root()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sfgym" / corpus
+    return _cache_root() / corpus
 
 
 def default_dataset_root() -> Path:
     """Where the default dataset lives (whether built or not)."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sfgym" / DEFAULT_DATASET_NAME
+    return _cache_root() / DEFAULT_DATASET_NAME
+
+
+def _cache_root() -> Path:
+    """``$XDG_CACHE_HOME/sfgym`` (``~/.cache/sfgym``): where built datasets live unless told otherwise."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sfgym"
 
 
 def read_manifest(root: str | Path) -> dict:
