@@ -135,6 +135,11 @@ def _phrase_starts(chord_times: np.ndarray, phrase_s: tuple[float, float], rng: 
     return np.array(starts)
 
 
+def _phrase_bounds(phrase_starts: np.ndarray, end: float) -> np.ndarray:
+    """Notated start of every phrase and the end of the last one (at least one grid step after its start)."""
+    return np.append(phrase_starts, max(end, phrase_starts[-1] + GRID_S))
+
+
 def smooth_tempo_factor(grid: np.ndarray, depth: float, rng: np.random.Generator) -> np.ndarray:
     """The slow tempo curve of every built performance on ``grid`` (seconds): ``1 + depth * c(t)``, ``c`` the
     mean of three sinusoids with periods 4–16 s and phases drawn from ``rng``."""
@@ -147,7 +152,7 @@ def _tempo_curve(grid: np.ndarray, phrase_starts: np.ndarray, end: float, settin
                  rng: np.random.Generator) -> np.ndarray:
     """The local tempo factor on ``grid`` (notated seconds): slow curve × phrase arches × ritardandi, clipped."""
     factor = smooth_tempo_factor(grid, settings.smooth_depth, rng)
-    bounds = np.append(phrase_starts, max(end, phrase_starts[-1] + GRID_S))
+    bounds = _phrase_bounds(phrase_starts, end)
     for index, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
         inside = (grid >= start) & (grid < stop)
         position = (grid[inside] - start) / (stop - start)
@@ -205,10 +210,10 @@ def human_performance(score_notes: np.ndarray, tempo_ratio: float, seed: int,
     by_chord_pitch = np.lexsort((score[:, 1], chord_of_note))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     rank[by_chord_pitch] = np.arange(len(score)) - starts[chord_of_note[by_chord_pitch]]
-    top = rank == sizes[chord_of_note] - 1
+    melody = (rank == sizes[chord_of_note] - 1) & (sizes[chord_of_note] > 1)  # the top note of a chord
     offset = rng.normal(0.0, settings.jitter_s, size=len(score))
     lead = rng.uniform(0, settings.melody_lead_s, size=n_chords)
-    offset[top & (sizes[chord_of_note] > 1)] -= lead[chord_of_note][top & (sizes[chord_of_note] > 1)]
+    offset[melody] -= lead[chord_of_note][melody]
     rolled = (rng.random(n_chords) < settings.roll_probability) & (sizes >= 3)
     span = rng.uniform(*settings.roll_s, size=n_chords)
     roll_position = rank / np.maximum(sizes[chord_of_note] - 1, 1) - 0.5
@@ -224,7 +229,7 @@ def human_performance(score_notes: np.ndarray, tempo_ratio: float, seed: int,
 
     # Dynamics: base level, phrase arches, accents, melody, noise.
     phrase_of_chord = np.searchsorted(phrase_starts, chord_score_times, side="right") - 1
-    bounds = np.append(phrase_starts, max(end, phrase_starts[-1] + GRID_S))
+    bounds = _phrase_bounds(phrase_starts, end)
     position = (chord_score_times - bounds[phrase_of_chord]) / (bounds[phrase_of_chord + 1] - bounds[phrase_of_chord])
     arch = rng.uniform(0, settings.phrase_dynamics, size=len(phrase_starts))[phrase_of_chord]
     chord_level = arch * (2 * np.sin(np.pi * np.clip(position, 0, 1)) - 1)
@@ -232,7 +237,7 @@ def human_performance(score_notes: np.ndarray, tempo_ratio: float, seed: int,
     accented[agogic] = True
     chord_level += np.where(accented, settings.accent, 0.0)
     velocity = (rng.uniform(*settings.velocity) + chord_level[chord_of_note]
-                + np.where(top & (sizes[chord_of_note] > 1), settings.melody_emphasis, 0.0)
+                + np.where(melody, settings.melody_emphasis, 0.0)
                 + rng.normal(0.0, settings.velocity_noise, size=len(score)))
     velocities = np.clip(np.round(velocity), 1, 127).astype(np.int64)
     tempo = tempo_ratio * np.interp(chord_score_times, grid, factor)
