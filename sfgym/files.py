@@ -52,18 +52,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     The folder is created if needed; the file gets the permissions a plain new file would (the umask
     is respected).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_path_beside(path, ".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, _new_file_mode())
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -311,11 +311,7 @@ class LiveFollowing:
         """Frames ``frame - spec_window .. frame - 1`` of the computed spectrogram, zeros before frame 0."""
         if frame > self.frames_computed:
             raise RuntimeError(f"frame {frame - 1} is needed but only {self.frames_computed} frames have arrived")
-        window = np.zeros((N_SPEC_BINS, self.spec_window), dtype=np.float32)
-        first = frame - self.spec_window
-        lo = max(first, 0)
-        window[:, lo - first :] = self.spectrogram[:, lo:frame]
-        return window[np.newaxis]
+        return self.env.geometry.spectrogram_window(self.spectrogram, frame)  # the environment's own window
 
     # ------------------------------------------------------------------ feeding (push)
     def start(self, sample_rate: int) -> None:
