@@ -34,7 +34,7 @@ def register(subparsers) -> None:
                         "notated tempo of constant_tempo / online_dtw (default: the median of the train split)")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--out", type=Path, required=True,
-                        help="output directory (new, or empty; see --overwrite)")
+                        help="output directory (one that holds no earlier results; see --overwrite)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the results of an earlier evaluation in --out (refused without it)")
     parser.set_defaults(func=run)
