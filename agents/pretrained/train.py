@@ -100,10 +100,17 @@ def _run_config(run: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: unreadable run config ({error})") from None
 
 
+def _run_status(run: Path) -> dict[str, Any]:
+    """The ``status.json`` of the run in ``run`` (``{}``: none); a corrupt one is an error naming the file."""
+    from agents.runs import RunDirectory
+
+    return RunDirectory(run, trainer="").status() or {}
+
+
 def _trainer_of(run: Path) -> str | None:
     try:
-        return json.loads((run / "status.json").read_text()).get("trainer")
-    except (OSError, json.JSONDecodeError):
+        return _run_status(run).get("trainer")
+    except ValueError:  # a corrupt status: its making is simply not recorded
         return None
 
 
@@ -267,9 +274,7 @@ STAGE_MODULES = {"trunk": "agents.pretraining.train", "rl": "agents.rl.train"}
 def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
     """The arguments to (re)start a stage's run in ``run``: ``None`` when the run there is complete (re-used),
     with ``--resume`` when it was started and not finished."""
-    status = None
-    if (run / "status.json").is_file():
-        status = json.loads((run / "status.json").read_text()).get("state")
+    status = _run_status(run).get("state")
     if status == "complete":
         print(f"{run}: complete, re-used")
         return None
@@ -279,7 +284,7 @@ def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
 def _check_complete(run: Path, trainer: str) -> None:
     """After a stage ran: unless its run is complete (a Ctrl-C stops a trainer at a safe point, which saves
     it and returns), stop here, saying how to go on."""
-    state = json.loads((run / "status.json").read_text()).get("state") if (run / "status.json").is_file() else None
+    state = _run_status(run).get("state")
     if state != "complete":
         print(f"{run}: the {trainer} stage is {state or 'not started'}; run the same command again to resume it")
         raise KeyboardInterrupt
