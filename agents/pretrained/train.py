@@ -224,6 +224,16 @@ def evaluate_model(model: Path, data: Path, splits: list[str], label: str, worke
     return figures
 
 
+def _free_card_path(name: str, into: Path, overwrite: bool) -> Path:
+    """The card path of ``name`` in ``into``, checked: a valid name, not shipped there already unless ``overwrite``."""
+    check_name(name)
+    card_file = card_path(name, into)
+    if card_file.exists() and not overwrite:
+        raise ValueError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
+                         "replace it, or choose another --ship NAME")
+    return card_file
+
+
 def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | None = None, *,
          evaluate: list[str] = ("valid", "test"), description: str | None = None, command: str | None = None,
          overwrite: bool = False, workers: int | None = None, progress: bool = True) -> Path:
@@ -239,12 +249,8 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     from agents.runs import json_safe
     from sfgym.files import atomic_write_bytes
 
-    check_name(name)
     into = Path(into) if into is not None else shipped_dir()
-    card_file = card_path(name, into)
-    if card_file.exists() and not overwrite:
-        raise ValueError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
-                              "replace it, or choose another --ship NAME")
+    card_file = _free_card_path(name, into, overwrite)
     figures = evaluate_model(trained.model, trained.data, list(evaluate), name, workers, progress) if evaluate else {}
     data = dataset_identity(trained.data)
     card = {
@@ -409,11 +415,8 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train pretrained`` with parsed ``args``."""
-    check_name(args.ship)
     into = Path(args.into) if args.into else shipped_dir()
-    if card_path(args.ship, into).exists() and not args.overwrite:  # before hours of training, not after
-        raise ValueError(f"{card_path(args.ship, into)}: a follower named {args.ship!r} is shipped already; "
-                              "pass --overwrite to replace it, or choose another --ship NAME")
+    _free_card_path(args.ship, into, args.overwrite)  # before hours of training, not after
     splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
     if args.source is not None:
         trained = trained_model(args.source)
