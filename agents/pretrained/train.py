@@ -149,12 +149,13 @@ def trained_model(source: str | Path) -> TrainedModel:
     Raises:
         FileNotFoundError / ValueError: nothing to ship there, or a file of neither kind (named).
     """
+    from agents.rl.follower import MODEL_FILES
     from agents.runs import is_sb3_model, resolve_checkpoint
 
     source = Path(source)
     if source.is_dir():
-        if (source / "best_model.zip").is_file() or (source / "final_model.zip").is_file():
-            model = resolve_checkpoint(source, ("best_model.zip", "final_model.zip"), what="model")
+        if any((source / name).is_file() for name in MODEL_FILES):
+            model = resolve_checkpoint(source, MODEL_FILES, what="model")
         else:
             model = resolve_checkpoint(source, ("best.pt",), what="model (best_model.zip or best.pt)")
     else:
