@@ -56,7 +56,8 @@ def apply_overrides(raw: Any, overrides: list[str]) -> dict:
     """A copy of ``raw`` with each ``KEY.PATH=VALUE`` set (the value parsed as YAML).
 
     ``training.lr=3e-4``, ``trunk.width=0.5``, ``env.actions=[-2,0,2]``, ``total_timesteps=1e5`` (a
-    whole number written with an exponent is taken as an integer: YAML reads ``1e5`` as a string). Unknown
+    whole number written with an exponent is taken as an integer: YAML reads ``1e5`` as a string); a quoted
+    value (``data.dir="2024"``) stays a string. Unknown
     keys are left for the config's own validation, which names them.
     """
     raw = copy.deepcopy(raw) if isinstance(raw, dict) else {}
@@ -66,7 +67,7 @@ def apply_overrides(raw: Any, overrides: list[str]) -> dict:
         if not sep or not all(keys):
             raise ValueError(f"--set {override!r}: expected KEY=VALUE or SECTION.KEY=VALUE, e.g. training.lr=3e-4")
         value = yaml.safe_load(text)
-        if isinstance(value, str):
+        if isinstance(value, str) and not text.strip().startswith(("'", '"')):  # a quoted value stays a string
             try:
                 value = float(value)
             except ValueError:

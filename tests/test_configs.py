@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.config_files import CONFIG_DIR, find_config, shipped_configs
+from agents.config_files import CONFIG_DIR, apply_overrides, find_config, shipped_configs
 
 
 def _loader(kind: str):
@@ -65,3 +65,11 @@ def test_a_config_is_found_by_name_or_path(tmp_path):
 def test_the_three_trainers_check_values_with_the_same_messages(kind, override, message):
     with pytest.raises(ValueError, match=f"tiny.yaml with --set: {message}" if kind != "trunk" else message):
         _loader(kind)(find_config("tiny" if kind != "trunk" else "trunk_offset", kind), [override])
+
+
+def test_quoted_override_stays_a_string():
+    # --data and --init-from pass paths quoted, so that a path that looks like a number stays a path
+    assert apply_overrides({}, ['data.dir="2024"'])["data"]["dir"] == "2024"
+    assert apply_overrides({}, ["data.dir='1e5'"])["data"]["dir"] == "1e5"
+    assert apply_overrides({}, ["total_timesteps=1e5"])["total_timesteps"] == 100000
+    assert apply_overrides({}, ["training.lr=3e-4"])["training"]["lr"] == pytest.approx(3e-4)

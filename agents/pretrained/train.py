@@ -100,10 +100,17 @@ def _run_config(run: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: unreadable run config ({error})") from None
 
 
+def _run_status(run: Path) -> dict[str, Any]:
+    """The ``status.json`` of the run in ``run`` (``{}``: none); a corrupt one is an error naming the file."""
+    from agents.runs import RunDirectory
+
+    return RunDirectory(run, trainer="").status() or {}
+
+
 def _trainer_of(run: Path) -> str | None:
     try:
-        return json.loads((run / "status.json").read_text()).get("trainer")
-    except (OSError, json.JSONDecodeError):
+        return _run_status(run).get("trainer")
+    except ValueError:  # a corrupt status: its making is simply not recorded
         return None
 
 
@@ -142,12 +149,13 @@ def trained_model(source: str | Path) -> TrainedModel:
     Raises:
         FileNotFoundError / ValueError: nothing to ship there, or a file of neither kind (named).
     """
+    from agents.rl.follower import MODEL_FILES
     from agents.runs import is_sb3_model, resolve_checkpoint
 
     source = Path(source)
     if source.is_dir():
-        if (source / "best_model.zip").is_file() or (source / "final_model.zip").is_file():
-            model = resolve_checkpoint(source, ("best_model.zip", "final_model.zip"), what="model")
+        if any((source / name).is_file() for name in MODEL_FILES):
+            model = resolve_checkpoint(source, MODEL_FILES, what="model")
         else:
             model = resolve_checkpoint(source, ("best.pt",), what="model (best_model.zip or best.pt)")
     else:
@@ -217,6 +225,16 @@ def evaluate_model(model: Path, data: Path, splits: list[str], label: str, worke
     return figures
 
 
+def _free_card_path(name: str, into: Path, overwrite: bool) -> Path:
+    """The card path of ``name`` in ``into``, checked: a valid name, not shipped there already unless ``overwrite``."""
+    check_name(name)
+    card_file = card_path(name, into)
+    if card_file.exists() and not overwrite:
+        raise ValueError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
+                         "replace it, or choose another --ship NAME")
+    return card_file
+
+
 def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | None = None, *,
          evaluate: list[str] = ("valid", "test"), description: str | None = None, command: str | None = None,
          overwrite: bool = False, workers: int | None = None, progress: bool = True) -> Path:
@@ -232,12 +250,8 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     from agents.runs import json_safe
     from sfgym.files import atomic_write_bytes
 
-    check_name(name)
     into = Path(into) if into is not None else shipped_dir()
-    card_file = card_path(name, into)
-    if card_file.exists() and not overwrite:
-        raise ValueError(f"{card_file}: a follower named {name!r} is shipped already; pass --overwrite to "
-                              "replace it, or choose another --ship NAME")
+    card_file = _free_card_path(name, into, overwrite)
     figures = evaluate_model(trained.model, trained.data, list(evaluate), name, workers, progress) if evaluate else {}
     data = dataset_identity(trained.data)
     card = {
@@ -267,9 +281,7 @@ STAGE_MODULES = {"trunk": "agents.pretraining.train", "rl": "agents.rl.train"}
 def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
     """The arguments to (re)start a stage's run in ``run``: ``None`` when the run there is complete (re-used),
     with ``--resume`` when it was started and not finished."""
-    status = None
-    if (run / "status.json").is_file():
-        status = json.loads((run / "status.json").read_text()).get("state")
+    status = _run_status(run).get("state")
     if status == "complete":
         print(f"{run}: complete, re-used")
         return None
@@ -279,7 +291,7 @@ def _stage_arguments(arguments: list[str], run: Path) -> list[str] | None:
 def _check_complete(run: Path, trainer: str) -> None:
     """After a stage ran: unless its run is complete (a Ctrl-C stops a trainer at a safe point, which saves
     it and returns), stop here, saying how to go on."""
-    state = json.loads((run / "status.json").read_text()).get("state") if (run / "status.json").is_file() else None
+    state = _run_status(run).get("state")
     if state != "complete":
         print(f"{run}: the {trainer} stage is {state or 'not started'}; run the same command again to resume it")
         raise KeyboardInterrupt
@@ -404,11 +416,8 @@ def _command_line(args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train pretrained`` with parsed ``args``."""
-    check_name(args.ship)
     into = Path(args.into) if args.into else shipped_dir()
-    if card_path(args.ship, into).exists() and not args.overwrite:  # before hours of training, not after
-        raise ValueError(f"{card_path(args.ship, into)}: a follower named {args.ship!r} is shipped already; "
-                              "pass --overwrite to replace it, or choose another --ship NAME")
+    _free_card_path(args.ship, into, args.overwrite)  # before hours of training, not after
     splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
     if args.source is not None:
         trained = trained_model(args.source)

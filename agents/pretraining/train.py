@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,7 +393,7 @@ def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train trunk`` with parsed arguments; prints the best validation error."""
     if args.out is None:
         raise ValueError("--out RUN_DIR is required")
-    overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
+    overrides = list(args.overrides) + ([f"data.dir={json.dumps(str(args.data))}"] if getattr(args, "data", None) else [])  # quoted: a path
     if args.config is not None:
         config = load_config(args.config, overrides)
     elif args.resume:  # the run's own config, with any --set applied

@@ -38,7 +38,7 @@ from typing import Any
 
 
 from agents import runs
-from agents.config_files import apply_overrides, find_config, read_yaml_config
+from agents.config_files import find_config, load_yaml_with_overrides, mapping, read_yaml_config
 from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, ProgressCallback, StopRequestCallback,
                                  TimeBudgetCallback, TrackingEvalCallback, BEST_JSON)
 from agents.rl.config import RLConfig, algorithm_class, config_from_dict, policy_name, with_checkpoint_trunk
@@ -262,14 +262,15 @@ def config_from_arguments(args: argparse.Namespace) -> RLConfig:
     else:
         raise ValueError("--config is required (e.g. --config ppo_frozen)")
     set_overrides = getattr(args, "overrides", None) or []
-    raw = apply_overrides(read_yaml_config(path, "RL config"), set_overrides)
+    raw, source = load_yaml_with_overrides(path, set_overrides, "RL config")
+    raw = dict(mapping(raw, "the config", source))  # an empty file: the options alone
     options = {name: getattr(args, name, None) for name in
                ("init_from", "freeze_trunk_steps", "total_timesteps", "seed", "device", "data", "n_envs",
                 "vec_env", "torch_threads", "max_minutes")}
     raw.update({name: value for name, value in options.items() if value is not None})
     if getattr(args, "no_progress", False):
         raw["progress_bar"] = False
-    return config_from_dict(raw, source=f"{path} with --set" if set_overrides else str(path))
+    return config_from_dict(raw, source=source)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -323,7 +323,7 @@ def main(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out RUN_DIR (the run to continue)")
     args.out = Path(args.out) if args.out is not None else None
-    overrides = list(args.overrides) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
+    overrides = list(args.overrides) + ([f"data.dir={json.dumps(str(args.data))}"] if getattr(args, "data", None) else [])  # quoted: a path
     if getattr(args, "init_from", None):
         overrides.append(f"training.init_from={json.dumps(str(args.init_from))}")  # quoted: a path, never a number
     if args.config is not None:
