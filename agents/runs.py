@@ -402,6 +402,31 @@ class BudgetProgress:
             self.bar.close()
 
 
+# ---------------------------------------------------------------------------- resuming
+def config_differences(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``key: before != now`` for every top-level key, or ``section.key`` within a section (a dict), on which
+    two configs (as dicts) differ."""
+    differences = []
+    for key in dict.fromkeys([*before, *now]):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences += [f"{key}.{inner}: {old.get(inner)!r} != {new.get(inner)!r}"
+                            for inner in dict.fromkeys([*old, *new]) if old.get(inner) != new.get(inner)]
+        elif old != new:
+            differences.append(f"{key}: {old!r} != {new!r}")
+    return differences
+
+
+def check_resumable(source: str | Path, before: dict[str, Any], now: dict[str, Any], resumable: Iterable[str]) -> None:
+    """Refuse to resume a run started with ``before`` under ``now`` where they differ beyond the ``resumable``
+    keys (budgets and where it runs), naming ``source`` (the run's config or checkpoint) and every difference."""
+    resumable = tuple(resumable)
+    differences = [d for d in config_differences(before, now) if d.split(":")[0] not in resumable]
+    if differences:
+        raise ValueError(f"{source}: the run was started with another config; a resumed run may change only "
+                         f"{', '.join(resumable)}. Differences (run vs now): {'; '.join(differences)}")
+
+
 # ---------------------------------------------------------------------------- command line
 def add_run_arguments(parser, kind: str, out_help: str, resume_help: str, set_example: str) -> None:
     """The options every ``sfgym train KIND`` has: ``--config`` (a shipped config of ``kind`` by name, or a
@@ -442,6 +467,7 @@ def run_as_script(module: str, description: str, add_arguments: Callable[[argpar
     raise SystemExit(main(parser.parse_args()))
 
 
-__all__ = ["add_run_arguments", "BEST", "Budget", "BudgetProgress", "CHECKPOINT_FORMAT", "COMPLETE", "CONFIG", "INTERRUPTED", "LAST",
+__all__ = ["add_run_arguments", "BEST", "Budget", "BudgetProgress", "CHECKPOINT_FORMAT", "COMPLETE", "CONFIG", "check_resumable",
+           "config_differences", "INTERRUPTED", "LAST",
            "RUNNING", "RunDirectory", "STATUS", "StopRequest", "data_root", "is_sb3_model", "json_safe",
            "plot_figure", "read_checkpoint", "read_trunk", "resolve_checkpoint", "run_as_script", "save_checkpoint", "setup_torch"]

@@ -73,3 +73,15 @@ def test_quoted_override_stays_a_string():
     assert apply_overrides({}, ["data.dir='1e5'"])["data"]["dir"] == "1e5"
     assert apply_overrides({}, ["total_timesteps=1e5"])["total_timesteps"] == 100000
     assert apply_overrides({}, ["training.lr=3e-4"])["training"]["lr"] == pytest.approx(3e-4)
+
+
+def test_resuming_refuses_a_config_that_differs_beyond_its_budgets():
+    from agents.runs import check_resumable
+
+    before = {"total_timesteps": 10, "seed": 0, "hyperparameters": {"n_steps": 128, "gamma": 0.99}}
+    check_resumable("run/config.yaml", before, {**before, "total_timesteps": 20}, ("total_timesteps",))  # a budget
+    with pytest.raises(ValueError, match=r"run/config.yaml: the run was started with another config.*"
+                                         r"seed: 0 != 1; hyperparameters.n_steps: 128 != 64"):
+        check_resumable("run/config.yaml", before,
+                        {"total_timesteps": 20, "seed": 1, "hyperparameters": {"n_steps": 64, "gamma": 0.99}},
+                        ("total_timesteps",))

@@ -334,13 +334,7 @@ def _restore(run_dir: Path, config: TrunkPretrainingConfig, model, optimizer, rn
     """The run state of ``run_dir``'s ``last.pt``, its weights, optimizer and random states loaded."""
     payload = runs.read_checkpoint(runs.resolve_checkpoint(run_dir, (LAST,)), trainer=TRAINER)
     saved = TrunkPretrainingConfig.from_dict(payload["config"], f"{payload['path']} (its config)").to_dict()
-    now = config.to_dict()
-    differences = [f"{section}.{key}: {saved[section][key]!r} != {now[section][key]!r}"
-                   for section in saved for key in saved[section]
-                   if saved[section][key] != now[section][key] and f"{section}.{key}" not in RESUMABLE_KEYS]
-    if differences:
-        raise ValueError(f"{payload['path']}: the run was started with another config; a resumed run may change "
-                         f"only {', '.join(RESUMABLE_KEYS)}. Differences (run vs now): {'; '.join(differences)}")
+    runs.check_resumable(payload["path"], saved, config.to_dict(), RESUMABLE_KEYS)
     model.load_state_dict(payload["model_state"])
     optimizer.load_state_dict(payload["optimizer"])
     rng.bit_generator.state = payload["numpy_rng"]

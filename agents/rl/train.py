@@ -192,12 +192,7 @@ def _resumed_run(run: RunDirectory, config: RLConfig) -> dict[str, Any]:
     if not (run / LAST_MODEL).is_file():
         raise FileNotFoundError(f"{run.path}: nothing to resume (no {LAST_MODEL}); start the run without --resume")
     saved = with_checkpoint_trunk(config_from_dict(read_yaml_config(run / runs.CONFIG), str(run / runs.CONFIG)))
-    before, now = saved.to_dict(), config.to_dict()
-    differences = [f"{key}: {before[key]!r} != {now[key]!r}" for key in before
-                   if before[key] != now[key] and key not in RESUMABLE_KEYS]
-    if differences:
-        raise ValueError(f"{run / runs.CONFIG}: the run was started with another config; a resumed run may change "
-                         f"only {', '.join(RESUMABLE_KEYS)}. Differences (run vs now): {'; '.join(differences)}")
+    runs.check_resumable(run / runs.CONFIG, saved.to_dict(), config.to_dict(), RESUMABLE_KEYS)
     status = run.status() or {}
     best = json.loads((run / BEST_JSON).read_text()) if (run / BEST_JSON).is_file() else None
     counts = ("step", "onsets", "onsets_reached", "runs")  # read back as floats: written as they were

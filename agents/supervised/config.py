@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from agents import runs
 from agents.config_files import apply_overrides, build_sections, check_ranges, read_yaml_config
 from agents.networks import TrunkConfig
 from sfgym.envs.geometry import LOSS_THRESHOLD_PX
@@ -217,9 +218,7 @@ def save_config(config: SupervisedConfig, path: str | Path) -> None:
 
 def config_differences(a: SupervisedConfig, b: SupervisedConfig) -> list[str]:
     """``section.key: a_value != b_value`` for every key on which two configs differ."""
-    da, db = a.to_dict(), b.to_dict()
-    return [f"{section}.{key}: {da[section][key]!r} != {db[section][key]!r}"
-            for section in da for key in da[section] if da[section][key] != db[section][key]]
+    return runs.config_differences(a.to_dict(), b.to_dict())
 
 
 __all__ = ["CELLS", "DataConfig", "ModelConfig", "SupervisedConfig", "TARGETS", "TrainingConfig",

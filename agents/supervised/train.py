@@ -36,9 +36,9 @@ import torch
 
 from agents import runs
 from agents.config_files import apply_overrides, find_config
-from agents.runs import BEST, LAST, Budget, RunDirectory, StopRequest
+from agents.runs import BEST, LAST, Budget, RunDirectory, StopRequest, check_resumable
 from agents.supervised.checkpoint import read_checkpoint, save_checkpoint
-from agents.supervised.config import SupervisedConfig, check_init_trunk, config_differences, load_config
+from agents.supervised.config import SupervisedConfig, check_init_trunk, load_config
 from agents.supervised.data import EpisodeBatch, SongCache, batches, load_songs, training_episode
 from agents.supervised.model import PositionRegressor
 from agents.supervised.rollout import FrozenTrunkTables, rollout
@@ -209,10 +209,7 @@ def _restore(run_dir: Path, config: SupervisedConfig, model, optimizer, rng, noi
     if not last.is_file():
         raise FileNotFoundError(f"{run_dir}: nothing to resume (no {LAST}); start the run without --resume")
     payload = read_checkpoint(last)
-    differences = [d for d in config_differences(payload["config"], config) if d.split(":")[0] not in RESUMABLE_KEYS]
-    if differences:
-        raise ValueError(f"{last}: the run was started with another config; a resumed run may change only "
-                         f"{', '.join(RESUMABLE_KEYS)}. Differences (run vs now): {'; '.join(differences)}")
+    check_resumable(last, payload["config"].to_dict(), config.to_dict(), RESUMABLE_KEYS)
     model.load_weights(payload["model_state"], source=last)
     model.to(device)
     optimizer.load_state_dict(payload["optimizer"])
