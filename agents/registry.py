@@ -2,7 +2,8 @@
 
 - the baselines by name: ``oracle``, ``constant_tempo``, ``online_dtw``, ``constant_position``
   (:data:`agents.baselines.BASELINES`);
-- ``*.pt``: a supervised checkpoint, loaded by ``agents.supervised.load_follower(path)``;
+- ``*.pt``: a supervised checkpoint, loaded by ``agents.supervised.load_follower(path)``, or a matching
+  trunk's (``sfgym train trunk``), followed by ``agents.tracking.load_follower(path)``;
 - ``*.zip``: a saved Stable-Baselines3 model, loaded by ``agents.rl.load_follower(path)``;
 - the shipped followers by name: ``pretrained`` and every other card in ``agents/pretrained/``
   (:mod:`agents.pretrained`; a model is loaded when its follower is made).
@@ -20,15 +21,19 @@ registered:
 from __future__ import annotations
 
 import importlib
-from functools import partial
 from pathlib import Path
 
 from sfgym import followers
 from sfgym.followers import Follower
 
-CHECKPOINT_LOADERS = {".pt": ("agents.supervised", "a supervised checkpoint"),
+CHECKPOINT_LOADERS = {".pt": ("agents.supervised", "a supervised checkpoint or a trunk checkpoint"),
                       ".zip": ("agents.rl", "a saved SB3 model")}
-"""File suffix → the module whose ``load_follower(path)`` reads it, and what such a file is."""
+"""File suffix → the module whose ``load_follower(path)`` reads it, and what such a file is. A ``.pt``
+checkpoint of ``sfgym train trunk`` goes to the module :data:`TORCH_CHECKPOINT_FOLLOWERS` names instead."""
+
+TORCH_CHECKPOINT_FOLLOWERS = {"supervised": "agents.supervised", "trunk": "agents.tracking"}
+"""The trainer a ``.pt`` checkpoint is tagged with → the module whose ``load_follower(path)`` makes its
+follower: a supervised regressor, or a matching trunk followed by :class:`agents.tracking.MatchingTracker`."""
 
 
 def register_followers() -> None:
@@ -41,12 +46,38 @@ def register_followers() -> None:
         followers.register_follower(name, factory)
     register_shipped(reserved=BASELINES)
     for suffix, (module, description) in CHECKPOINT_LOADERS.items():
-        followers.register_follower_file(suffix, partial(_load_checkpoint, module), description)
+        followers.register_follower_file(suffix, CheckpointLoader(module), description)
 
 
-def _load_checkpoint(module: str, path: Path, **kwargs) -> Follower:
-    """``load_follower(path, **kwargs)`` of ``module``, imported on first use."""
-    return importlib.import_module(module).load_follower(path, **kwargs)
+class CheckpointLoader:
+    """Reads a follower file: ``load_follower(path, **kwargs)`` of its module, imported on first use; a
+    ``.pt`` file's module follows from the trainer its checkpoint is tagged with."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def _module_of(self, path: Path) -> str:
+        if Path(path).suffix.lower() != ".pt":
+            return self.module
+        from agents.runs import read_checkpoint
+
+        try:
+            trainer = read_checkpoint(path)["trainer"]
+        except ValueError:  # not a readable checkpoint: the supervised loader says what is wrong, as before
+            return self.module
+        if trainer not in TORCH_CHECKPOINT_FOLLOWERS:
+            raise ValueError(f"{path}: a checkpoint of 'sfgym train {trainer}' is not a follower")
+        return TORCH_CHECKPOINT_FOLLOWERS[trainer]
+
+    def __call__(self, path: Path, **kwargs) -> Follower:
+        return importlib.import_module(self._module_of(path)).load_follower(path, **kwargs)
+
+    def needs_notated_tempo(self, path: Path) -> bool:
+        """Whether the follower of ``path`` moves through the score's notated timing (a tracker does)."""
+        try:
+            return self._module_of(path) == "agents.tracking"
+        except (ValueError, FileNotFoundError):
+            return False  # making the follower will say what is wrong with the file
 
 
 def make_follower(spec: str, **kwargs) -> Follower:
@@ -61,4 +92,4 @@ def default_label(spec: str) -> str:
     return followers.default_label(spec)
 
 
-__all__ = ["CHECKPOINT_LOADERS", "default_label", "make_follower", "register_followers"]
+__all__ = ["CHECKPOINT_LOADERS", "CheckpointLoader", "TORCH_CHECKPOINT_FOLLOWERS", "default_label", "make_follower", "register_followers"]

@@ -87,7 +87,9 @@ def register_follower(name: str, factory: FollowerFactory) -> None:
 
 def register_follower_file(suffix: str, loader: FollowerLoader, description: str) -> None:
     """Make files ending in ``suffix`` (e.g. ``".pt"``) follower specs, read by ``loader(path, **kwargs)``;
-    ``description`` says what such a file is (e.g. "a supervised checkpoint"), for error messages."""
+    ``description`` says what such a file is (e.g. "a supervised checkpoint"), for error messages. A loader
+    with a method ``needs_notated_tempo(path)`` says whether the follower of a file needs a stand-in tempo
+    (see :func:`needs_notated_tempo`)."""
     _FILE_TYPES[suffix.lower()] = (loader, description)
 
 
@@ -130,9 +132,15 @@ def registered_file_types() -> dict[str, str]:
 
 def needs_notated_tempo(spec: str) -> bool:
     """Whether the follower ``spec`` names moves by the score's notated timing (see
-    :attr:`Follower.needs_notated_tempo`); files (trained models) never do."""
+    :attr:`Follower.needs_notated_tempo`): a named factory's attribute of that name; for a file, its
+    loader's method ``needs_notated_tempo(path)`` if the loader has one (a trained model may or may not)."""
     factory = registered_followers().get(str(spec))
-    return bool(getattr(factory, "needs_notated_tempo", False))
+    if factory is not None:
+        return bool(getattr(factory, "needs_notated_tempo", False))
+    path = Path(str(spec))
+    loader, _ = _FILE_TYPES.get(path.suffix.lower(), (None, None))
+    check = getattr(loader, "needs_notated_tempo", None)
+    return bool(check(path)) if callable(check) and path.is_file() else False
 
 
 def make_follower(spec: str, **kwargs) -> Follower:

@@ -102,7 +102,10 @@ def test_piano_v2_has_more_piano_music_fewer_chorales_and_licences():
     assert v2["piano_accompaniment"] >= default["piano_accompaniment"] + 40
     assert all(p.licence for p in piano_v2_corpus())
     assert {p.name for p in vendored_pieces()} <= {p.name for p in piano_v2_corpus()}
-    assert corpus_pieces("default") == default_corpus() and set(CORPORA) == {"default", "piano-v2"}
+    assert corpus_pieces("default") == default_corpus() and set(CORPORA) == {"default", "piano-v2", "songs"}
+    # the songs alone share no score with the default corpus: trained on beside it, they leak no valid/test score
+    assert corpus_pieces("songs") == vendored_pieces() and len(vendored_pieces()) == 100
+    assert not {p.name for p in vendored_pieces()} & {p.name for p in default_corpus()}
     with pytest.raises(CorpusError, match="unknown corpus"):
         corpus_pieces("chorales")
     with pytest.raises(ValueError, match="unknown corpus"):

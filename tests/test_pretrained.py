@@ -252,8 +252,9 @@ def _sets(option: str, values: dict) -> list[str]:
 def test_all_stages_train_the_trunk_then_ppo_per_seed_and_ship_the_best_on_valid(tmp_path, shipped, toy_dataset,
                                                                                    capsys):
     out = tmp_path / "runs" / "pretrained"
-    arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
-                 "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN), *_sets("--rl-set", TINY_PPO_RUN)]
+    arguments = ["--out", str(out), "--follower", "ppo", "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate",
+                 "test", "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN),
+                 *_sets("--rl-set", TINY_PPO_RUN)]
     assert main(_parse(arguments)) == 0
     for name in ("trunk/best.pt", "rl-seed0/best_model.zip", "rl-seed1/best_model.zip"):
         assert (out / name).is_file(), name
@@ -294,3 +295,44 @@ def test_jobs_run_the_seeds_in_processes_of_their_own_and_a_failed_one_is_named(
         pretrained_train._run_stages_in_parallel("rl", [(["--interrupt", "--out", str(interrupted)], interrupted)] * 2,
                                                  jobs=2)
     assert pretrained_train._stage_arguments(["--out", str(interrupted)], interrupted)[-1] == "--resume"
+
+
+def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_tracks_best_on_valid(
+        tmp_path, shipped, toy_dataset, capsys):
+    out = tmp_path / "runs" / "pretrained"
+    arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
+                 "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN)]
+    assert main(_parse(arguments)) == 0
+    valid = {seed: json.loads((out / f"trunk-seed{seed}" / "valid.json").read_text())["figures"] for seed in (0, 1)}
+    assert all(set(figures) >= {"tr", "tue", "pieces"} and figures["pieces"] == 1 for figures in valid.values())
+    chosen = max((valid[seed]["tr"], valid[seed]["tue"], -seed) for seed in (0, 1))
+    card = pretrained.read_card(shipped / "pretrained.json")
+    assert card["kind"] == "tracker" and card["model_file"] == "pretrained.pt" and card["seed"] == -chosen[2]
+    assert card["source"] == str(out / f"trunk-seed{-chosen[2]}" / "best.pt")
+    assert card["selection_on_valid"]["tr"] == chosen[0] and len(card["selection_on_valid"]["chosen_from"]) == 2
+    assert [command.split(" --out ")[0] for command in card["commands"]] == ["sfgym train trunk --config trunk_matching"] * 2
+    assert "--set=training.seed=1" in card["commands"][1]
+    # the shipped follower is the tracker on that trunk, and says it needs a notated tempo where none is written
+    from agents.tracking import MatchingTracker
+    from sfgym.followers import needs_notated_tempo
+
+    follower = make_follower("pretrained")
+    assert isinstance(follower, MatchingTracker) and follower.name == "pretrained" and needs_notated_tempo("pretrained")
+
+    # run again: trunks and their valid figures are re-used
+    assert main(_parse([*arguments, "--overwrite"])) == 0
+    output = capsys.readouterr().out
+    assert output.count("complete, re-used") == 2
+
+
+def test_the_tracker_s_training_data_are_the_default_and_song_corpora_with_human_timing_and_augmentation(
+        tmp_path, monkeypatch):
+    from agents.pretrained import train as pretrained_train
+    from sfgym.data import dataset
+
+    built = []
+    monkeypatch.setattr(dataset, "build_dataset", lambda root, config, **kwargs: built.append((root, config)) or root)
+    roots = pretrained_train.build_training_data(tmp_path, workers=1, progress=False)
+    assert roots == [tmp_path / "data" / "default-human", tmp_path / "data" / "songs-human"]
+    assert [(config.corpus, config.timing, config.augment) for _, config in built] == [
+        ("default", "human", 2), ("songs", "human", 2)]

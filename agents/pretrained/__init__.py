@@ -31,8 +31,14 @@ SHIPPED_DIR_ENV = "SFGYM_SHIPPED_MODELS"
 CARD_FORMAT = "sfgym-shipped-follower"
 CARD_VERSION = 1
 CARD_SUFFIX = ".json"
-MODEL_SUFFIXES = {".zip": "rl", ".pt": "supervised"}
-"""Model file suffix → the kind of follower (the trainer that wrote it)."""
+MODEL_SUFFIXES = {".zip": ("rl",), ".pt": ("supervised", "tracker")}
+"""Model file suffix → the kinds of follower such a file holds (a card's ``kind``): an SB3 model (``rl``), a
+supervised regressor's checkpoint, or a matching trunk's checkpoint followed by the tracker
+(:mod:`agents.tracking`)."""
+
+NOTATED_TEMPO_KINDS = ("tracker",)
+"""Kinds of shipped follower that move through the score's notated timing (they need a stand-in tempo on
+pieces without one, see :attr:`sfgym.followers.Follower.needs_notated_tempo`)."""
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 REQUIRED_CARD_KEYS = ("format", "version", "name", "kind", "model_file", "model_sha256", "description")
@@ -91,6 +97,9 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if Path(model_file).name != model_file or Path(model_file).suffix not in MODEL_SUFFIXES:
         raise ValueError(f"{path}: model_file {model_file!r} must be a file name beside the card ending in "
                          f"{' or '.join(MODEL_SUFFIXES)}")
+    if card["kind"] not in MODEL_SUFFIXES[Path(model_file).suffix]:
+        raise ValueError(f"{path}: a {Path(model_file).suffix} model cannot be of kind {card['kind']!r} "
+                         f"(one of {', '.join(MODEL_SUFFIXES[Path(model_file).suffix])})")
     return card
 
 
@@ -162,9 +171,12 @@ class ShippedFollowerFactory:
     def __init__(self, name: str, directory: str | Path | None = None):
         self.name = name
         self.directory = directory
+        self.needs_notated_tempo = False
         path = card_path(name, directory)
         try:
-            self.__doc__ = f"shipped, ready to use: {card_summary(read_card(path))}"
+            card = read_card(path)
+            self.__doc__ = f"shipped, ready to use: {card_summary(card)}"
+            self.needs_notated_tempo = card["kind"] in NOTATED_TEMPO_KINDS
         except FileNotFoundError:
             self.__doc__ = f"shipped, ready to use: none installed yet ({path} is missing)"
         except ValueError as error:
@@ -183,6 +195,6 @@ def register_shipped(reserved: Collection[str] = ()) -> None:
         followers.register_follower(name, ShippedFollowerFactory(name))
 
 
-__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "SHIPPED_DIR_ENV", "ShippedFollowerFactory",
+__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS", "SHIPPED_DIR_ENV", "ShippedFollowerFactory",
            "card_path", "card_summary", "check_name", "file_sha256", "load_shipped", "read_card", "register_shipped",
            "shipped_dir", "shipped_model_path", "shipped_names"]

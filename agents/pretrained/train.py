@@ -2,13 +2,17 @@
 
 Two ways:
 
-- **All stages** (``--out RUN_DIR``): pre-train the matching trunk (config ``trunk_matching``, its 30-minute
-  budget) into ``RUN_DIR/trunk``, train PPO on it, frozen (config ``ppo_matching``, 25 minutes per seed),
-  into ``RUN_DIR/rl-seedN`` for each of ``--seeds``, choose the seed whose best model has the highest
-  validation TR, and ship that model. A stage whose run is complete is re-used; an interrupted one is
-  resumed, so the command can simply be run again after a Ctrl-C.
+- **All stages** (``--out RUN_DIR``), by default for the tracker (``--follower tracker``): build the training
+  data (:data:`TRAINING_DATA`: the default corpus and the piano parts of songs, with human timing and sound
+  augmentation) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, its 30-minute
+  budget) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split with the tracker
+  (:mod:`agents.tracking`) on each, and ship the trunk whose tracker tracks best. ``--follower ppo`` trains
+  PPO on one matching trunk instead (config ``ppo_matching``, 25 minutes per seed, into
+  ``RUN_DIR/trunk`` and ``RUN_DIR/rl-seedN``) and ships the seed whose best model has the highest validation
+  TR. A stage whose run is complete is re-used; an interrupted one is resumed (a data build too), so the
+  command can simply be run again after a Ctrl-C.
 - **From a run** (``--from RUN``): ship an already trained model: an RL run (its ``best_model.zip``), a
-  supervised run (its ``best.pt``), or such a file.
+  supervised run or a matching trunk's run (its ``best.pt``), or such a file.
 
 Shipping (:func:`ship`) evaluates the model on the valid and test splits of the data it was trained on
 (``--evaluate``), then writes ``NAME.zip`` / ``NAME.pt`` and the card ``NAME.json`` (see
@@ -35,7 +39,9 @@ from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, MODEL_SU
                                file_sha256, shipped_dir)
 
 TRUNK_CONFIG, RL_CONFIG = "trunk_matching", "ppo_matching"
-"""The packaged configs of the two stages (and their budgets)."""
+"""The packaged configs of the trunk and PPO stages (and their budgets)."""
+FOLLOWERS = ("tracker", "ppo")
+"""What all stages can train (``--follower``)."""
 SPLITS = ("train", "valid", "test")
 EVALUATION_KEYS = ("tr", "tue", "error_mean_px", "error_median_px", "within_1s", "ms_per_frame", "pieces", "runs")
 """The figures of an evaluation the card keeps (see :func:`sfgym.metrics.aggregate`)."""
@@ -80,7 +86,7 @@ def _data_root(directory: str | None) -> Path:
 class TrainedModel:
     """A trained model to ship and what the card says about how it was made."""
 
-    kind: str                   # "rl" or "supervised"
+    kind: str                   # "rl", "supervised" or "tracker" (agents.pretrained.MODEL_SUFFIXES)
     model: Path
     data: Path                  # the dataset root it was trained on
     seed: int | None
@@ -161,9 +167,14 @@ def trained_model(source: str | Path) -> TrainedModel:
     else:
         model = resolve_checkpoint(source, what="model")
     if model.suffix not in MODEL_SUFFIXES:
-        raise ValueError(f"{model}: cannot ship this file; ship an RL model (.zip) or a supervised checkpoint (.pt)")
+        raise ValueError(f"{model}: cannot ship this file; ship an RL model (.zip), a supervised checkpoint or a "
+                         "matching trunk's checkpoint (.pt)")
     if model.suffix == ".zip" or is_sb3_model(model):
         return _rl_model(model)
+    from agents.runs import read_checkpoint
+
+    if read_checkpoint(model)["trainer"] == "trunk":
+        return _tracker_model(model)
     return _supervised_model(model)
 
 
@@ -205,6 +216,23 @@ def _supervised_model(model: Path) -> TrainedModel:
     return TrainedModel(kind="supervised", model=model, data=_data_root(config.get("data", {}).get("dir")),
                         seed=config.get("training", {}).get("seed"), description=description,
                         selection=selection, commands=commands, configs=configs)
+
+
+def _tracker_model(model: Path) -> TrainedModel:
+    """A matching trunk's checkpoint (``sfgym train trunk``), shipped to be followed by the tracker."""
+    from agents.runs import read_checkpoint
+
+    payload = read_checkpoint(model, trainer="trunk")
+    if payload["trunk"].kind != "matching":
+        raise ValueError(f"{model}: a {payload['trunk'].kind!r} trunk; only a matching trunk can be shipped "
+                         "(followed by the tracker, agents.tracking)")
+    config = payload["config"]
+    run = model.parent
+    commands = [_stage_command(run, "trunk")] if (run / "config.yaml").is_file() else []
+    return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")),
+                        seed=config.get("training", {}).get("seed"),
+                        description="matching trunk under a (position, tempo) filter", selection=dict(
+                            payload.get("metrics") or {}), commands=commands, configs={str(run): config})
 
 
 # ---------------------------------------------------------------------------- evaluating and shipping
@@ -267,7 +295,7 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     model_file = into / card["model_file"]
     atomic_write_bytes(model_file, trained.model.read_bytes())
     atomic_write_bytes(card_file, (json.dumps(json_safe(card), indent=1) + "\n").encode())
-    for suffix in MODEL_SUFFIXES:  # a model of the other kind shipped before under this name
+    for suffix in MODEL_SUFFIXES:  # a model of another kind shipped before under this name
         if suffix != trained.model.suffix:
             (into / f"{name}{suffix}").unlink(missing_ok=True)
     return card_file
@@ -333,11 +361,82 @@ def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], 
         return list(pool.map(run_one, stages))
 
 
+TRAINING_DATA = {
+    "default-human": {"timing": "human", "augment": 2},
+    "songs-human": {"corpus": "songs", "timing": "human", "augment": 2},
+}
+"""The datasets a tracker's trunk trains on (all stages), by folder name under ``RUN/data``: the default
+corpus and the piano parts of songs (none of which is a default valid or test score), both with human
+timing and two sound-augmented takes of every train score (:class:`sfgym.data.dataset.BuildConfig` fields).
+The first is also where the trunks are validated and the seed chosen."""
+
+
+def build_training_data(out: Path, workers: int | None = None, progress: bool = True) -> list[Path]:
+    """Build (or complete: a build resumes) each of :data:`TRAINING_DATA` under ``out / "data"``."""
+    from sfgym.data.dataset import BuildConfig, build_dataset
+
+    roots = []
+    for name, settings in TRAINING_DATA.items():
+        root = out / "data" / name
+        print(f"training data {name}: {root}")
+        roots.append(build_dataset(root, config=BuildConfig(**settings), workers=workers, progress=progress))
+    return roots
+
+
+def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
+                         trunk_set: list[str] = (), progress: bool = True, jobs: int = 1,
+                         workers: int | None = None) -> TrainedModel:
+    """The training data (:data:`TRAINING_DATA`, unless ``data`` names a dataset root to train on alone), a
+    matching trunk per seed (``jobs`` at a time), each followed by the tracker on the valid split; the seed
+    whose tracker tracks best on valid (TR, then TUE)."""
+    if data is None:
+        main_root, *extra_roots = build_training_data(out, workers, progress)
+    else:
+        main_root, extra_roots = Path(data), []
+    common = ["--data", str(main_root), *([] if progress else ["--no-progress"]),
+              *([f"--set=data.extra_train_dirs={json.dumps([str(root) for root in extra_roots])}"] if extra_roots else []),
+              *[f"--set={item}" for item in trunk_set]]
+    stages = [(["--config", trunk_config, "--out", str(out / f"trunk-seed{seed}"), *common,
+                f"--set=training.seed={seed}"], out / f"trunk-seed{seed}") for seed in seeds]
+    if jobs > 1 and len(stages) > 1:
+        commands = _run_stages_in_parallel("trunk", stages, jobs)
+    else:
+        commands = [_run_stage("trunk", arguments, run) for arguments, run in stages]
+    candidates = []
+    for seed, (_, run) in zip(seeds, stages):
+        valid = _valid_figures(run / "best.pt", main_root, workers, progress)
+        candidates.append((float(valid["tr"]), float(valid["tue"]), -seed, run, valid))
+        print(f"seed {seed}: the tracker on its trunk tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
+    *_, chosen, chosen_valid = max(candidates, key=lambda candidate: candidate[:3])
+    trained = trained_model(chosen / "best.pt")
+    trained.commands = commands
+    trained.selection = {**chosen_valid, "chosen_from": {str(run): tr for tr, _, _, run, _ in candidates}}
+    return trained
+
+
+def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool) -> dict[str, Any]:
+    """The model's figures on the valid split of ``data``, kept beside it (``valid.json``): a re-run re-uses them."""
+    from sfgym.files import atomic_write_bytes
+
+    cached = model.parent / "valid.json"
+    fingerprint = {"model_sha256": file_sha256(model), "data": str(data)}
+    if cached.is_file():
+        try:
+            saved = json.loads(cached.read_text())
+            if saved.get("fingerprint") == fingerprint:
+                return saved["figures"]
+        except (OSError, json.JSONDecodeError, AttributeError, KeyError):
+            pass  # unreadable: evaluate again
+    figures = evaluate_model(model, data, ["valid"], model.parent.name, workers, progress)["valid"]
+    atomic_write_bytes(cached, (json.dumps({"fingerprint": fingerprint, "figures": figures}, indent=1) + "\n").encode())
+    return figures
+
+
 def train_all_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
                      rl_config: str = RL_CONFIG, trunk_set: list[str] = (), rl_set: list[str] = (),
                      progress: bool = True, jobs: int = 1) -> TrainedModel:
     """The matching trunk, then PPO on it (frozen) for each seed (``jobs`` seeds at a time, each in its own
-    process when more than one), into ``out``; the seed best on valid."""
+    process when more than one), into ``out``; the seed best on valid (``--follower ppo``)."""
     common = (["--data", data] if data else []) + ([] if progress else ["--no-progress"])
     trunk_run = out / "trunk"
     commands = [_run_stage("trunk", ["--config", trunk_config, "--out", str(trunk_run), *common,
@@ -369,7 +468,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "resume or re-use them")
     source.add_argument("--from", dest="source", metavar="RUN",
                         help="ship an already trained model instead: an RL run (best_model.zip), a supervised "
-                             "run (best.pt), or such a file")
+                             "or matching-trunk run (best.pt), or such a file")
     parser.add_argument("--ship", default=DEFAULT_NAME, metavar="NAME",
                         help=f"the follower name to ship it under (default {DEFAULT_NAME!r})")
     parser.add_argument("--into", metavar="DIR", help="the shipped-followers folder (default: agents/pretrained/ "
@@ -380,11 +479,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="splits to evaluate the shipped model on, for its card (default valid,test; "
                              "'none' to skip)")
     parser.add_argument("--workers", type=int, help="evaluation worker processes (default: up to 2)")
-    parser.add_argument("--data", help="dataset root (all stages; default: the default dataset)")
-    parser.add_argument("--seeds", default="0,1", help="PPO seeds (all stages), the best on valid is shipped "
-                                                       "(default 0,1)")
+    parser.add_argument("--follower", choices=FOLLOWERS, default="tracker",
+                        help="what to train (all stages): 'tracker' (default: a matching trunk per seed, on human-"
+                             "timed, sound-augmented default data and song accompaniments, followed by the tracker) "
+                             "or 'ppo' (a matching trunk, then PPO on it per seed)")
+    parser.add_argument("--data", help="dataset root to train on (all stages; default: tracker: the data it builds "
+                                       "under RUN/data; ppo: the default dataset)")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds (all stages: of the trunks, or of PPO), the best on "
+                                                         "valid is shipped (default 0,1,2)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="PPO seeds trained at a time, each in its own process (all stages; default 1)")
+                        help="seeds trained at a time, each in its own process (all stages; default 1; 2 on two "
+                             "cores)")
     parser.add_argument("--trunk-config", default=TRUNK_CONFIG, help=f"trunk config (default {TRUNK_CONFIG})")
     parser.add_argument("--rl-config", default=RL_CONFIG, help=f"PPO config (default {RL_CONFIG})")
     parser.add_argument("--trunk-set", action="append", default=[], metavar="KEY=VALUE",
@@ -430,8 +535,12 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError("--seeds: give at least one seed")
         if args.jobs < 1:
             raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-        trained = train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
-                                   args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
+        if args.follower == "tracker":
+            trained = train_tracker_stages(Path(args.out), seeds, args.data, args.trunk_config, args.trunk_set,
+                                           progress=not args.no_progress, jobs=args.jobs, workers=args.workers)
+        else:
+            trained = train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
+                                       args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
     card = ship(trained, args.ship, into, evaluate=splits, description=args.description,
                 command=_command_line(args), overwrite=args.overwrite, workers=args.workers,
                 progress=not args.no_progress)

@@ -63,11 +63,14 @@ class TrunkData:
     ±``max_offset_px`` (native px; 170 = the environment's loss threshold). A share ``onset_share`` of
     the frames are drawn one or two frames after an onset, where the sound names its notehead most
     clearly (between onsets the truth is interpolated). Validation: the same
-    ``valid_samples`` pairs from the first ``valid_pieces`` valid performances every time."""
+    ``valid_samples`` pairs from the first ``valid_pieces`` valid performances every time.
+    ``extra_train_dirs``: more dataset roots whose ``train_split`` is trained on too (other corpora,
+    e.g. the piano parts of songs that ``sfgym train pretrained`` builds); validation stays on ``dir``."""
 
     dir: str | None = None
     train_split: str = "train"
     valid_split: str = "valid"
+    extra_train_dirs: list[str] = field(default_factory=list)
     segment_frames: int = 200
     samples_per_segment: int = 64
     segments_per_batch: int = 4
@@ -113,6 +116,8 @@ class TrunkPretrainingConfig:
             "training.grad_clip": t.grad_clip, "training.eval_every_steps": t.eval_every_steps,
             "training.num_threads": t.num_threads,
         }, unit_interval={"data.onset_share": d.onset_share})
+        if not all(isinstance(directory, str) for directory in d.extra_train_dirs):
+            raise ValueError(f"{source}: 'data.extra_train_dirs' must be a list of paths, got {d.extra_train_dirs!r}")
         return config
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,7 +264,8 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path, *, resume: bool =
     run.start(config.to_dict(), resume)
 
     data = runs.data_root(d.dir, "data.dir")
-    train_songs = [prepare_song(piece) for piece in load_canonical_first(data, d.train_split)]
+    train_roots = [data, *(runs.data_root(extra, "data.extra_train_dirs") for extra in d.extra_train_dirs)]
+    train_songs = [prepare_song(piece) for root in train_roots for piece in load_canonical_first(root, d.train_split)]
     valid_songs = [prepare_song(piece) for piece in load_canonical_first(data, d.valid_split, d.valid_pieces)]
     valid_rng = np.random.default_rng(12345)  # the same validation samples in every run
     per_song = math.ceil(d.valid_samples / len(valid_songs))

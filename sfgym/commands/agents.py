@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 CHECKPOINT_KINDS = {
-    "PATH.pt": "a supervised checkpoint ('sfgym train supervised' writes RUN/best.pt and RUN/last.pt)",
+    "PATH.pt": "a supervised checkpoint ('sfgym train supervised' writes RUN/best.pt and RUN/last.pt), or a "
+               "matching trunk's ('sfgym train trunk'), followed by the tracker",
     "PATH.zip": "a Stable-Baselines3 model ('sfgym train rl' writes RUN/best_model.zip)",
 }
 """The follower files a spec may name, as ``make_follower`` reads them."""

@@ -35,9 +35,9 @@ def register(subparsers) -> None:
     from sfgym.data.corpus import CORPORA  # stdlib-only module: cheap at start-up
 
     build.add_argument("--corpus", choices=CORPORA, default="default",
-                       help="built-in corpus: default (140 music21 scores) or piano-v2 (piano parts of songs "
-                       "vendored from OpenScore Lieder, fewer chorales); without --out piano-v2 goes to "
-                       "~/.cache/sfgym/piano-v2")
+                       help="built-in corpus: default (140 music21 scores), piano-v2 (piano parts of songs "
+                       "vendored from OpenScore Lieder, fewer chorales) or songs (those 100 song parts alone, none "
+                       "of them in the default corpus); without --out NAME goes to ~/.cache/sfgym/NAME")
     build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
     build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
     build.set_defaults(func=run_build)

@@ -413,8 +413,10 @@ def default_corpus() -> list[CorpusPiece]:
 # chorales, and nothing reserved for acceptance tests
 # --------------------------------------------------------------------------------------------
 
-CORPORA = ("default", "piano-v2")
-"""Names of the built-in corpora (:func:`corpus_pieces`); ``sfgym data build --corpus NAME``."""
+CORPORA = ("default", "piano-v2", "songs")
+"""Names of the built-in corpora (:func:`corpus_pieces`); ``sfgym data build --corpus NAME``. ``songs`` is the
+vendored piano parts of songs alone (:func:`vendored_pieces`): none of them is in the default corpus, so it can
+be trained on beside the default data without sharing a score with its valid or test split."""
 
 VENDORED_PREFIX = "sfgym:"
 """``CorpusPiece.source`` of a file shipped in ``sfgym/data/scores/``, e.g.
@@ -531,6 +533,8 @@ def corpus_pieces(name: str = "default") -> list[CorpusPiece]:
         return default_corpus()
     if name == "piano-v2":
         return piano_v2_corpus()
+    if name == "songs":
+        return vendored_pieces()
     raise CorpusError(f"unknown corpus {name!r}: choose one of {', '.join(CORPORA)}")
 
 

@@ -68,8 +68,8 @@ class BuildConfig:
         augment: extra sound-augmented takes of every train score (:mod:`sfgym.data.augment`; 0 = none). Take k
             plays at the k-th tempo ratio and soundfont (cycling), with its own timing seed.
         corpus: the built-in corpus built when ``build_dataset`` gets no corpus (:data:`sfgym.data.corpus.CORPORA`):
-            ``"default"`` or ``"piano-v2"`` (vendored piano parts of songs, fewer chorales; see
-            :func:`sfgym.data.corpus.piano_v2_corpus`).
+            ``"default"``, ``"piano-v2"`` (vendored piano parts of songs, fewer chorales; see
+            :func:`sfgym.data.corpus.piano_v2_corpus`) or ``"songs"`` (those song parts alone).
     """
 
     tempo_ratios: tuple[float, ...] = (0.9, 1.0, 1.1)

@@ -1,0 +1,7 @@
+"""Learned followers that track: a matching trunk's evidence under a forward filter over (notated
+position, tempo). :class:`MatchingTracker` is the follower, :class:`TempoPositionFilter` the filter."""
+
+from agents.tracking.filter import FilterSettings, TempoPositionFilter
+from agents.tracking.follower import MatchingTracker, load_follower
+
+__all__ = ["FilterSettings", "MatchingTracker", "TempoPositionFilter", "load_follower"]

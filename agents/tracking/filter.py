@@ -1,0 +1,167 @@
+"""Where in the notated time is the performer, and how fast? Forward filtering over (position, tempo).
+
+The state of a performance is a position in the score's *notated* time (frames of the score played at
+its written tempo, ``fps`` per second) and a tempo ratio (notated frames per performed frame). Each
+performed frame the position advances by the tempo, and the tempo drifts to a neighbouring value now and
+then: the bar-pointer model of Whiteley, Cemgil and Godsill (2006), used for score following by Krebs,
+Böck and Widmer among others. An observation model says how well the sound of the frame fits each
+position (for sfgym's learned followers: a matching trunk's logits, :mod:`agents.tracking.follower`);
+the filter multiplies the predicted belief with it and renormalizes.
+
+Why this and not the observation alone: a frame's sound is often ambiguous (a held chord, a repeated
+figure, a passage the matcher has never heard), and the filter carries the position through such frames
+at the tempo it has inferred, instead of stalling or jumping.
+
+The belief is computed in a band of :attr:`TempoPositionFilter.band` notated frames around its mode; mass
+outside is zero. A frame costs ``O(tempi × band)``, whatever the length of the piece.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """The motion model and the start of :class:`TempoPositionFilter`.
+
+    Attributes:
+        tempo_min, tempo_max, n_tempi: the tempo ratios (performed / notated speed), log-spaced.
+        tempo_change: chance per frame of moving to each neighbouring tempo.
+        tempo_prior_std: spread of the starting belief over log tempo (around the notated tempo, 1.0).
+        start_spread: spread (notated frames) of the starting belief around the first onset.
+        band: notated frames on each side of the mode where the belief is computed.
+        temperature: the observation log-likelihoods are divided by it (> 1 trusts them less).
+    """
+
+    tempo_min: float = 0.4
+    tempo_max: float = 2.5
+    n_tempi: int = 17
+    tempo_change: float = 0.02
+    tempo_prior_std: float = 0.15
+    start_spread: float = 3.0
+    band: int = 300
+    temperature: float = 3.0
+
+    def __post_init__(self):
+        if not 0 < self.tempo_min < self.tempo_max or self.n_tempi < 2:
+            raise ValueError(f"filter: need 0 < tempo_min < tempo_max and n_tempi >= 2, got {self.tempo_min}, "
+                             f"{self.tempo_max}, {self.n_tempi}")
+        if not 0 <= self.tempo_change < 0.5:
+            raise ValueError(f"filter: tempo_change must be in [0, 0.5), got {self.tempo_change}")
+        for key in ("tempo_prior_std", "start_spread", "temperature"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"filter: {key} must be positive, got {getattr(self, key)}")
+        if self.band < 2 * np.ceil(self.tempo_max):
+            raise ValueError(f"filter: band must be at least {2 * int(np.ceil(self.tempo_max))} frames, got {self.band}")
+
+    @property
+    def tempi(self) -> np.ndarray:
+        return np.geomspace(self.tempo_min, self.tempo_max, self.n_tempi)
+
+
+class TempoPositionFilter:
+    """Forward filtering of (notated position, tempo) for one performance.
+
+    Args:
+        n_positions: notated frames of the score (positions ``0 .. n_positions - 1``).
+        start: the notated frame where the performance starts (its first onset).
+        settings: the motion model (:class:`FilterSettings`).
+
+    Per performed frame call :meth:`step` with the observation's log-likelihood of each position (or a
+    callable that computes it for a range of positions: only the band is asked for); it returns the
+    estimated position (notated frames, fractional) and tempo.
+    """
+
+    def __init__(self, n_positions: int, start: float, settings: FilterSettings = FilterSettings()):
+        if n_positions < 1:
+            raise ValueError(f"filter: a score of {n_positions} notated frames")
+        self.settings = settings
+        self.n_positions = int(n_positions)
+        self.tempi = settings.tempi
+        self._floor = np.floor(self.tempi).astype(int)
+        self._fraction = self.tempi - self._floor
+        positions = np.arange(self.n_positions)
+        tempo_prior = np.exp(-0.5 * (np.log(self.tempi) / settings.tempo_prior_std) ** 2)
+        position_prior = np.exp(-0.5 * ((positions - start) / settings.start_spread) ** 2)
+        self.belief = tempo_prior[:, None] * position_prior[None, :]
+        self.belief /= self.belief.sum()
+        self.low, self.high = self._band(int(np.argmax(position_prior)))
+        self.belief[:, : self.low] = 0.0
+        self.belief[:, self.high :] = 0.0
+        self._started = False
+
+    def _band(self, centre: int) -> tuple[int, int]:
+        band = self.settings.band
+        return max(0, centre - band), min(self.n_positions, centre + band + 1)
+
+    def predict(self) -> None:
+        """Advance the belief by one performed frame (tempo drift, then each tempo's move)."""
+        low, high = self.low, self.high
+        new_low, new_high = low, min(self.n_positions, high + int(self._floor[-1]) + 1)
+        belief = self.belief[:, low:high]
+        change = self.settings.tempo_change
+        drifted = (1.0 - 2.0 * change) * belief
+        drifted[1:] += change * belief[:-1]
+        drifted[:-1] += change * belief[1:]
+        drifted[0] += change * belief[0]  # the slowest and fastest tempo keep what would leave the range
+        drifted[-1] += change * belief[-1]
+        moved = np.zeros((len(self.tempi), new_high - new_low))
+        width = high - low
+        last = moved.shape[1] - 1
+        for index, (whole, fraction) in enumerate(zip(self._floor, self._fraction)):
+            for shift, weight in ((whole, 1.0 - fraction), (whole + 1, fraction)):
+                if weight == 0.0:
+                    continue
+                kept = max(0, min(width, last + 1 - shift))  # what lands before the end of the score
+                moved[index, shift : shift + kept] += weight * drifted[index, :kept]
+                if kept < width:  # the end of the score holds what would move past it
+                    moved[index, last] += weight * drifted[index, kept:].sum()
+        self.belief[:, low:high] = 0.0
+        self.belief[:, new_low:new_high] = moved
+        self.low, self.high = new_low, new_high
+
+    def update(self, log_likelihood) -> tuple[float, float]:
+        """Weigh the belief with the observation: ``log_likelihood`` is an array over all positions or a
+        callable ``(low, high) -> array`` over positions ``low .. high - 1``. Returns :meth:`estimate`."""
+        low, high = self.low, self.high
+        values = log_likelihood(low, high) if callable(log_likelihood) else np.asarray(log_likelihood)[low:high]
+        values = np.asarray(values, dtype=np.float64) / self.settings.temperature
+        if values.shape != (high - low,) or not np.all(np.isfinite(values)):
+            raise ValueError(f"filter: the observation must give {high - low} finite log-likelihoods, got "
+                             f"shape {values.shape}" + ("" if np.all(np.isfinite(values)) else " with NaN or inf"))
+        posterior = self.belief[:, low:high] * np.exp(values - values.max())[None, :]
+        total = posterior.sum()
+        if total > 0:  # else the observation contradicts every position the belief allows: ignore it
+            self.belief[:, low:high] = posterior / total
+        mode = int(np.argmax(self.belief[:, low:high].sum(axis=0))) + low
+        self.low, self.high = self._band(mode)
+        self.belief[:, low : self.low] = 0.0
+        self.belief[:, self.high : high] = 0.0
+        self.belief /= self.belief.sum()
+        return self.estimate()
+
+    def step(self, log_likelihood) -> tuple[float, float]:
+        """One performed frame: :meth:`predict` (except at the first frame), then :meth:`update`."""
+        if self._started:
+            self.predict()
+        self._started = True
+        return self.update(log_likelihood)
+
+    def estimate(self, reach: int = 5) -> tuple[float, float]:
+        """``(position, tempo)``: the mean within ``reach`` frames of the most probable position (not the
+        global mean, which a second hypothesis far away would pull between the two), and the mean tempo
+        there."""
+        marginal = self.belief[:, self.low : self.high].sum(axis=0)
+        mode = int(np.argmax(marginal))
+        low, high = max(0, mode - reach), min(len(marginal), mode + reach + 1)
+        near = marginal[low:high]
+        position = float((near * np.arange(low, high)).sum() / near.sum()) + self.low
+        tempo_weights = self.belief[:, self.low + low : self.low + high].sum(axis=1)
+        tempo = float((tempo_weights * self.tempi).sum() / tempo_weights.sum())
+        return position, tempo
+
+
+__all__ = ["FilterSettings", "TempoPositionFilter"]

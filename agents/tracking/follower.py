@@ -1,0 +1,122 @@
+"""A learned follower that reads the music: a matching trunk's evidence, tracked through notated time.
+
+:class:`MatchingTracker` puts a pre-trained :class:`~agents.networks.MatchingTrunk` (``sfgym train
+trunk``: which column of the score does the sound of the last second belong to?) under the forward
+filter of :mod:`agents.tracking.filter`. Before the performance, every column of the sheet is embedded
+once, and every notated frame of the score is given the column of its sheet position (through the
+noteheads and the notated timing, as the metronome and on-line DTW use them). Each performed frame, the
+sound of the observation's last ``match_frames`` frames is embedded and compared with the columns of the
+positions the filter considers; the filter returns the notated position and tempo, and the follower asks
+for the sheet x there (one frame ahead, at the inferred tempo).
+
+The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
+regressors on the same trunk, nothing here can learn a typical speed in place of listening.
+
+``sfgym evaluate --agents runs/trunk/best.pt`` follows with this tracker (a trunk checkpoint is read as
+one); the shipped ``pretrained`` follower is one (:mod:`agents.pretrained`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.baselines.score_side import ScoreMap, notated_notes
+from agents.networks import MatchingTrunk
+from agents.tracking.filter import FilterSettings, TempoPositionFilter
+from sfgym.data.piece import Piece
+from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
+from sfgym.followers import Follower
+
+LOOK_AHEAD = 1.0
+"""Performed frames between the newest heard frame and the frame the position is asked for."""
+
+TAIL_S = 2.0
+"""Notated seconds kept after the last onset (its notes sound on)."""
+
+
+class MatchingTracker(Follower):
+    """A matching trunk's evidence, filtered over (notated position, tempo); see the module docstring.
+
+    Args:
+        trunk: a pre-trained :class:`~agents.networks.MatchingTrunk` (evaluated in inference mode).
+        name: shown in tables and legends.
+        settings: the filter's motion model and temperature (:class:`FilterSettings`).
+        px_per_second: stand-in speed for pieces without notated timing
+            (:func:`~agents.baselines.score_side.notated_notes`).
+    """
+
+    action_type = "position"
+    stochastic = False
+    needs_notated_tempo = True
+
+    def __init__(self, trunk: MatchingTrunk, name: str = "matching_tracker", settings: FilterSettings = FilterSettings(),
+                 px_per_second: float | None = None):
+        if not isinstance(trunk, MatchingTrunk):
+            raise TypeError(f"a MatchingTracker needs a matching trunk, got a {type(trunk).__name__}")
+        if trunk.config.spectrogram_shape[0] != 1:
+            raise ValueError("a MatchingTracker reads single-channel observations (no difference channels)")
+        self.trunk = trunk.eval()
+        self.name = name
+        self.settings = settings
+        self.px_per_second = px_per_second
+        self.geometry = DEFAULT_GEOMETRY
+        self._filter: TempoPositionFilter | None = None
+
+    # ------------------------------------------------------------------ per piece
+    @torch.no_grad()
+    def reset(self, piece: Piece, seed: int | None = None) -> None:
+        geometry = self.geometry
+        strip = score_observation_values(geometry.strip(piece.sheet))
+        columns = self.trunk.column_embeddings(torch.from_numpy(strip)[None])[0].numpy()
+        self._map = ScoreMap.of(piece, notated_notes(piece, self.px_per_second))
+        self._fps = float(piece.fps)
+        n_positions = int(np.ceil((self._map.onset_times[-1] + TAIL_S) * self._fps)) + 1
+        position_x = self._map.x_at(np.arange(n_positions) / self._fps)
+        # strip column c (downscaled, padded) is centred on x = c / factor - padding; the trunk's
+        # embedding j is column j + margin
+        column = np.round((position_x + geometry.padding) * geometry.score_factor) - self.trunk.margin
+        self._position_columns = columns[np.clip(column.astype(int), 0, len(columns) - 1)]
+        self._width = float(piece.sheet_width)
+        self._filter = TempoPositionFilter(n_positions, self._map.first_onset_time * self._fps, self.settings)
+
+    # ------------------------------------------------------------------ per frame
+    @torch.no_grad()
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any] | None = None) -> np.ndarray:
+        if self._filter is None:
+            raise RuntimeError("MatchingTracker: call reset(piece) before act()")
+        heard = np.asarray(observation["spectrogram"], dtype=np.float32)[0, :, -self.trunk.config.match_frames:]
+        sound = self.trunk.sound_embeddings(torch.from_numpy(np.ascontiguousarray(heard))[None])[0].numpy()
+        position, tempo = self._filter.step(lambda low, high: self._position_columns[low:high] @ sound)
+        x = float(self._map.x_at((position + LOOK_AHEAD * tempo) / self._fps))
+        return np.array([x / self._width], dtype=np.float32)
+
+
+def load_follower(path: str | Path, name: str | None = None, **settings: Any) -> MatchingTracker:
+    """A :class:`MatchingTracker` on the matching trunk of a checkpoint (a ``sfgym train trunk`` run's
+    ``best.pt``, or its directory); ``settings`` override :class:`FilterSettings` fields, except
+    ``px_per_second`` which goes to the tracker."""
+    from agents.runs import read_trunk, resolve_checkpoint
+
+    path = resolve_checkpoint(path)
+    weights, trunk_config = read_trunk(path)
+    if trunk_config.kind != MatchingTrunk.KIND:
+        raise ValueError(f"{path}: a {trunk_config.kind!r} trunk; the tracker needs a matching trunk "
+                         "(sfgym train trunk --config trunk_matching)")
+    trunk = MatchingTrunk(trunk_config)
+    trunk.load_trunk(weights, source=str(path))
+    px_per_second = settings.pop("px_per_second", None)
+    known = {f.name for f in dataclasses.fields(FilterSettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"unknown tracker setting(s) {unknown}; known: {sorted(known)}")
+    run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
+    return MatchingTracker(trunk, name=name or f"tracker:{run}", settings=FilterSettings(**settings),
+                           px_per_second=px_per_second)
+
+
+__all__ = ["LOOK_AHEAD", "MatchingTracker", "load_follower"]

@@ -1,0 +1,124 @@
+"""The tracker: a forward filter over (notated position, tempo) under a matching trunk's evidence.
+
+The filter is tested on synthetic evidence (a peak moving at a known tempo, gaps without evidence, a
+wrong peak for a moment); the follower end to end on a trunk checkpoint, through the follower registry,
+on toy pieces and the real MSMD sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from agents.tracking import FilterSettings, MatchingTracker, TempoPositionFilter
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _peak(centre: float, width: float = 2.0, height: float = 6.0):
+    """Log-likelihood over positions ``low .. high - 1``: a peak at ``centre``."""
+    return lambda low, high: height * np.exp(-0.5 * ((np.arange(low, high) - centre) / width) ** 2)
+
+
+def test_the_filter_follows_a_peak_moving_at_another_tempo_and_learns_that_tempo():
+    tracker = TempoPositionFilter(n_positions=2000, start=10.0)
+    for frame in range(300):
+        position, tempo = tracker.step(_peak(10.0 + 1.4 * frame))
+    assert position == pytest.approx(10.0 + 1.4 * 299, abs=2.0)
+    assert tempo == pytest.approx(1.4, rel=0.1)
+
+
+def test_without_evidence_the_filter_carries_on_at_the_tempo_it_inferred():
+    tracker = TempoPositionFilter(n_positions=2000, start=0.0)
+    for frame in range(200):
+        tracker.step(_peak(0.8 * frame))
+    flat = lambda low, high: np.zeros(high - low)  # noqa: E731 - a held chord: nothing tells positions apart
+    for frame in range(200, 260):
+        position, tempo = tracker.step(flat)
+    assert tempo == pytest.approx(0.8, rel=0.1)
+    assert position == pytest.approx(0.8 * 259, abs=6.0)  # a metronome at the learned tempo, not a stall
+
+
+def test_a_wrong_peak_for_a_few_frames_does_not_make_the_filter_jump():
+    tracker = TempoPositionFilter(n_positions=3000, start=0.0)
+    for frame in range(100):
+        tracker.step(_peak(float(frame)))
+    for frame in range(100, 105):  # the same notes written 150 frames later: a repeat, heard wrongly
+        position, _ = tracker.step(_peak(frame + 150.0, height=4.0))
+    assert position == pytest.approx(104, abs=5.0)
+    for frame in range(105, 130):
+        position, _ = tracker.step(_peak(float(frame)))
+    assert position == pytest.approx(129, abs=2.0)
+
+
+def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_band():
+    settings = FilterSettings(band=50)
+    tracker = TempoPositionFilter(n_positions=120, start=100.0, settings=settings)
+    for frame in range(80):  # runs into the end of the score: it stays there
+        position, _ = tracker.step(_peak(100.0 + 2 * frame))
+        assert tracker.belief.sum() == pytest.approx(1.0)
+        assert np.count_nonzero(tracker.belief.sum(axis=0)) <= 2 * settings.band + 1
+    assert position == pytest.approx(119, abs=1.0)
+
+
+def test_bad_evidence_and_settings_are_clear_errors():
+    tracker = TempoPositionFilter(n_positions=100, start=0.0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        tracker.step(lambda low, high: np.full(high - low, np.nan))
+    with pytest.raises(ValueError, match="must give"):
+        tracker.step(lambda low, high: np.zeros(3))
+    with pytest.raises(ValueError, match="tempo_min < tempo_max"):
+        FilterSettings(tempo_min=2.0, tempo_max=1.0)
+    with pytest.raises(ValueError, match="band"):
+        FilterSettings(band=2)
+
+
+# ---------------------------------------------------------------------------- the follower
+def _trunk_checkpoint(path, trained_on=None):
+    """A tiny matching trunk's checkpoint as ``sfgym train trunk`` writes it (untrained weights)."""
+    from agents.networks import TrunkConfig
+    from agents.pretraining.train import TrunkPretrainingConfig, pretraining_model
+    from agents.runs import save_checkpoint
+
+    torch.manual_seed(0)
+    trunk = TrunkConfig(kind="matching", width=0.25, features=8, match_frames=4, match_context=2, dropout=0.0)
+    config = TrunkPretrainingConfig(trunk=trunk)
+    model = pretraining_model(trunk)
+    save_checkpoint(path, "trunk", model, config.to_dict(), trunk, metrics={"valid_mae_px": 50.0})
+    return path
+
+
+def test_a_trunk_checkpoint_is_a_tracker_follower_that_moves_through_the_notated_time(tmp_path, toy_pieces):
+    from agents.registry import make_follower
+    from sfgym.evaluation import run_episode
+    from sfgym.followers import needs_notated_tempo
+
+    checkpoint = _trunk_checkpoint(tmp_path / "trunk" / "best.pt")
+    assert needs_notated_tempo(str(checkpoint))  # the commands give it a stand-in tempo where none is notated
+    follower = make_follower(str(checkpoint))
+    assert isinstance(follower, MatchingTracker) and follower.action_type == "position"
+    assert follower.name == "tracker:trunk"
+    # toy pieces are played at their notated tempo: even an untrained trunk's evidence (flat-ish), filtered,
+    # moves at the notated tempo and keeps the target (a stalled or jumping filter would lose it)
+    piece = toy_pieces[0]
+    trajectory = run_episode(follower, piece)
+    assert not trajectory.lost and trajectory.n_steps == piece.last_onset_frame - piece.first_onset_frame
+    assert np.all(np.diff(trajectory.follower_x) >= -1e-6)
+    again = run_episode(make_follower(str(checkpoint)), piece)
+    np.testing.assert_array_equal(again.follower_x, trajectory.follower_x)  # deterministic
+
+
+def test_a_checkpoint_that_is_no_matching_trunk_is_a_clear_error(tmp_path):
+    from agents.networks import TrunkConfig
+    from agents.pretraining.train import TrunkPretrainingConfig, pretraining_model
+    from agents.registry import make_follower
+    from agents.runs import save_checkpoint
+    from agents.tracking import load_follower
+
+    trunk = TrunkConfig(width=0.25, features=8, dropout=0.0)  # the figure-3 trunk
+    path = save_checkpoint(tmp_path / "offset.pt", "trunk", pretraining_model(trunk),
+                           TrunkPretrainingConfig(trunk=trunk).to_dict(), trunk)
+    with pytest.raises(ValueError, match=r"offset\.pt: a 'figure3' trunk; the tracker needs a matching trunk"):
+        make_follower(str(path))
+    with pytest.raises(ValueError, match=r"unknown tracker setting\(s\) \['speed'\]"):
+        load_follower(_trunk_checkpoint(tmp_path / "m.pt"), speed=2)
