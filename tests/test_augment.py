@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sfgym.cli import main as sfgym_main
-from sfgym.data.augment import AugmentSettings, augment_audio, augment_notes, synthetic_room_response
+from sfgym.data.augment import AugmentSettings, augment_audio, augment_notes, draw_program, synthetic_room_response
 from sfgym.data.dataset import BuildConfig, build_dataset
 from sfgym.data.engrave import engrave
 from sfgym.data.msmd import list_pieces, load_piece, load_split, midi_bytes, notes_to_midi, parse_midi, piece_files
@@ -95,6 +95,24 @@ def test_augment_notes_blurs_with_the_pedal_but_keeps_onsets_and_pitches(clean):
     again, again_velocities = augment_notes(notes, None, 3, pedal)
     np.testing.assert_array_equal(again, sounding)
     np.testing.assert_array_equal(again_velocities, velocities)
+
+
+def test_augmented_takes_are_played_on_other_keyboards_of_the_soundfont(clean):
+    notes, audio, spectrogram = clean
+    draws = [draw_program(seed) for seed in range(40)]
+    assert draws == [draw_program(seed) for seed in range(40)]  # seeded
+    assert set(draws) == set(AugmentSettings().programs) == set(range(8))  # every keyboard program is drawn
+    assert draw_program(3, AugmentSettings(programs=(0,))) == 0
+    with pytest.raises(ValueError, match="programs"):
+        AugmentSettings(programs=(128,))
+    # another program is another sampled instrument: same notes and onsets, a different spectrum
+    midi = midi_bytes(notes_to_midi(notes))
+    np.testing.assert_array_equal(synthesize_midi(midi, sample_rate=RATE, piano_program=0), audio)
+    harpsichord = spectrogram_from_audio(synthesize_midi(midi, sample_rate=RATE, piano_program=6), RATE)
+    frames = min(harpsichord.shape[1], spectrogram.shape[1])
+    assert np.abs(harpsichord[:, :frames] - spectrogram[:, :frames]).mean() > 0.1 * np.abs(spectrogram).mean()
+    flux = np.corrcoef(_onset_strength(harpsichord[:, :frames]), _onset_strength(spectrogram[:, :frames]))[0, 1]
+    assert flux > 0.5  # the onsets are the same notes'
 
 
 def test_augment_audio_refuses_stereo():

@@ -325,7 +325,7 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     assert output.count("complete, re-used") == 2
 
 
-def test_the_tracker_s_training_data_are_the_default_and_song_corpora_with_human_timing_and_augmentation(
+def test_the_tracker_s_training_data_are_the_default_corpus_with_human_timing_and_augmentation(
         tmp_path, monkeypatch):
     from agents.pretrained import train as pretrained_train
     from sfgym.data import dataset
@@ -333,6 +333,5 @@ def test_the_tracker_s_training_data_are_the_default_and_song_corpora_with_human
     built = []
     monkeypatch.setattr(dataset, "build_dataset", lambda root, config, **kwargs: built.append((root, config)) or root)
     roots = pretrained_train.build_training_data(tmp_path, workers=1, progress=False)
-    assert roots == [tmp_path / "data" / "default-human", tmp_path / "data" / "songs-human"]
-    assert [(config.corpus, config.timing, config.augment) for _, config in built] == [
-        ("default", "human", 2), ("songs", "human", 2)]
+    assert roots == [tmp_path / "data" / "default-human"]
+    assert [(config.corpus, config.timing, config.augment) for _, config in built] == [("default", "human", 2)]

@@ -77,10 +77,10 @@ class MatchingTracker(Follower):
         self._fps = float(piece.fps)
         n_positions = int(np.ceil((self._map.onset_times[-1] + TAIL_S) * self._fps)) + 1
         position_x = self._map.x_at(np.arange(n_positions) / self._fps)
-        # strip column c (downscaled, padded) is centred on x = c / factor - padding; the trunk's
-        # embedding j is column j + margin
-        column = np.round((position_x + geometry.padding) * geometry.score_factor) - self.trunk.margin
-        self._position_columns = columns[np.clip(column.astype(int), 0, len(columns) - 1)]
+        # the strip column a window centred on x is centred on, as the trunk was trained to find it;
+        # the trunk's embedding j is strip column j + margin
+        column = geometry.centre_columns(position_x) - self.trunk.margin
+        self._position_columns = columns[np.clip(column, 0, len(columns) - 1)]
         self._width = float(piece.sheet_width)
         self._filter = TempoPositionFilter(n_positions, self._map.first_onset_time * self._fps, self.settings)
 

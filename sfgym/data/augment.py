@@ -6,6 +6,9 @@ of that. An augmented take varies it, seeded:
 - on the notes, before synthesis (:func:`augment_notes`): **velocity** scaled and jittered, and **sustain-pedal
   blur** (notes held to the next pedal change, as a pianist's pedal does; a note never runs into the next
   note of its own pitch);
+- the **instrument** (:func:`draw_program`): a General MIDI keyboard program of the same soundfont (its acoustic,
+  bright, electric and honky-tonk grands, two electric pianos, harpsichord, clavinet) — different sampled
+  instruments, so a model cannot learn one piano's timbre in place of the notes;
 - on the audio (:func:`augment_audio`): **timbre** (a spectral tilt and a few random peaking EQ bands, applied
   in the frequency domain), a **room** (convolution with a synthetic impulse response: exponentially decaying
   noise with a random RT60, darker as it decays, mixed at a random direct-to-reverberant ratio), **level**
@@ -39,6 +42,7 @@ class AugmentSettings:
         reverb_probability: chance of a room; ``rt60_s`` its reverberation time, ``direct_to_reverb_db`` the
             level of the dry sound over the reverberant one.
         gain_db: level change (the peak is then kept at most ``max_peak``).
+        programs: the General MIDI programs (0-based) an augmented take is played with, one drawn per take.
         snr_db: signal-to-noise ratio of the added noise (over the signal's RMS); ``noise_slope`` the noise's
             spectral slope (0 = white, -1 = pink, -2 = brown; drawn in the range).
     """
@@ -60,6 +64,11 @@ class AugmentSettings:
     max_peak: float = 0.99
     snr_db: tuple[float, float] = (20.0, 45.0)
     noise_slope: tuple[float, float] = (-2.0, 0.0)
+    programs: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7)
+
+    def __post_init__(self) -> None:
+        if not self.programs or any(not 0 <= program <= 127 for program in self.programs):
+            raise ValueError(f"programs must be General MIDI programs 0..127, got {self.programs}")
 
 
 def _rng(rng: Seed) -> np.random.Generator:
@@ -90,6 +99,11 @@ def augment_notes(notes: np.ndarray, velocities: np.ndarray | None, rng: Seed,
         offsets = np.maximum(ends, np.minimum(pedalled, same_pitch_next))  # never shorter than written
         notes[:, 2] = np.where(offsets > ends, offsets - notes[:, 0], notes[:, 2])
     return notes, np.clip(np.round(velocity), 1, 127).astype(np.int64)
+
+
+def draw_program(rng: Seed, settings: AugmentSettings = AugmentSettings()) -> int:
+    """The General MIDI program (0-based) a take is synthesized with, drawn from ``settings.programs``."""
+    return int(_rng(rng).choice(settings.programs))
 
 
 def _spectral_gain(frequencies: np.ndarray, rng: np.random.Generator, settings: AugmentSettings) -> np.ndarray:

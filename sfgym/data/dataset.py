@@ -175,7 +175,7 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
                      augment: bool = False) -> dict:
     """Engrave one score and write all its performances (and, with ``augment``, its augmented takes) into
     ``split_dir``. Runs in a worker process."""
-    from sfgym.data.augment import augment_audio, augment_notes
+    from sfgym.data.augment import augment_audio, augment_notes, draw_program
     from sfgym.data.engrave import engrave
     from sfgym.data.msmd import midi_bytes, notes_of_midi, notes_to_midi
     from sfgym.data.spectrogram import spectrogram_from_audio
@@ -208,7 +208,7 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
         rng = np.random.default_rng([take_seed, 1])  # independent of the timing's draws
         sounding, velocities = augment_notes(played, velocities, rng)  # pedal blur lengthens only what sounds
         audio = synthesize_midi(midi_bytes(notes_to_midi(sounding, velocities=velocities)), soundfont=soundfont,
-                                sample_rate=SAMPLE_RATE)
+                                sample_rate=SAMPLE_RATE, piano_program=draw_program(rng))
         audio = augment_audio(audio, SAMPLE_RATE, rng)
         spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
         midi = notes_to_midi(played, velocities=velocities)

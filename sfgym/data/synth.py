@@ -119,6 +119,7 @@ def synthesize_midi(
     soundfont: str | Path = DEFAULT_SOUNDFONT,
     sample_rate: int = 22050,
     force_piano: bool = True,
+    piano_program: int = ACOUSTIC_GRAND_PIANO,
 ) -> np.ndarray:
     """Render MIDI to mono float32 audio at ``sample_rate``.
 
@@ -126,7 +127,9 @@ def synthesize_midi(
         midi: MIDI file path, raw MIDI bytes or a ``pretty_midi.PrettyMIDI`` (not modified).
         soundfont: a name from ``available_soundfonts()`` or a path to an .sf2 file.
         sample_rate: output rate in Hz (the reference spectrogram uses 22050).
-        force_piano: switch every instrument to acoustic grand piano (GM program 0).
+        force_piano: switch every instrument to ``piano_program``.
+        piano_program: the General MIDI program (0-based) of ``force_piano``: acoustic grand piano by
+            default; augmented takes draw other keyboards (:func:`sfgym.data.augment.draw_program`).
 
     Returns:
         float32 samples in [-1, 1], shape (n_samples,); sample 0 is MIDI time 0.
@@ -142,7 +145,7 @@ def synthesize_midi(
         raise ValueError(f"{_describe(midi)} has no notes to synthesize")
     if force_piano:
         for instrument in score.instruments:
-            instrument.program = ACOUSTIC_GRAND_PIANO
+            instrument.program = piano_program
             instrument.is_drum = False
     midi_file = io.BytesIO()
     score.write(midi_file)

@@ -110,6 +110,12 @@ class ObservationGeometry:
             start = min(max(start, 0), strip_columns - self.out_columns)
         return start
 
+    def centre_columns(self, x: np.ndarray) -> np.ndarray:
+        """int64 strip columns at the centre of the score windows centred on each native ``x``
+        (:meth:`window_start` + half a window, unclipped): the column a follower at ``x`` looks at."""
+        starts = np.floor((np.asarray(x, dtype=np.float64) + self.window_offset) * self.score_factor)
+        return starts.astype(np.int64) + self.out_columns // 2
+
     def x_range(self, sheet_width: int) -> tuple[float, float]:
         """The follower's x is clipped to this range, which keeps its window on the padded sheet."""
         half = self.score_window[1] // 2
