@@ -297,6 +297,20 @@ def test_jobs_run_the_seeds_in_processes_of_their_own_and_a_failed_one_is_named(
     assert pretrained_train._stage_arguments(["--out", str(interrupted)], interrupted)[-1] == "--resume"
 
 
+@pytest.mark.parametrize("trainer", ["trunk", "rl"])
+def test_every_stage_trainer_runs_as_the_process_jobs_start(trainer):
+    """``--jobs N`` starts ``python -m STAGE_MODULES[trainer]``: a module without a script entry exits 0 doing
+    nothing (which once made every trunk stage of the tracker 'not started')."""
+    import subprocess
+    import sys
+
+    from agents.pretrained import train as pretrained_train
+
+    completed = subprocess.run([sys.executable, "-m", pretrained_train.STAGE_MODULES[trainer], "--help"],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0 and f"sfgym train {trainer}" in completed.stdout and "--out" in completed.stdout
+
+
 def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_tracks_best_on_valid(
         tmp_path, shipped, toy_dataset, capsys):
     out = tmp_path / "runs" / "pretrained"

@@ -411,5 +411,9 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+if __name__ == "__main__":  # `sfgym train pretrained --jobs N` runs each trunk in a process of its own
+    runs.run_as_script("agents.pretraining.train", __doc__, add_arguments, main)
+
+
 __all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
            "main", "PRETRAINING_MODELS", "pretraining_model", "train"]
