@@ -339,6 +339,33 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     assert output.count("complete, re-used") == 2
 
 
+def test_trunks_trained_side_by_side_share_the_cores(tmp_path, monkeypatch):
+    from agents.pretrained import train as pretrained_train
+
+    started = []
+
+    def record(trainer, stages, jobs):
+        started.append((trainer, [arguments for arguments, _ in stages], jobs))
+        raise KeyboardInterrupt  # stop before the (not trained) trunks are evaluated
+
+    monkeypatch.setattr(pretrained_train, "_run_stages_in_parallel", record)
+    monkeypatch.setattr(pretrained_train.os, "cpu_count", lambda: 4)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_train.train_tracker_stages(tmp_path, [0, 1, 2], data=str(tmp_path), jobs=2,
+                                              trunk_set=["training.max_minutes=1"])
+    trainer, arguments, jobs = started[0]
+    assert trainer == "trunk" and jobs == 2 and len(arguments) == 3
+    for seed, stage in enumerate(arguments):  # 2 threads each, not torch's every-core default in each process
+        sets = [item for item in stage if item.startswith("--set=")]
+        assert sets == ["--set=training.num_threads=2", "--set=training.max_minutes=1", f"--set=training.seed={seed}"]
+    # a --trunk-set of the threads comes later, so it wins
+    started.clear()
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_train.train_tracker_stages(tmp_path, [0, 1], data=str(tmp_path), jobs=2,
+                                              trunk_set=["training.num_threads=1"])
+    assert [item for item in started[0][1][0] if "num_threads" in item][-1] == "--set=training.num_threads=1"
+
+
 def test_the_tracker_s_training_data_are_the_default_corpus_with_human_timing_and_augmentation(
         tmp_path, monkeypatch):
     from agents.pretrained import train as pretrained_train

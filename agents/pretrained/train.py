@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -393,9 +394,12 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
         main_root, *extra_roots = build_training_data(out, workers, progress)
     else:
         main_root, extra_roots = Path(data), []
+    # trunks side by side share the cores: each on its share of threads (torch's default, every core in each
+    # process, made two 1-thread-sized trunks train ten times slower); a --trunk-set after this one wins
+    threads = [f"--set=training.num_threads={max(1, (os.cpu_count() or 1) // jobs)}"] if jobs > 1 else []
     common = ["--data", str(main_root), *([] if progress else ["--no-progress"]),
               *([f"--set=data.extra_train_dirs={json.dumps([str(root) for root in extra_roots])}"] if extra_roots else []),
-              *[f"--set={item}" for item in trunk_set]]
+              *threads, *[f"--set={item}" for item in trunk_set]]
     stages = [(["--config", trunk_config, "--out", str(out / f"trunk-seed{seed}"), *common,
                 f"--set=training.seed={seed}"], out / f"trunk-seed{seed}") for seed in seeds]
     if jobs > 1 and len(stages) > 1:
