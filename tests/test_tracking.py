@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.tracking import FilterSettings, MatchingTracker, TempoPositionFilter
+from agents.tracking import FilterSettings, MatchingTracker, SpectrumNormalizer, TempoPositionFilter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -122,3 +122,74 @@ def test_a_checkpoint_that_is_no_matching_trunk_is_a_clear_error(tmp_path):
         make_follower(str(path))
     with pytest.raises(ValueError, match=r"unknown tracker setting\(s\) \['speed'\]"):
         load_follower(_trunk_checkpoint(tmp_path / "m.pt"), speed=2)
+
+
+# ---------------------------------------------------------------------------- hearing another piano
+def _played_louder(spectrogram: np.ndarray, gain: float, tilt_per_band: float = 0.0) -> np.ndarray:
+    """``spectrogram`` (log10(1 + magnitude)) with its magnitudes times ``gain`` and a tilt across the bands."""
+    bands = np.arange(len(spectrogram)) - (len(spectrogram) - 1) / 2.0
+    magnitude = np.expm1(spectrogram.astype(np.float64) * np.log(10.0))
+    return (np.log1p(magnitude * gain * np.exp(tilt_per_band * bands)[:, None]) / np.log(10.0)).astype(np.float32)
+
+
+def _normalized(spectrogram: np.ndarray) -> np.ndarray:
+    """Each frame as the tracker's normalizer gives it once it has heard that frame."""
+    normalizer = SpectrumNormalizer()
+    frames = []
+    for frame in spectrogram.T:
+        normalizer.hear(frame)
+        frames.append(normalizer.normalize(frame[:, None])[:, 0])
+    return np.stack(frames, axis=1)
+
+
+@pytest.fixture(scope="module")
+def piano_spectrogram() -> np.ndarray:
+    """17 s of chords and a melody played by the training soundfont at the builder's level."""
+    from sfgym.data.engrave import engrave
+    from sfgym.data.msmd import midi_bytes, notes_to_midi
+    from sfgym.data.spectrogram import spectrogram_from_audio
+    from sfgym.data.synth import synthesize_midi
+
+    from scores import SCALE, melody_musicxml
+
+    notes = engrave(melody_musicxml(SCALE * 5, tempo_bpm=140, chord_every=3)).notes
+    return spectrogram_from_audio(synthesize_midi(midi_bytes(notes_to_midi(notes)), sample_rate=22050), 22050)
+
+
+def test_the_normalizer_hears_a_quieter_darker_piano_as_the_training_one(piano_spectrogram):
+    clean = piano_spectrogram
+    heard = _normalized(clean)
+    # 17 dB quieter (the unseen piano's level): undone exactly, frame by frame
+    np.testing.assert_allclose(_normalized(_played_louder(clean, 0.14)), heard, atol=1e-4)
+    # quieter and darker (27 dB less at the top band): most of the difference is gone after a second
+    darker = _played_louder(clean, 0.14, -0.04)
+    assert np.abs(darker - clean).mean() > 0.5 * clean.mean()
+    assert np.abs(_normalized(darker) - heard)[:, 20:].mean() < 0.2 * np.abs(darker - clean)[:, 20:].mean()
+    # silence before the music passes unchanged, and so does everything before a first loud frame
+    silence = np.zeros((78, 5), dtype=np.float32)
+    np.testing.assert_array_equal(_normalized(silence), silence)
+    with pytest.raises(ValueError, match="smoothing"):
+        SpectrumNormalizer(smoothing=0)
+
+
+def test_the_tracker_s_trunk_hears_a_quieter_recording_as_the_original(tmp_path, toy_pieces, monkeypatch):
+    from dataclasses import replace
+
+    from agents.tracking import load_follower
+    from sfgym.evaluation import run_episode
+
+    checkpoint = _trunk_checkpoint(tmp_path / "trunk" / "best.pt")
+    piece = toy_pieces[1]
+    quiet = replace(piece, spectrogram=_played_louder(piece.spectrogram, 0.1))
+
+    def heard_by_the_trunk(follower, played) -> np.ndarray:
+        sounds = []
+        embed = follower.trunk.sound_embeddings
+        monkeypatch.setattr(follower.trunk, "sound_embeddings", lambda sound: sounds.append(sound.numpy().copy()) or embed(sound))
+        run_episode(follower, played)
+        return np.concatenate(sounds)
+
+    original = heard_by_the_trunk(load_follower(checkpoint), piece)
+    np.testing.assert_allclose(heard_by_the_trunk(load_follower(checkpoint), quiet), original, atol=1e-4)
+    unnormalized = heard_by_the_trunk(load_follower(checkpoint, normalize=False), quiet)
+    assert np.abs(unnormalized - original).mean() > 0.1 * np.abs(original).mean()

@@ -3,5 +3,6 @@ position, tempo). :class:`MatchingTracker` is the follower, :class:`TempoPositio
 
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
 from agents.tracking.follower import MatchingTracker, load_follower
+from agents.tracking.normalize import SpectrumNormalizer
 
-__all__ = ["FilterSettings", "MatchingTracker", "TempoPositionFilter", "load_follower"]
+__all__ = ["FilterSettings", "MatchingTracker", "SpectrumNormalizer", "TempoPositionFilter", "load_follower"]

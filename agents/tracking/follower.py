@@ -9,7 +9,9 @@ sound of the observation's last ``match_frames`` frames is embedded and compared
 positions the filter considers; the filter returns the notated position and tempo, and the follower asks
 for the sheet x there (one frame ahead, at the inferred tempo).
 
-The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
+What the trunk hears is first brought to the level and spectral tilt of its training data
+(:class:`~agents.tracking.normalize.SpectrumNormalizer`, causal), so that a quieter or darker piano is
+heard as the one it learned from. The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
 regressors on the same trunk, nothing here can learn a typical speed in place of listening.
 
 ``sfgym evaluate --agents runs/trunk/best.pt`` follows with this tracker (a trunk checkpoint is read as
@@ -28,6 +30,7 @@ import torch
 from agents.baselines.score_side import ScoreMap, notated_notes
 from agents.networks import MatchingTrunk
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
+from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
 from sfgym.followers import Follower
@@ -48,6 +51,8 @@ class MatchingTracker(Follower):
         settings: the filter's motion model and temperature (:class:`FilterSettings`).
         px_per_second: stand-in speed for pieces without notated timing
             (:func:`~agents.baselines.score_side.notated_notes`).
+        normalize: bring what is heard to the training data's level and tilt (:class:`SpectrumNormalizer`;
+            without it, a piano 17 dB quieter than the training one was lost within seconds).
     """
 
     action_type = "position"
@@ -55,7 +60,7 @@ class MatchingTracker(Follower):
     needs_notated_tempo = True
 
     def __init__(self, trunk: MatchingTrunk, name: str = "matching_tracker", settings: FilterSettings = FilterSettings(),
-                 px_per_second: float | None = None):
+                 px_per_second: float | None = None, normalize: bool = True):
         if not isinstance(trunk, MatchingTrunk):
             raise TypeError(f"a MatchingTracker needs a matching trunk, got a {type(trunk).__name__}")
         if trunk.config.spectrogram_shape[0] != 1:
@@ -64,6 +69,7 @@ class MatchingTracker(Follower):
         self.name = name
         self.settings = settings
         self.px_per_second = px_per_second
+        self.normalizer = SpectrumNormalizer() if normalize else None
         self.geometry = DEFAULT_GEOMETRY
         self._filter: TempoPositionFilter | None = None
 
@@ -83,6 +89,8 @@ class MatchingTracker(Follower):
         self._position_columns = columns[np.clip(column, 0, len(columns) - 1)]
         self._width = float(piece.sheet_width)
         self._filter = TempoPositionFilter(n_positions, self._map.first_onset_time * self._fps, self.settings)
+        if self.normalizer is not None:
+            self.normalizer.reset()
 
     # ------------------------------------------------------------------ per frame
     @torch.no_grad()
@@ -90,6 +98,9 @@ class MatchingTracker(Follower):
         if self._filter is None:
             raise RuntimeError("MatchingTracker: call reset(piece) before act()")
         heard = np.asarray(observation["spectrogram"], dtype=np.float32)[0, :, -self.trunk.config.match_frames:]
+        if self.normalizer is not None:
+            self.normalizer.hear(heard[:, -1])
+            heard = self.normalizer.normalize(heard)
         sound = self.trunk.sound_embeddings(torch.from_numpy(np.ascontiguousarray(heard))[None])[0].numpy()
         position, tempo = self._filter.step(lambda low, high: self._position_columns[low:high] @ sound)
         x = float(self._map.x_at((position + LOOK_AHEAD * tempo) / self._fps))
@@ -99,7 +110,7 @@ class MatchingTracker(Follower):
 def load_follower(path: str | Path, name: str | None = None, **settings: Any) -> MatchingTracker:
     """A :class:`MatchingTracker` on the matching trunk of a checkpoint (a ``sfgym train trunk`` run's
     ``best.pt``, or its directory); ``settings`` override :class:`FilterSettings` fields, except
-    ``px_per_second`` which goes to the tracker."""
+    ``px_per_second`` and ``normalize`` which go to the tracker."""
     from agents.runs import read_trunk, resolve_checkpoint
 
     path = resolve_checkpoint(path)
@@ -110,13 +121,14 @@ def load_follower(path: str | Path, name: str | None = None, **settings: Any) ->
     trunk = MatchingTrunk(trunk_config)
     trunk.load_trunk(weights, source=str(path))
     px_per_second = settings.pop("px_per_second", None)
+    normalize = bool(settings.pop("normalize", True))
     known = {f.name for f in dataclasses.fields(FilterSettings)}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(f"unknown tracker setting(s) {unknown}; known: {sorted(known)}")
     run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
     return MatchingTracker(trunk, name=name or f"tracker:{run}", settings=FilterSettings(**settings),
-                           px_per_second=px_per_second)
+                           px_per_second=px_per_second, normalize=normalize)
 
 
 __all__ = ["LOOK_AHEAD", "MatchingTracker", "load_follower"]
