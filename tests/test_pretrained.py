@@ -232,6 +232,32 @@ def test_the_shipped_pretrained_follower_follows_the_msmd_sample(monkeypatch, ms
     assert metrics.piece == MSMD_SAMPLE_PIECE and metrics.agent == "pretrained"
 
 
+def test_the_shipped_pretrained_follower_follows_a_recording_of_the_msmd_sample_live(tmp_path, monkeypatch, msmd_sample):
+    """``sfgym follow take.wav --score SAMPLE --agent pretrained``, as a user would, on a fresh install."""
+    import pandas as pd
+    import soundfile
+
+    from sfgym.cli import main as sfgym_main
+    from sfgym.data.synth import synthesize_midi
+
+    monkeypatch.delenv(pretrained.SHIPPED_DIR_ENV, raising=False)
+    if not pretrained.card_path("pretrained").is_file():
+        pytest.skip("no follower is shipped yet")
+    take, positions_csv = tmp_path / "take.wav", tmp_path / "positions.csv"
+    performance = MSMD_SAMPLE_SPLIT / "performance" / f"{MSMD_SAMPLE_PIECE}.mid"
+    soundfile.write(str(take), synthesize_midi(performance, sample_rate=22050), 22050)
+    score = MSMD_SAMPLE_SPLIT / "score" / f"{MSMD_SAMPLE_PIECE}.npz"
+    assert sfgym_main(["follow", str(take), "--score", str(score), "--agent", "pretrained", "--speed", "0",
+                       "--positions", str(positions_csv)]) == 0
+    positions = pd.read_csv(positions_csv)
+    played = positions[(positions["frame"] >= msmd_sample.first_onset_frame)
+                       & (positions["frame"] <= msmd_sample.last_onset_frame)]
+    error = np.abs(played["x"].to_numpy() - msmd_sample.true_x[played["frame"].to_numpy()])
+    assert len(played) > 0.9 * (msmd_sample.last_onset_frame - msmd_sample.first_onset_frame)
+    # measured: median 5 px, 98.7 % within 170 px; the metronome at the same speed: 132 px, 69 %
+    assert np.median(error) < 10 and np.mean(error < 170) > 0.95  # it follows the piece, to its end
+
+
 # ---------------------------------------------------------------------------- all stages
 MATCHING_TRUNK = {"trunk.width": 0.25, "trunk.features": 8, "trunk.match_frames": 4, "trunk.match_context": 2}
 TINY_TRUNK_RUN = {**MATCHING_TRUNK, "training.max_steps": 4, "training.eval_every_steps": 2, "training.device": "cpu",
@@ -326,12 +352,21 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     assert card["selection_on_valid"]["tr"] == chosen[0] and len(card["selection_on_valid"]["chosen_from"]) == 2
     assert [command.split(" --out ")[0] for command in card["commands"]] == ["sfgym train trunk --config trunk_matching"] * 2
     assert "--set=training.seed=1" in card["commands"][1]
-    # the shipped follower is the tracker on that trunk, and says it needs a notated tempo where none is written
+    # the shipped follower is the tracker on that trunk; it brings its own stand-in speed for scores without
+    # notated timing (its training data's median), so the commands need not find one; a given speed wins
     from agents.tracking import MatchingTracker
+    from sfgym.data.tempo import median_speed_px_per_s
     from sfgym.followers import needs_notated_tempo
 
     follower = make_follower("pretrained")
-    assert isinstance(follower, MatchingTracker) and follower.name == "pretrained" and needs_notated_tempo("pretrained")
+    assert isinstance(follower, MatchingTracker) and follower.name == "pretrained"
+    assert card["stand_in_px_per_second"] == pytest.approx(median_speed_px_per_s(toy_dataset / "train"))
+    assert follower.px_per_second == card["stand_in_px_per_second"] and not needs_notated_tempo("pretrained")
+    assert make_follower("pretrained", px_per_second=123.0).px_per_second == 123.0
+    del card["stand_in_px_per_second"]  # a card without one: the commands must supply a speed
+    (shipped / "pretrained.json").write_text(json.dumps(card))
+    assert needs_notated_tempo("pretrained") and make_follower("pretrained").px_per_second is None
+    (shipped / "pretrained.json").unlink()  # the second run below ships again
 
     # run again: trunks and their valid figures are re-used
     assert main(_parse([*arguments, "--overwrite"])) == 0

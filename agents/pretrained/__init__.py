@@ -40,6 +40,11 @@ NOTATED_TEMPO_KINDS = ("tracker",)
 """Kinds of shipped follower that move through the score's notated timing (they need a stand-in tempo on
 pieces without one, see :attr:`sfgym.followers.Follower.needs_notated_tempo`)."""
 
+STAND_IN_SPEED_KEY = "stand_in_px_per_second"
+"""Card key of such a follower's own stand-in speed (sheet px per second: the median of its training data's
+train split, :func:`sfgym.data.tempo.median_speed_px_per_s`), used on scores without notated timing (a real
+MSMD piece, a bare ``.npz``) unless a speed is given; with it the follower needs nothing more than a score."""
+
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 REQUIRED_CARD_KEYS = ("format", "version", "name", "kind", "model_file", "model_sha256", "description")
 
@@ -137,10 +142,13 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
 def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
     """The shipped follower ``name`` (a :class:`sfgym.followers.Follower`), loaded from its model file by the
     ordinary loader of its kind (the one a ``.zip`` / ``.pt`` path gets); ``kwargs`` go to that loader (e.g.
-    ``stochastic`` for an RL model)."""
+    ``stochastic`` for an RL model). A tracker gets its card's stand-in speed (:data:`STAND_IN_SPEED_KEY`) as
+    ``px_per_second`` unless one is given."""
     from sfgym import followers
 
-    model, _ = shipped_model_path(name, directory)
+    model, card = shipped_model_path(name, directory)
+    if card["kind"] in NOTATED_TEMPO_KINDS and card.get(STAND_IN_SPEED_KEY) and kwargs.get("px_per_second") is None:
+        kwargs["px_per_second"] = float(card[STAND_IN_SPEED_KEY])
     try:
         return followers.make_follower(str(model), **{"name": name, **kwargs})
     except (ValueError, FileNotFoundError):
@@ -171,16 +179,23 @@ class ShippedFollowerFactory:
     def __init__(self, name: str, directory: str | Path | None = None):
         self.name = name
         self.directory = directory
-        self.needs_notated_tempo = False
         path = card_path(name, directory)
         try:
-            card = read_card(path)
-            self.__doc__ = f"shipped, ready to use: {card_summary(card)}"
-            self.needs_notated_tempo = card["kind"] in NOTATED_TEMPO_KINDS
+            self.__doc__ = f"shipped, ready to use: {card_summary(read_card(path))}"
         except FileNotFoundError:
             self.__doc__ = f"shipped, ready to use: none installed yet ({path} is missing)"
         except ValueError as error:
             self.__doc__ = f"shipped, but unusable: {error}"
+
+    @property
+    def needs_notated_tempo(self) -> bool:
+        """Whether the commands must give this follower a stand-in speed on scores without notated timing:
+        a tracker whose card brings none (read now, so that a card shipped since registering counts)."""
+        try:
+            card = read_card(card_path(self.name, self.directory))
+        except (FileNotFoundError, ValueError):
+            return False
+        return card["kind"] in NOTATED_TEMPO_KINDS and not card.get(STAND_IN_SPEED_KEY)
 
     def __call__(self, **kwargs: Any):
         return load_shipped(self.name, self.directory, **kwargs)
@@ -195,6 +210,7 @@ def register_shipped(reserved: Collection[str] = ()) -> None:
         followers.register_follower(name, ShippedFollowerFactory(name))
 
 
-__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS", "SHIPPED_DIR_ENV", "ShippedFollowerFactory",
+__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS", "SHIPPED_DIR_ENV", "STAND_IN_SPEED_KEY",
+           "ShippedFollowerFactory",
            "card_path", "card_summary", "check_name", "file_sha256", "load_shipped", "read_card", "register_shipped",
            "shipped_dir", "shipped_model_path", "shipped_names"]

@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, MODEL_SUFFIXES, card_path, check_name,
-                               file_sha256, shipped_dir)
+from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, MODEL_SUFFIXES, NOTATED_TEMPO_KINDS,
+                               STAND_IN_SPEED_KEY, card_path, check_name, file_sha256, shipped_dir)
 
 TRUNK_CONFIG, RL_CONFIG = "trunk_matching", "ppo_matching"
 """The packaged configs of the trunk and PPO stages (and their budgets)."""
@@ -253,6 +253,18 @@ def evaluate_model(model: Path, data: Path, splits: list[str], label: str, worke
     return figures
 
 
+def stand_in_speed_of(data: Path) -> float | None:
+    """The median speed (px/s) of ``data``'s train split, a tracker's stand-in tempo on scores without
+    notated timing (:data:`~agents.pretrained.STAND_IN_SPEED_KEY`); ``None`` without a train split."""
+    from sfgym.data.msmd import find_split_dir
+    from sfgym.data.tempo import median_speed_px_per_s
+
+    try:
+        return median_speed_px_per_s(find_split_dir(data, "train"))
+    except ValueError:
+        return None
+
+
 def _free_card_path(name: str, into: Path, overwrite: bool) -> Path:
     """The card path of ``name`` in ``into``, checked: a valid name, not shipped there already unless ``overwrite``."""
     check_name(name)
@@ -292,6 +304,8 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": {"sfgym": sfgym.__version__, "torch": torch.__version__},
     }
+    if trained.kind in NOTATED_TEMPO_KINDS:
+        card[STAND_IN_SPEED_KEY] = stand_in_speed_of(trained.data)
     model_file = into / card["model_file"]
     atomic_write_bytes(model_file, trained.model.read_bytes())
     atomic_write_bytes(card_file, (json.dumps(json_safe(card), indent=1) + "\n").encode())
@@ -485,7 +499,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="evaluation worker processes (default: up to 2)")
     parser.add_argument("--follower", choices=FOLLOWERS, default="tracker",
                         help="what to train (all stages): 'tracker' (default: a matching trunk per seed, on human-"
-                             "timed, sound-augmented default data and song accompaniments, followed by the tracker) "
+                             "timed, sound-augmented default data, followed by the tracker) "
                              "or 'ppo' (a matching trunk, then PPO on it per seed)")
     parser.add_argument("--data", help="dataset root to train on (all stages; default: tracker: the data it builds "
                                        "under RUN/data; ppo: the default dataset)")
