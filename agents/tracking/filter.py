@@ -39,11 +39,16 @@ class FilterSettings:
     tempo_min: float = 0.4
     tempo_max: float = 2.5
     n_tempi: int = 17
-    tempo_change: float = 0.02
+    # A tempo moves by one step (~12 %) every 100 frames (5 s) on average: a stall must last seconds
+    # before it reads as a slower tempo.
+    tempo_change: float = 0.005
     tempo_prior_std: float = 0.15
     start_spread: float = 3.0
     band: int = 300
-    temperature: float = 3.0
+    # Each observation hears the last second of sound, so consecutive ones are nearly the same evidence:
+    # counted at face value, a repeated figure pinned the belief and the performance moved on without it.
+    # Chosen on the valid splits (default 0.84 -> 0.91, unseen piano 0.61 -> 0.94 from temperature 3).
+    temperature: float = 25.0
 
     def __post_init__(self):
         if not 0 < self.tempo_min < self.tempo_max or self.n_tempi < 2:
