@@ -198,6 +198,37 @@ def test_bad_sources_and_names_are_one_line_errors(tmp_path, shipped, capsys, mo
     assert "empty: run directory holds no model" in error and "Traceback" not in error
 
 
+def _trunk_run(run: Path, data: Path, seed: int) -> Path:
+    """A matching trunk's run directory as ``sfgym train trunk`` leaves it (config, best.pt), untrained."""
+    from agents.networks import TrunkConfig
+    from agents.pretraining.train import TrunkPretrainingConfig, pretraining_model
+    from agents.runs import save_checkpoint
+
+    torch.manual_seed(seed)
+    trunk = TrunkConfig(kind="matching", width=0.25, features=8, match_frames=4, match_context=2, dropout=0.0)
+    config = TrunkPretrainingConfig(trunk=trunk).to_dict()
+    config["data"]["dir"], config["training"]["seed"] = str(data), seed
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    save_checkpoint(run / "best.pt", "trunk", pretraining_model(trunk), config, trunk, metrics={"valid_mae_px": 50.0})
+    return run
+
+
+def test_several_trunk_runs_shipped_with_from_are_one_tracker_averaging_them(tmp_path, shipped, toy_dataset):
+    from agents.tracking import MatchingTracker
+
+    runs = [_trunk_run(tmp_path / f"trunk-seed{seed}", toy_dataset, seed) for seed in (0, 1)]
+    assert main(_parse(["--from", ",".join(str(run) for run in runs), "--evaluate", "test", "--workers", "1",
+                        "--no-progress"])) == 0
+    card = pretrained.read_card(shipped / "pretrained.json")
+    assert card["kind"] == "tracker" and card["description"].startswith("2 matching trunks averaged")
+    assert card["seed"] is None and card["data"]["name"] and "tr" in card["evaluation"]["test"]
+    assert [command.split(" --config ")[1].split(" ")[0] for command in card["commands"]] == [
+        str(run / "config.yaml") for run in runs]
+    follower = make_follower("pretrained")
+    assert isinstance(follower, MatchingTracker) and len(follower.trunks) == 2
+
+
 # ---------------------------------------------------------------------------- the follower named pretrained
 def test_pretrained_is_registered_and_says_how_to_make_it_when_none_is_shipped(shipped):
     register_followers()
@@ -254,8 +285,9 @@ def test_the_shipped_pretrained_follower_follows_a_recording_of_the_msmd_sample_
                        & (positions["frame"] <= msmd_sample.last_onset_frame)]
     error = np.abs(played["x"].to_numpy() - msmd_sample.true_x[played["frame"].to_numpy()])
     assert len(played) > 0.9 * (msmd_sample.last_onset_frame - msmd_sample.first_onset_frame)
-    # measured: median 5 px, 98.7 % within 170 px; the metronome at the same speed: 132 px, 69 %
-    assert np.median(error) < 10 and np.mean(error < 170) > 0.95  # it follows the piece, to its end
+    # measured: median 11 px, 100 % within 170 px (one of its trunks alone: 5 px, 98.7 %); the metronome at
+    # the same speed: 132 px, 69 %
+    assert np.median(error) < 20 and np.mean(error < 170) > 0.95  # it follows the piece, to its end
 
 
 # ---------------------------------------------------------------------------- all stages
@@ -338,7 +370,7 @@ def test_every_stage_trainer_runs_as_the_process_jobs_start(trainer):
 
 
 def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_tracks_best_on_valid(
-        tmp_path, shipped, toy_dataset, capsys):
+        tmp_path, shipped, toy_dataset, capsys, monkeypatch):
     out = tmp_path / "runs" / "pretrained"
     arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
                  "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN)]
@@ -349,7 +381,9 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     card = pretrained.read_card(shipped / "pretrained.json")
     assert card["kind"] == "tracker" and card["model_file"] == "pretrained.pt" and card["seed"] == -chosen[2]
     assert card["source"] == str(out / f"trunk-seed{-chosen[2]}" / "best.pt")
-    assert card["selection_on_valid"]["tr"] == chosen[0] and len(card["selection_on_valid"]["chosen_from"]) == 2
+    # the two trunks averaged were a candidate too (RUN/ensemble), and lose a tie to a single trunk
+    assert card["selection_on_valid"]["tr"] == chosen[0]
+    assert set(card["selection_on_valid"]["chosen_from"]) == {str(out / name) for name in ("trunk-seed0", "trunk-seed1", "ensemble")}
     assert [command.split(" --out ")[0] for command in card["commands"]] == ["sfgym train trunk --config trunk_matching"] * 2
     assert "--set=training.seed=1" in card["commands"][1]
     # the shipped follower is the tracker on that trunk; it brings its own stand-in speed for scores without
@@ -372,6 +406,23 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     assert main(_parse([*arguments, "--overwrite"])) == 0
     output = capsys.readouterr().out
     assert output.count("complete, re-used") == 2
+
+    # when the averaged trunks track best on valid, they are what ships: one file, both trunks, both commands
+    from agents.pretrained import train as pretrained_train
+
+    real_valid_figures = pretrained_train._valid_figures
+
+    def ensemble_best(model, data, workers, progress):
+        figures = dict(real_valid_figures(model, data, workers, progress))
+        return {**figures, "tr": 2.0} if model.parent.name == "ensemble" else figures
+
+    monkeypatch.setattr(pretrained_train, "_valid_figures", ensemble_best)
+    assert main(_parse([*arguments, "--overwrite"])) == 0
+    card = pretrained.read_card(shipped / "pretrained.json")
+    assert card["source"] == str(out / "ensemble" / "best.pt") and card["seed"] is None
+    assert card["description"].startswith("2 matching trunks averaged") and len(card["commands"]) == 2
+    follower = make_follower("pretrained")
+    assert isinstance(follower, MatchingTracker) and len(follower.trunks) == 2
 
 
 def test_trunks_trained_side_by_side_share_the_cores(tmp_path, monkeypatch):

@@ -74,14 +74,14 @@ def test_bad_evidence_and_settings_are_clear_errors():
 
 
 # ---------------------------------------------------------------------------- the follower
-def _trunk_checkpoint(path, trained_on=None):
+def _trunk_checkpoint(path, trained_on=None, seed=0, features=8):
     """A tiny matching trunk's checkpoint as ``sfgym train trunk`` writes it (untrained weights)."""
     from agents.networks import TrunkConfig
     from agents.pretraining.train import TrunkPretrainingConfig, pretraining_model
     from agents.runs import save_checkpoint
 
-    torch.manual_seed(0)
-    trunk = TrunkConfig(kind="matching", width=0.25, features=8, match_frames=4, match_context=2, dropout=0.0)
+    torch.manual_seed(seed)
+    trunk = TrunkConfig(kind="matching", width=0.25, features=features, match_frames=4, match_context=2, dropout=0.0)
     config = TrunkPretrainingConfig(trunk=trunk)
     model = pretraining_model(trunk)
     save_checkpoint(path, "trunk", model, config.to_dict(), trunk, metrics={"valid_mae_px": 50.0})
@@ -122,6 +122,49 @@ def test_a_checkpoint_that_is_no_matching_trunk_is_a_clear_error(tmp_path):
         make_follower(str(path))
     with pytest.raises(ValueError, match=r"unknown tracker setting\(s\) \['speed'\]"):
         load_follower(_trunk_checkpoint(tmp_path / "m.pt"), speed=2)
+
+
+def test_trunks_of_several_runs_are_one_tracker_that_averages_their_logits(tmp_path, toy_pieces):
+    from agents.registry import make_follower
+    from agents.runs import read_trunk
+    from agents.tracking import save_trunk_ensemble
+    from sfgym.evaluation import run_episode
+
+    first, second = (_trunk_checkpoint(tmp_path / f"seed{seed}" / "best.pt", seed=seed) for seed in (0, 1))
+    ensemble = save_trunk_ensemble([first, second.parent], tmp_path / "ensemble.pt")
+    follower = make_follower(str(ensemble))
+    assert isinstance(follower, MatchingTracker) and len(follower.trunks) == 2
+    # the file is its first trunk's checkpoint too (--init-from reads that one)
+    for (ensemble_weights, _), (first_weights, _) in [(read_trunk(ensemble), read_trunk(first))]:
+        assert all(torch.equal(ensemble_weights[key], first_weights[key]) for key in first_weights)
+    # its evidence is the mean of the members' logits: an ensemble of one trunk twice follows as that trunk
+    piece = toy_pieces[0]
+    twice = make_follower(str(save_trunk_ensemble([first, first], tmp_path / "twice.pt")))
+    alone = run_episode(make_follower(str(first)), piece)
+    np.testing.assert_allclose(run_episode(twice, piece).follower_x, alone.follower_x, atol=1e-4)
+    follower.reset(piece)
+    sound = np.random.default_rng(0).random(follower.trunk.config.spectrogram_shape, dtype=np.float32)
+    follower.normalizer = None
+    heard = torch.from_numpy(sound[0, :, -follower.trunk.config.match_frames:])[None]
+    with torch.no_grad():
+        members = [columns[:50] @ trunk.sound_embeddings(heard)[0].numpy()
+                   for columns, trunk in zip(follower._position_columns, follower.trunks)]
+    assert not np.allclose(members[0], members[1])  # two different trunks...
+    captured = {}
+
+    def step(logits):  # the filter's step, recording the evidence it is given
+        captured["logits"] = logits(0, 50)
+        return 0.0, 1.0
+
+    follower._filter.step = step
+    follower.act({"spectrogram": sound})
+    np.testing.assert_allclose(captured["logits"], (members[0] + members[1]) / 2, rtol=1e-5)  # ...averaged
+    # bad ensembles are clear errors
+    with pytest.raises(ValueError, match=r"at least two trunks"):
+        save_trunk_ensemble([first], tmp_path / "one.pt")
+    other = _trunk_checkpoint(tmp_path / "other.pt", features=4)
+    with pytest.raises(ValueError, match=r"other\.pt: its trunk settings differ"):
+        save_trunk_ensemble([first, other], tmp_path / "mixed.pt")
 
 
 # ---------------------------------------------------------------------------- hearing another piano

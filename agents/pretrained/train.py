@@ -5,13 +5,15 @@ Two ways:
 - **All stages** (``--out RUN_DIR``), by default for the tracker (``--follower tracker``): build the training
   data (:data:`TRAINING_DATA`: the default corpus with human timing and sound augmentation) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, its 30-minute
   budget) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split with the tracker
-  (:mod:`agents.tracking`) on each, and ship the trunk whose tracker tracks best. ``--follower ppo`` trains
+  (:mod:`agents.tracking`) on each and on all trunks averaged (``RUN_DIR/ensemble``), and ship the one whose
+  tracker tracks best on valid (a single trunk on a tie). ``--follower ppo`` trains
   PPO on one matching trunk instead (config ``ppo_matching``, 25 minutes per seed, into
   ``RUN_DIR/trunk`` and ``RUN_DIR/rl-seedN``) and ships the seed whose best model has the highest validation
   TR. A stage whose run is complete is re-used; an interrupted one is resumed (a data build too), so the
   command can simply be run again after a Ctrl-C.
 - **From a run** (``--from RUN``): ship an already trained model: an RL run (its ``best_model.zip``), a
-  supervised run or a matching trunk's run (its ``best.pt``), or such a file.
+  supervised run or a matching trunk's run (its ``best.pt``), or such a file; ``--from RUN1,RUN2,...`` ships
+  the matching trunks of several runs as one tracker (:func:`agents.tracking.save_trunk_ensemble`).
 
 Shipping (:func:`ship`) evaluates the model on the valid and test splits of the data it was trained on
 (``--evaluate``), then writes ``NAME.zip`` / ``NAME.pt`` and the card ``NAME.json`` (see
@@ -28,6 +30,7 @@ import hashlib
 import json
 import os
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -228,6 +231,14 @@ def _tracker_model(model: Path) -> TrainedModel:
                          "(followed by the tracker, agents.tracking)")
     config = payload["config"]
     run = model.parent
+    members = payload.get("member_sources")
+    if members:  # an ensemble: its members' runs say how they were made
+        runs = [Path(member).parent for member in members]
+        commands = [_stage_command(member, "trunk") for member in runs if (member / "config.yaml").is_file()]
+        return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")), seed=None,
+                            description=f"{len(members)} matching trunks averaged under a (position, tempo) filter",
+                            selection={}, commands=commands,
+                            configs={str(member): _run_config(member) for member in runs if (member / "config.yaml").is_file()})
     commands = [_stage_command(run, "trunk")] if (run / "config.yaml").is_file() else []
     return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")),
                         seed=config.get("training", {}).get("seed"),
@@ -425,11 +436,38 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
         valid = _valid_figures(run / "best.pt", main_root, workers, progress)
         candidates.append((float(valid["tr"]), float(valid["tue"]), -seed, run, valid))
         print(f"seed {seed}: the tracker on its trunk tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
+    if len(stages) > 1:  # all trunks' logits averaged: a candidate too, which loses ties (it costs more)
+        ensemble = ensemble_model([run / "best.pt" for _, run in stages], out / "ensemble" / "best.pt")
+        valid = _valid_figures(ensemble, main_root, workers, progress)
+        candidates.append((float(valid["tr"]), float(valid["tue"]), -float("inf"), ensemble.parent, valid))
+        print(f"all {len(stages)} trunks averaged: the tracker tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
     *_, chosen, chosen_valid = max(candidates, key=lambda candidate: candidate[:3])
     trained = trained_model(chosen / "best.pt")
     trained.commands = commands
     trained.selection = {**chosen_valid, "chosen_from": {str(run): tr for tr, _, _, run, _ in candidates}}
     return trained
+
+
+def ensemble_model(checkpoints: list[Path], out: Path) -> Path:
+    """One checkpoint of the matching trunks of ``checkpoints`` (runs or files;
+    :func:`agents.tracking.save_trunk_ensemble`),
+    at ``out`` (written again only when its members changed)."""
+    from agents.runs import resolve_checkpoint
+    from agents.tracking import save_trunk_ensemble
+    from sfgym.files import atomic_write_bytes
+
+    checkpoints = [resolve_checkpoint(checkpoint) for checkpoint in checkpoints]
+    sources = out.parent / "members.json"
+    fingerprint = [file_sha256(checkpoint) for checkpoint in checkpoints]
+    try:
+        if out.is_file() and json.loads(sources.read_text()) == fingerprint:
+            return out
+    except (OSError, json.JSONDecodeError):
+        pass
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_trunk_ensemble(checkpoints, out)
+    atomic_write_bytes(sources, (json.dumps(fingerprint) + "\n").encode())
+    return out
 
 
 def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool) -> dict[str, Any]:
@@ -486,7 +524,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                       "resume or re-use them")
     source.add_argument("--from", dest="source", metavar="RUN",
                         help="ship an already trained model instead: an RL run (best_model.zip), a supervised "
-                             "or matching-trunk run (best.pt), or such a file")
+                             "or matching-trunk run (best.pt), or such a file; several matching-trunk runs, "
+                             "comma-separated, ship as one tracker averaging their trunks")
     parser.add_argument("--ship", default=DEFAULT_NAME, metavar="NAME",
                         help=f"the follower name to ship it under (default {DEFAULT_NAME!r})")
     parser.add_argument("--into", metavar="DIR", help="the shipped-followers folder (default: agents/pretrained/ "
@@ -542,7 +581,11 @@ def main(args: argparse.Namespace) -> int:
     into = Path(args.into) if args.into else shipped_dir()
     _free_card_path(args.ship, into, args.overwrite)  # before hours of training, not after
     splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
-    if args.source is not None:
+    staging = tempfile.TemporaryDirectory(prefix="sfgym-ship-")  # an ensemble of --from runs is made here
+    if args.source is not None and "," in args.source:
+        sources = [Path(source.strip()) for source in args.source.split(",") if source.strip()]
+        trained = trained_model(ensemble_model(sources, Path(staging.name) / "best.pt"))
+    elif args.source is not None:
         trained = trained_model(args.source)
     else:
         try:
@@ -569,6 +612,7 @@ def main(args: argparse.Namespace) -> int:
           + (f"; {figures}" if figures else ""))
     if size > LARGE_MODEL_BYTES:
         print(f"warning: the model is {size / 2**20:.1f} MB; the package should stay small (a few MB)")
+    staging.cleanup()
     return 0
 
 

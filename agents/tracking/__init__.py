@@ -2,7 +2,8 @@
 position, tempo). :class:`MatchingTracker` is the follower, :class:`TempoPositionFilter` the filter."""
 
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
-from agents.tracking.follower import MatchingTracker, load_follower
+from agents.tracking.follower import MatchingTracker, load_follower, save_trunk_ensemble
 from agents.tracking.normalize import SpectrumNormalizer
 
-__all__ = ["FilterSettings", "MatchingTracker", "SpectrumNormalizer", "TempoPositionFilter", "load_follower"]
+__all__ = ["FilterSettings", "MatchingTracker", "SpectrumNormalizer", "TempoPositionFilter", "load_follower",
+           "save_trunk_ensemble"]

@@ -21,7 +21,9 @@ one); the shipped ``pretrained`` follower is one (:mod:`agents.pretrained`).
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -46,7 +48,8 @@ class MatchingTracker(Follower):
     """A matching trunk's evidence, filtered over (notated position, tempo); see the module docstring.
 
     Args:
-        trunk: a pre-trained :class:`~agents.networks.MatchingTrunk` (evaluated in inference mode).
+        trunk: a pre-trained :class:`~agents.networks.MatchingTrunk` (evaluated in inference mode), or several
+            of the same settings (e.g. one per seed): their logits are averaged, which is steadier than any one.
         name: shown in tables and legends.
         settings: the filter's motion model and temperature (:class:`FilterSettings`).
         px_per_second: stand-in speed for pieces without notated timing
@@ -59,13 +62,17 @@ class MatchingTracker(Follower):
     stochastic = False
     needs_notated_tempo = True
 
-    def __init__(self, trunk: MatchingTrunk, name: str = "matching_tracker", settings: FilterSettings = FilterSettings(),
-                 px_per_second: float | None = None, normalize: bool = True):
-        if not isinstance(trunk, MatchingTrunk):
-            raise TypeError(f"a MatchingTracker needs a matching trunk, got a {type(trunk).__name__}")
-        if trunk.config.spectrogram_shape[0] != 1:
+    def __init__(self, trunk: MatchingTrunk | Sequence[MatchingTrunk], name: str = "matching_tracker",
+                 settings: FilterSettings = FilterSettings(), px_per_second: float | None = None, normalize: bool = True):
+        trunks = [trunk] if isinstance(trunk, MatchingTrunk) else list(trunk)
+        if not trunks or not all(isinstance(member, MatchingTrunk) for member in trunks):
+            raise TypeError(f"a MatchingTracker needs matching trunks, got {[type(m).__name__ for m in trunks]}")
+        if trunks[0].config.spectrogram_shape[0] != 1:
             raise ValueError("a MatchingTracker reads single-channel observations (no difference channels)")
-        self.trunk = trunk.eval()
+        if any(member.config != trunks[0].config for member in trunks[1:]):
+            raise ValueError("the trunks of a MatchingTracker must share their settings (TrunkConfig)")
+        self.trunks = [member.eval() for member in trunks]
+        self.trunk = self.trunks[0]
         self.name = name
         self.settings = settings
         self.px_per_second = px_per_second
@@ -77,8 +84,7 @@ class MatchingTracker(Follower):
     @torch.no_grad()
     def reset(self, piece: Piece, seed: int | None = None) -> None:
         geometry = self.geometry
-        strip = score_observation_values(geometry.strip(piece.sheet))
-        columns = self.trunk.column_embeddings(torch.from_numpy(strip)[None])[0].numpy()
+        strip = torch.from_numpy(score_observation_values(geometry.strip(piece.sheet)))[None]
         self._map = ScoreMap.of(piece, notated_notes(piece, self.px_per_second))
         self._fps = float(piece.fps)
         n_positions = int(np.ceil((self._map.onset_times[-1] + TAIL_S) * self._fps)) + 1
@@ -86,7 +92,10 @@ class MatchingTracker(Follower):
         # the strip column a window centred on x is centred on, as the trunk was trained to find it;
         # the trunk's embedding j is strip column j + margin
         column = geometry.centre_columns(position_x) - self.trunk.margin
-        self._position_columns = columns[np.clip(column, 0, len(columns) - 1)]
+        self._position_columns = []  # per trunk: the embedding of each notated position's column
+        for trunk in self.trunks:
+            columns = trunk.column_embeddings(strip)[0].numpy()
+            self._position_columns.append(columns[np.clip(column, 0, len(columns) - 1)])
         self._width = float(piece.sheet_width)
         self._filter = TempoPositionFilter(n_positions, self._map.first_onset_time * self._fps, self.settings)
         if self.normalizer is not None:
@@ -101,25 +110,48 @@ class MatchingTracker(Follower):
         if self.normalizer is not None:
             self.normalizer.hear(heard[:, -1])
             heard = self.normalizer.normalize(heard)
-        sound = self.trunk.sound_embeddings(torch.from_numpy(np.ascontiguousarray(heard))[None])[0].numpy()
-        position, tempo = self._filter.step(lambda low, high: self._position_columns[low:high] @ sound)
+        heard = torch.from_numpy(np.ascontiguousarray(heard))[None]
+        sounds = [trunk.sound_embeddings(heard)[0].numpy() for trunk in self.trunks]
+
+        def logits(low: int, high: int) -> np.ndarray:
+            return sum(columns[low:high] @ sound for columns, sound in zip(self._position_columns, sounds)) / len(sounds)
+
+        position, tempo = self._filter.step(logits)
         x = float(self._map.x_at((position + LOOK_AHEAD * tempo) / self._fps))
         return np.array([x / self._width], dtype=np.float32)
 
 
+ENSEMBLE_KEY = "member_trunks"
+"""Checkpoint key of a trunk ensemble (:func:`save_trunk_ensemble`): every member's trunk weights, in order; the
+checkpoint is otherwise its first member's, so ``--init-from`` and the loaders read it as that trunk."""
+
+
+def _trunk(weights: dict[str, torch.Tensor], config, source: str) -> MatchingTrunk:
+    trunk = MatchingTrunk(config)
+    trunk.load_trunk(weights, source=source)
+    return trunk
+
+
 def load_follower(path: str | Path, name: str | None = None, **settings: Any) -> MatchingTracker:
     """A :class:`MatchingTracker` on the matching trunk of a checkpoint (a ``sfgym train trunk`` run's
-    ``best.pt``, or its directory); ``settings`` override :class:`FilterSettings` fields, except
-    ``px_per_second`` and ``normalize`` which go to the tracker."""
-    from agents.runs import read_trunk, resolve_checkpoint
+    ``best.pt``, or its directory), or on all the trunks of an ensemble (:func:`save_trunk_ensemble`);
+    ``settings`` override :class:`FilterSettings` fields, except ``px_per_second`` and ``normalize`` which go
+    to the tracker."""
+    from agents.runs import read_checkpoint, read_trunk, resolve_checkpoint
 
     path = resolve_checkpoint(path)
     weights, trunk_config = read_trunk(path)
     if trunk_config.kind != MatchingTrunk.KIND:
         raise ValueError(f"{path}: a {trunk_config.kind!r} trunk; the tracker needs a matching trunk "
                          "(sfgym train trunk --config trunk_matching)")
-    trunk = MatchingTrunk(trunk_config)
-    trunk.load_trunk(weights, source=str(path))
+    members = read_checkpoint(path).get(ENSEMBLE_KEY)
+    if members is None:
+        trunks = [_trunk(weights, trunk_config, str(path))]
+    elif isinstance(members, list) and members and all(isinstance(member, dict) for member in members):
+        trunks = [_trunk(member, trunk_config, f"{path} (trunk {index} of {len(members)})")
+                  for index, member in enumerate(members)]
+    else:
+        raise ValueError(f"{path}: its '{ENSEMBLE_KEY}' must be a non-empty list of trunk weights")
     px_per_second = settings.pop("px_per_second", None)
     normalize = bool(settings.pop("normalize", True))
     known = {f.name for f in dataclasses.fields(FilterSettings)}
@@ -127,8 +159,43 @@ def load_follower(path: str | Path, name: str | None = None, **settings: Any) ->
     if unknown:
         raise ValueError(f"unknown tracker setting(s) {unknown}; known: {sorted(known)}")
     run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
-    return MatchingTracker(trunk, name=name or f"tracker:{run}", settings=FilterSettings(**settings),
+    return MatchingTracker(trunks, name=name or f"tracker:{run}", settings=FilterSettings(**settings),
                            px_per_second=px_per_second, normalize=normalize)
 
 
-__all__ = ["LOOK_AHEAD", "MatchingTracker", "load_follower"]
+def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> Path:
+    """Write one checkpoint holding the matching trunks of ``checkpoints`` (runs or files, same trunk settings),
+    which :func:`load_follower` follows with their logits averaged (atomically; returns ``out``).
+
+    Raises:
+        ValueError: fewer than two checkpoints, a trunk that is not a matching one, or trunks of other settings.
+    """
+    from agents.runs import read_checkpoint, read_trunk, resolve_checkpoint
+    from sfgym.files import atomic_write_bytes
+
+    paths = [resolve_checkpoint(checkpoint) for checkpoint in checkpoints]
+    if len(paths) < 2:
+        raise ValueError(f"an ensemble needs at least two trunks, got {len(paths)}")
+    members = [read_trunk(path) for path in paths]
+    first_config = members[0][1]
+    for path, (_, config) in zip(paths, members):
+        if config.kind != MatchingTrunk.KIND:
+            raise ValueError(f"{path}: a {config.kind!r} trunk; an ensemble is of matching trunks")
+        if config != first_config:
+            raise ValueError(f"{path}: its trunk settings differ from {paths[0]}'s; an ensemble's trunks must match")
+    payload = read_checkpoint(paths[0])
+    payload.pop("path")
+    payload["trunk"] = first_config.settings()
+    # the first member's weights are its model_state's trunk: the same tensors, so that torch stores them once
+    payload["model_state"] = {**{key: value for key, value in payload["model_state"].items() if not key.startswith("trunk.")},
+                              **{f"trunk.{key}": value for key, value in members[0][0].items()}}
+    payload[ENSEMBLE_KEY] = [weights for weights, _ in members]
+    payload["member_sources"] = [str(path) for path in paths]
+    payload["member_metrics"] = [read_checkpoint(path).get("metrics") for path in paths]
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(out, buffer.getvalue())
+    return Path(out)
+
+
+__all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "load_follower", "save_trunk_ensemble"]
