@@ -40,6 +40,10 @@ NOTATED_TEMPO_KINDS = ("tracker",)
 """Kinds of shipped follower that move through the score's notated timing (they need a stand-in tempo on
 pieces without one, see :attr:`sfgym.followers.Follower.needs_notated_tempo`)."""
 
+FOLLOWER_SETTINGS_KEY = "follower_settings"
+"""Card key of the settings the follower was chosen and evaluated with (e.g. a tracker's ``temperature``),
+given to its loader unless the caller gives its own."""
+
 STAND_IN_SPEED_KEY = "stand_in_px_per_second"
 """Card key of such a follower's own stand-in speed (sheet px per second: the median of its training data's
 train split, :func:`sfgym.data.tempo.median_speed_px_per_s`), used on scores without notated timing (a real
@@ -142,11 +146,12 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
 def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
     """The shipped follower ``name`` (a :class:`sfgym.followers.Follower`), loaded from its model file by the
     ordinary loader of its kind (the one a ``.zip`` / ``.pt`` path gets); ``kwargs`` go to that loader (e.g.
-    ``stochastic`` for an RL model). A tracker gets its card's stand-in speed (:data:`STAND_IN_SPEED_KEY`) as
+    ``stochastic`` for an RL model), over the card's :data:`FOLLOWER_SETTINGS_KEY`. A tracker gets its card's stand-in speed (:data:`STAND_IN_SPEED_KEY`) as
     ``px_per_second`` unless one is given."""
     from sfgym import followers
 
     model, card = shipped_model_path(name, directory)
+    kwargs = {**(card.get(FOLLOWER_SETTINGS_KEY) or {}), **kwargs}
     if card["kind"] in NOTATED_TEMPO_KINDS and card.get(STAND_IN_SPEED_KEY) and kwargs.get("px_per_second") is None:
         kwargs["px_per_second"] = float(card[STAND_IN_SPEED_KEY])
     try:
@@ -211,6 +216,7 @@ def register_shipped(reserved: Collection[str] = ()) -> None:
 
 
 __all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS", "SHIPPED_DIR_ENV", "STAND_IN_SPEED_KEY",
+           "FOLLOWER_SETTINGS_KEY",
            "ShippedFollowerFactory",
            "card_path", "card_summary", "check_name", "file_sha256", "load_shipped", "read_card", "register_shipped",
            "shipped_dir", "shipped_model_path", "shipped_names"]

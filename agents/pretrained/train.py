@@ -38,8 +38,8 @@ from typing import Any
 
 import yaml
 
-from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, MODEL_SUFFIXES, NOTATED_TEMPO_KINDS,
-                               STAND_IN_SPEED_KEY, card_path, check_name, file_sha256, shipped_dir)
+from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, FOLLOWER_SETTINGS_KEY, MODEL_SUFFIXES,
+                               NOTATED_TEMPO_KINDS, STAND_IN_SPEED_KEY, card_path, check_name, file_sha256, shipped_dir)
 
 TRUNK_CONFIG, RL_CONFIG = "trunk_matching", "ppo_matching"
 """The packaged configs of the trunk and PPO stages (and their budgets)."""
@@ -97,6 +97,7 @@ class TrainedModel:
     selection: dict[str, Any]   # the run's own model selection on valid
     commands: list[str] = field(default_factory=list)
     configs: dict[str, Any] = field(default_factory=dict)  # the resolved config of each stage, by run directory
+    settings: dict[str, Any] = field(default_factory=dict)  # the follower's settings (--tracker-set), on its card
 
 
 def _run_config(run: Path) -> dict[str, Any]:
@@ -248,8 +249,9 @@ def _tracker_model(model: Path) -> TrainedModel:
 
 # ---------------------------------------------------------------------------- evaluating and shipping
 def evaluate_model(model: Path, data: Path, splits: list[str], label: str, workers: int | None = None,
-                   progress: bool = True) -> dict[str, dict[str, Any]]:
-    """The model's figures (:data:`EVALUATION_KEYS`) on each of ``splits`` of ``data``, all performances."""
+                   progress: bool = True, settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The model's figures (:data:`EVALUATION_KEYS`) on each of ``splits`` of ``data``, all performances, its
+    follower made with ``settings``."""
     from agents.runs import json_safe
     from sfgym.data.msmd import find_split_dir, load_split
     from sfgym.evaluation import AgentSpec, run_evaluation
@@ -257,8 +259,8 @@ def evaluate_model(model: Path, data: Path, splits: list[str], label: str, worke
     figures = {}
     for split in splits:
         pieces = load_split(find_split_dir(data, split), progress=False)
-        evaluation = run_evaluation([AgentSpec(label=label, spec=str(model))], pieces, workers=workers,
-                                    progress=progress)
+        evaluation = run_evaluation([AgentSpec(label=label, spec=str(model), kwargs=tuple(sorted((settings or {}).items())))],
+                                    pieces, workers=workers, progress=progress)
         row = evaluation.summary().iloc[0].to_dict()
         figures[split] = json_safe({key: row[key] for key in EVALUATION_KEYS if key in row})
     return figures
@@ -303,7 +305,8 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
 
     into = Path(into) if into is not None else shipped_dir()
     card_file = _free_card_path(name, into, overwrite)
-    figures = evaluate_model(trained.model, trained.data, list(evaluate), name, workers, progress) if evaluate else {}
+    figures = evaluate_model(trained.model, trained.data, list(evaluate), name, workers, progress,
+                             trained.settings) if evaluate else {}
     data = dataset_identity(trained.data)
     card = {
         "format": CARD_FORMAT, "version": CARD_VERSION, "name": name, "kind": trained.kind,
@@ -317,6 +320,8 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     }
     if trained.kind in NOTATED_TEMPO_KINDS:
         card[STAND_IN_SPEED_KEY] = stand_in_speed_of(trained.data)
+    if trained.settings:
+        card[FOLLOWER_SETTINGS_KEY] = dict(trained.settings)
     model_file = into / card["model_file"]
     atomic_write_bytes(model_file, trained.model.read_bytes())
     atomic_write_bytes(card_file, (json.dumps(json_safe(card), indent=1) + "\n").encode())
@@ -411,7 +416,7 @@ def build_training_data(out: Path, workers: int | None = None, progress: bool = 
 
 def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
                          trunk_set: list[str] = (), progress: bool = True, jobs: int = 1,
-                         workers: int | None = None) -> TrainedModel:
+                         workers: int | None = None, settings: dict[str, Any] | None = None) -> TrainedModel:
     """The training data (:data:`TRAINING_DATA`, unless ``data`` names a dataset root to train on alone), a
     matching trunk per seed (``jobs`` at a time), each followed by the tracker on the valid split; the seed
     whose tracker tracks best on valid (TR, then TUE)."""
@@ -433,19 +438,40 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
         commands = [_run_stage("trunk", arguments, run) for arguments, run in stages]
     candidates = []
     for seed, (_, run) in zip(seeds, stages):
-        valid = _valid_figures(run / "best.pt", main_root, workers, progress)
+        valid = _valid_figures(run / "best.pt", main_root, workers, progress, settings)
         candidates.append((float(valid["tr"]), float(valid["tue"]), -seed, run, valid))
         print(f"seed {seed}: the tracker on its trunk tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
     if len(stages) > 1:  # all trunks' logits averaged: a candidate too, which loses ties (it costs more)
         ensemble = ensemble_model([run / "best.pt" for _, run in stages], out / "ensemble" / "best.pt")
-        valid = _valid_figures(ensemble, main_root, workers, progress)
+        valid = _valid_figures(ensemble, main_root, workers, progress, settings)
         candidates.append((float(valid["tr"]), float(valid["tue"]), -float("inf"), ensemble.parent, valid))
         print(f"all {len(stages)} trunks averaged: the tracker tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
     *_, chosen, chosen_valid = max(candidates, key=lambda candidate: candidate[:3])
     trained = trained_model(chosen / "best.pt")
     trained.commands = commands
     trained.selection = {**chosen_valid, "chosen_from": {str(run): tr for tr, _, _, run, _ in candidates}}
+    trained.settings = dict(settings or {})
     return trained
+
+
+def tracker_settings(items: list[str]) -> dict[str, Any]:
+    """``--tracker-set KEY=VALUE`` items as settings of :class:`agents.tracking.FilterSettings` (checked)."""
+    import dataclasses
+
+    from agents.tracking import FilterSettings
+
+    settings = {}
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--tracker-set: expected KEY=VALUE, got {item!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    known = {f.name for f in dataclasses.fields(FilterSettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"--tracker-set: unknown tracker setting(s) {unknown}; known: {sorted(known)}")
+    FilterSettings(**settings)  # its own checks of the values
+    return settings
 
 
 def ensemble_model(checkpoints: list[Path], out: Path) -> Path:
@@ -470,12 +496,14 @@ def ensemble_model(checkpoints: list[Path], out: Path) -> Path:
     return out
 
 
-def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool) -> dict[str, Any]:
-    """The model's figures on the valid split of ``data``, kept beside it (``valid.json``): a re-run re-uses them."""
+def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool,
+                   settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's figures on the valid split of ``data`` (its follower made with ``settings``), kept beside it
+    (``valid.json``): a re-run re-uses them."""
     from sfgym.files import atomic_write_bytes
 
     cached = model.parent / "valid.json"
-    fingerprint = {"model_sha256": file_sha256(model), "data": str(data)}
+    fingerprint = {"model_sha256": file_sha256(model), "data": str(data), **({"settings": settings} if settings else {})}
     if cached.is_file():
         try:
             saved = json.loads(cached.read_text())
@@ -483,7 +511,7 @@ def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool)
                 return saved["figures"]
         except (OSError, json.JSONDecodeError, AttributeError, KeyError):
             pass  # unreadable: evaluate again
-    figures = evaluate_model(model, data, ["valid"], model.parent.name, workers, progress)["valid"]
+    figures = evaluate_model(model, data, ["valid"], model.parent.name, workers, progress, settings)["valid"]
     atomic_write_bytes(cached, (json.dumps({"fingerprint": fingerprint, "figures": figures}, indent=1) + "\n").encode())
     return figures
 
@@ -549,6 +577,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cores)")
     parser.add_argument("--trunk-config", default=TRUNK_CONFIG, help=f"trunk config (default {TRUNK_CONFIG})")
     parser.add_argument("--rl-config", default=RL_CONFIG, help=f"PPO config (default {RL_CONFIG})")
+    parser.add_argument("--tracker-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the shipped tracker (agents.tracking.FilterSettings, e.g. temperature=40): "
+                             "used to choose it on valid, to evaluate it, and recorded on its card (repeatable)")
     parser.add_argument("--trunk-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a trunk config value (repeatable)")
     parser.add_argument("--rl-set", action="append", default=[], metavar="KEY=VALUE",
@@ -581,6 +612,7 @@ def main(args: argparse.Namespace) -> int:
     into = Path(args.into) if args.into else shipped_dir()
     _free_card_path(args.ship, into, args.overwrite)  # before hours of training, not after
     splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
+    settings = tracker_settings(args.tracker_set)
     staging = tempfile.TemporaryDirectory(prefix="sfgym-ship-")  # an ensemble of --from runs is made here
     if args.source is not None and "," in args.source:
         sources = [Path(source.strip()) for source in args.source.split(",") if source.strip()]
@@ -598,10 +630,15 @@ def main(args: argparse.Namespace) -> int:
             raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
         if args.follower == "tracker":
             trained = train_tracker_stages(Path(args.out), seeds, args.data, args.trunk_config, args.trunk_set,
-                                           progress=not args.no_progress, jobs=args.jobs, workers=args.workers)
+                                           progress=not args.no_progress, jobs=args.jobs, workers=args.workers,
+                                           settings=settings)
         else:
             trained = train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
                                        args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
+    if settings:
+        if trained.kind != "tracker":
+            raise ValueError(f"--tracker-set: the model to ship is of kind {trained.kind!r}, not a tracker")
+        trained.settings = settings
     card = ship(trained, args.ship, into, evaluate=splits, description=args.description,
                 command=_command_line(args), overwrite=args.overwrite, workers=args.workers,
                 progress=not args.no_progress)
