@@ -160,6 +160,11 @@ def save_checkpoint(path: str | Path, trainer: str, model: torch.nn.Module, conf
     payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "trainer": trainer, "config": config,
                "trunk": trunk.settings(), "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                **extra}
+    return write_checkpoint_payload(path, payload)
+
+
+def write_checkpoint_payload(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write a checkpoint's ``payload`` (as :func:`save_checkpoint` makes it) atomically."""
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -237,7 +242,11 @@ def read_trunk(path: str | Path):
     Raises:
         FileNotFoundError / ValueError: as :func:`read_checkpoint`; also a checkpoint without trunk weights.
     """
-    payload = read_checkpoint(path)
+    return trunk_of(read_checkpoint(path))
+
+
+def trunk_of(payload: dict[str, Any]):
+    """:func:`read_trunk` of a checkpoint already read (:func:`read_checkpoint`'s payload)."""
     state = {key[len("trunk."):]: value for key, value in payload["model_state"].items() if key.startswith("trunk.")}
     if not state:
         raise ValueError(f"{payload['path']}: its 'model_state' has no 'trunk.*' weights")

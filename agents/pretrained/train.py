@@ -233,13 +233,12 @@ def _tracker_model(model: Path) -> TrainedModel:
     config = payload["config"]
     run = model.parent
     members = payload.get("member_sources")
-    if members:  # an ensemble: its members' runs say how they were made
-        runs = [Path(member).parent for member in members]
-        commands = [_stage_command(member, "trunk") for member in runs if (member / "config.yaml").is_file()]
+    if members:  # an ensemble: its members' runs (those that are still there) say how they were made
+        runs = [Path(member).parent for member in members if (Path(member).parent / "config.yaml").is_file()]
         return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")), seed=None,
                             description=f"{len(members)} matching trunks averaged under a (position, tempo) filter",
-                            selection={}, commands=commands,
-                            configs={str(member): _run_config(member) for member in runs if (member / "config.yaml").is_file()})
+                            selection={}, commands=[_stage_command(run, "trunk") for run in runs],
+                            configs={str(run): _run_config(run) for run in runs})
     commands = [_stage_command(run, "trunk")] if (run / "config.yaml").is_file() else []
     return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")),
                         seed=config.get("training", {}).get("seed"),
@@ -456,21 +455,14 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
 
 def tracker_settings(items: list[str]) -> dict[str, Any]:
     """``--tracker-set KEY=VALUE`` items as settings of :class:`agents.tracking.FilterSettings` (checked)."""
-    import dataclasses
-
+    from agents.config_files import apply_overrides
     from agents.tracking import FilterSettings
 
-    settings = {}
-    for item in items:
-        key, separator, value = item.partition("=")
-        if not separator or not key.strip():
-            raise ValueError(f"--tracker-set: expected KEY=VALUE, got {item!r}")
-        settings[key.strip()] = yaml.safe_load(value)
-    known = {f.name for f in dataclasses.fields(FilterSettings)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"--tracker-set: unknown tracker setting(s) {unknown}; known: {sorted(known)}")
-    FilterSettings(**settings)  # its own checks of the values
+    settings = apply_overrides({}, items)
+    try:
+        FilterSettings.checked(settings)
+    except ValueError as error:
+        raise ValueError(f"--tracker-set: {error}") from None
     return settings
 
 
@@ -607,49 +599,52 @@ def _command_line(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _model_to_ship(args: argparse.Namespace, settings: dict[str, Any], staging: Path) -> TrainedModel:
+    """The model ``args`` name (``--from``), or the one its stages train; an ensemble of several ``--from``
+    runs is written into ``staging``."""
+    if args.source is not None and "," in args.source:
+        sources = [Path(source.strip()) for source in args.source.split(",") if source.strip()]
+        return trained_model(ensemble_model(sources, staging / "best.pt"))
+    if args.source is not None:
+        return trained_model(args.source)
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
+    if not seeds:
+        raise ValueError("--seeds: give at least one seed")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.follower == "tracker":
+        return train_tracker_stages(Path(args.out), seeds, args.data, args.trunk_config, args.trunk_set,
+                                    progress=not args.no_progress, jobs=args.jobs, workers=args.workers,
+                                    settings=settings)
+    return train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
+                            args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``sfgym train pretrained`` with parsed ``args``."""
     into = Path(args.into) if args.into else shipped_dir()
     _free_card_path(args.ship, into, args.overwrite)  # before hours of training, not after
     splits = [] if args.evaluate.strip().lower() == "none" else [s.strip() for s in args.evaluate.split(",") if s.strip()]
     settings = tracker_settings(args.tracker_set)
-    staging = tempfile.TemporaryDirectory(prefix="sfgym-ship-")  # an ensemble of --from runs is made here
-    if args.source is not None and "," in args.source:
-        sources = [Path(source.strip()) for source in args.source.split(",") if source.strip()]
-        trained = trained_model(ensemble_model(sources, Path(staging.name) / "best.pt"))
-    elif args.source is not None:
-        trained = trained_model(args.source)
-    else:
-        try:
-            seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-        except ValueError:
-            raise ValueError(f"--seeds: comma-separated integers, got {args.seeds!r}") from None
-        if not seeds:
-            raise ValueError("--seeds: give at least one seed")
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-        if args.follower == "tracker":
-            trained = train_tracker_stages(Path(args.out), seeds, args.data, args.trunk_config, args.trunk_set,
-                                           progress=not args.no_progress, jobs=args.jobs, workers=args.workers,
-                                           settings=settings)
-        else:
-            trained = train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
-                                       args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
-    if settings:
-        if trained.kind != "tracker":
-            raise ValueError(f"--tracker-set: the model to ship is of kind {trained.kind!r}, not a tracker")
-        trained.settings = settings
-    card = ship(trained, args.ship, into, evaluate=splits, description=args.description,
-                command=_command_line(args), overwrite=args.overwrite, workers=args.workers,
-                progress=not args.no_progress)
-    size = trained.model.stat().st_size
+    with tempfile.TemporaryDirectory(prefix="sfgym-ship-") as staging:
+        trained = _model_to_ship(args, settings, Path(staging))
+        if settings:
+            if trained.kind != "tracker":
+                raise ValueError(f"--tracker-set: the model to ship is of kind {trained.kind!r}, not a tracker")
+            trained.settings = settings
+        card = ship(trained, args.ship, into, evaluate=splits, description=args.description,
+                    command=_command_line(args), overwrite=args.overwrite, workers=args.workers,
+                    progress=not args.no_progress)
+        size = trained.model.stat().st_size
     shipped = json.loads(card.read_text())
     figures = ", ".join(f"{split} TR {f['tr']:.3f} TUE {f['tue']:.3f}" for split, f in shipped["evaluation"].items())
     print(f"shipped {trained.model} as follower {args.ship!r} ({size / 2**20:.1f} MB): {card}"
           + (f"; {figures}" if figures else ""))
     if size > LARGE_MODEL_BYTES:
         print(f"warning: the model is {size / 2**20:.1f} MB; the package should stay small (a few MB)")
-    staging.cleanup()
     return 0
 
 

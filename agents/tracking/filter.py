@@ -18,7 +18,7 @@ outside is zero. A frame costs ``O(tempi × band)``, whatever the length of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -61,6 +61,15 @@ class FilterSettings:
                 raise ValueError(f"filter: {key} must be positive, got {getattr(self, key)}")
         if self.band < 2 * np.ceil(self.tempo_max):
             raise ValueError(f"filter: band must be at least {2 * int(np.ceil(self.tempo_max))} frames, got {self.band}")
+
+    @classmethod
+    def checked(cls, settings: dict) -> "FilterSettings":
+        """Settings from a mapping of field names, with a clear error naming unknown ones."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown tracker setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**settings)
 
     @property
     def tempi(self) -> np.ndarray:

@@ -20,8 +20,6 @@ one); the shipped ``pretrained`` follower is one (:mod:`agents.pretrained`).
 
 from __future__ import annotations
 
-import dataclasses
-import io
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -137,14 +135,15 @@ def load_follower(path: str | Path, name: str | None = None, **settings: Any) ->
     ``best.pt``, or its directory), or on all the trunks of an ensemble (:func:`save_trunk_ensemble`);
     ``settings`` override :class:`FilterSettings` fields, except ``px_per_second`` and ``normalize`` which go
     to the tracker."""
-    from agents.runs import read_checkpoint, read_trunk, resolve_checkpoint
+    from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of
 
     path = resolve_checkpoint(path)
-    weights, trunk_config = read_trunk(path)
+    payload = read_checkpoint(path)
+    weights, trunk_config = trunk_of(payload)
     if trunk_config.kind != MatchingTrunk.KIND:
         raise ValueError(f"{path}: a {trunk_config.kind!r} trunk; the tracker needs a matching trunk "
                          "(sfgym train trunk --config trunk_matching)")
-    members = read_checkpoint(path).get(ENSEMBLE_KEY)
+    members = payload.get(ENSEMBLE_KEY)
     if members is None:
         trunks = [_trunk(weights, trunk_config, str(path))]
     elif isinstance(members, list) and members and all(isinstance(member, dict) for member in members):
@@ -154,12 +153,9 @@ def load_follower(path: str | Path, name: str | None = None, **settings: Any) ->
         raise ValueError(f"{path}: its '{ENSEMBLE_KEY}' must be a non-empty list of trunk weights")
     px_per_second = settings.pop("px_per_second", None)
     normalize = bool(settings.pop("normalize", True))
-    known = {f.name for f in dataclasses.fields(FilterSettings)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(f"unknown tracker setting(s) {unknown}; known: {sorted(known)}")
+    filter_settings = FilterSettings.checked(settings)
     run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
-    return MatchingTracker(trunks, name=name or f"tracker:{run}", settings=FilterSettings(**settings),
+    return MatchingTracker(trunks, name=name or f"tracker:{run}", settings=filter_settings,
                            px_per_second=px_per_second, normalize=normalize)
 
 
@@ -170,20 +166,20 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
     Raises:
         ValueError: fewer than two checkpoints, a trunk that is not a matching one, or trunks of other settings.
     """
-    from agents.runs import read_checkpoint, read_trunk, resolve_checkpoint
-    from sfgym.files import atomic_write_bytes
+    from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of, write_checkpoint_payload
 
     paths = [resolve_checkpoint(checkpoint) for checkpoint in checkpoints]
     if len(paths) < 2:
         raise ValueError(f"an ensemble needs at least two trunks, got {len(paths)}")
-    members = [read_trunk(path) for path in paths]
+    payloads = [read_checkpoint(path) for path in paths]
+    members = [trunk_of(payload) for payload in payloads]
     first_config = members[0][1]
     for path, (_, config) in zip(paths, members):
         if config.kind != MatchingTrunk.KIND:
             raise ValueError(f"{path}: a {config.kind!r} trunk; an ensemble is of matching trunks")
         if config != first_config:
             raise ValueError(f"{path}: its trunk settings differ from {paths[0]}'s; an ensemble's trunks must match")
-    payload = read_checkpoint(paths[0])
+    payload = dict(payloads[0])
     payload.pop("path")
     payload["trunk"] = first_config.settings()
     # the first member's weights are its model_state's trunk: the same tensors, so that torch stores them once
@@ -191,11 +187,8 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
                               **{f"trunk.{key}": value for key, value in members[0][0].items()}}
     payload[ENSEMBLE_KEY] = [weights for weights, _ in members]
     payload["member_sources"] = [str(path) for path in paths]
-    payload["member_metrics"] = [read_checkpoint(path).get("metrics") for path in paths]
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write_bytes(out, buffer.getvalue())
-    return Path(out)
+    payload["member_metrics"] = [member.get("metrics") for member in payloads]
+    return write_checkpoint_payload(out, payload)
 
 
 __all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "load_follower", "save_trunk_ensemble"]
