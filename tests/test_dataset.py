@@ -11,7 +11,7 @@ import pytest
 from sfgym.cli import main as sfgym_main
 from sfgym.data.dataset import BuildConfig, assign_splits, build_dataset, dataset_summary, expressive_timing
 from sfgym.data.engrave import engrave
-from sfgym.data.importer import import_piece, read_alignment_csv, retime_notes
+from sfgym.data.importer import import_piece, read_alignment_csv, read_match_alignment, retime_notes
 from sfgym.data.msmd import find_split_dir, list_pieces, load_split, notes_to_midi
 from sfgym.data.piece import PieceFormatError
 
@@ -183,6 +183,58 @@ def test_a_note_id_given_twice_names_both_lines(tmp_path):
     path = _write_alignment(tmp_path / "a.csv", [("n0", 0.5), ("n1", 1.0), ("n2", 1.5), ("n1", 1.1)])
     with pytest.raises(PieceFormatError, match=r"a\.csv: note_id 'n1' appears twice, on lines 3 and 5"):
         read_alignment_csv(path)
+
+
+MATCH_HEADER = ("info(matchFileVersion,1.0.0).\ninfo(scoreFileName,etude.musicxml).\n"
+                "info(midiClockUnits,480).\ninfo(midiClockRate,500000).\n")
+
+
+def _match_line(note_id: str, tick: int) -> str:
+    """A version-1 matched note (as Vienna 4x22's): snote(score note)-note(id, pitch, onset, offset, velocity, ...)."""
+    return f"snote({note_id},[C,n],4,1:1,0,1/4,0.0000,1.0000,[v1,staff1])-note(p{note_id},60,{tick},{tick + 200},80,0,0).\n"
+
+
+def test_match_file_alignments_are_read_in_seconds(tmp_path):
+    # 480 ticks per quarter at 500,000 us per quarter: 960 ticks = 1 s. Deletions and insertions are skipped.
+    match = tmp_path / "take.match"
+    match.write_text(MATCH_HEADER + _match_line("n0", 480) + _match_line("n1", 960)
+                     + "snote(n2,[D,n],4,1:2,0,1/4,1.0000,2.0000,[v1,staff1])-deletion.\n"
+                     + "insertion-note(p9,61,1000,1100,70,0,0).\n"
+                     # the older layout: note(id, [step, alter], octave, onset, offset, adjusted offset, velocity)
+                     + "snote(n3,[E,n],4,1:3,0,1/4,2.0000,3.0000,[v1,staff1])-note(p3,[E,n],4,1920,2100,2100,80).\n")
+    assert read_match_alignment(match) == pytest.approx({"n0": 0.5, "n1": 1.0, "n3": 2.0})
+
+
+def test_match_file_errors_name_the_file_and_the_problem(tmp_path):
+    no_clock = tmp_path / "no_clock.match"
+    no_clock.write_text("info(matchFileVersion,1.0.0).\n" + _match_line("n0", 480))
+    with pytest.raises(PieceFormatError, match=r"no_clock\.match: a match file needs numeric info\(midiClockUnits"):
+        read_match_alignment(no_clock)
+    empty = tmp_path / "empty.match"
+    empty.write_text(MATCH_HEADER)
+    with pytest.raises(PieceFormatError, match=r"empty\.match: match file has no matched notes"):
+        read_match_alignment(empty)
+    twice = tmp_path / "twice.match"
+    twice.write_text(MATCH_HEADER + _match_line("n0", 480) + _match_line("n0", 960))
+    with pytest.raises(PieceFormatError, match=r"twice\.match: line 6: score note 'n0' is matched twice"):
+        read_match_alignment(twice)
+
+
+def test_import_follows_a_match_file(tmp_path, score_file):
+    engraved = engrave(score_file)
+    # Played 1.5x slower than notated after a 0.5 s rest, as a match file records it (ticks of 1/960 s).
+    lines = [_match_line(note_id, round((0.5 + 1.5 * onset) * 960))
+             for note_id, (onset, _, _) in zip(engraved.note_ids_of_notes, engraved.notes)]
+    match = tmp_path / "take2.match"
+    match.write_text(MATCH_HEADER + "".join(lines))
+    performance = tmp_path / "take2.mid"
+    performed = engraved.notes.copy()
+    performed[:, 0] = 0.5 + 1.5 * performed[:, 0]
+    notes_to_midi(performed).write(str(performance))
+    assert sfgym_main(["data", "import", "--score", str(score_file), "--performance", str(performance),
+                       "--alignment", str(match), "--out", str(tmp_path / "eval")]) == 0
+    [piece] = load_split(tmp_path / "eval", progress=False)
+    np.testing.assert_allclose(piece.notes[:, 0], 0.5 + 1.5 * piece.score_notes[:, 0], atol=2e-3)
 
 
 GRACE = '<note id="g{0}"><grace slash="yes"/><pitch><step>G</step><octave>5</octave></pitch><type>eighth</type></note>'

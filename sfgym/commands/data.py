@@ -46,15 +46,16 @@ def register(subparsers) -> None:
         "import", help="import your own score (and performance) as an MSMD-format piece",
         description="Engrave a score and write it, with a performance, as one MSMD-format piece into a split "
         "directory. Without --performance the score's own MIDI is synthesized. A performance (MIDI or audio) "
-        "follows the alignment CSV (note_id,onset_s) given with --alignment; without one it is aligned to the "
-        "score automatically and the alignment written beside the piece (<out>/performance/<piece>.alignment.csv) "
+        "follows the alignment given with --alignment (a note_id,onset_s CSV or a match file); without one it is "
+        "aligned to the score automatically and the alignment written beside the piece (<out>/performance/<piece>.alignment.csv) "
         "to check and correct. Notes an alignment has out of score order (grace notes, rolled chords, alignment "
         "noise) are reconciled with a warning. Repeated imports into one --out accumulate; a piece of the same "
         "name is replaced only with --overwrite.")
     importer.add_argument("--score", type=Path, required=True, help="MusicXML (.xml/.musicxml/.mxl), MEI, .krn or .abc")
     importer.add_argument("--performance", type=Path, help="the performance: .mid or .wav/.flac/.ogg")
     importer.add_argument("--alignment", type=Path,
-                          help="CSV with columns note_id,onset_s (default: align the performance automatically)")
+                          help="CSV with columns note_id,onset_s, or a match file (.match: Vienna 4x22, Batik, (n)ASAP) "
+                          "(default: align the performance automatically)")
     importer.add_argument("--out", type=Path, required=True, help="split directory to add the piece to")
     importer.add_argument("--soundfont", default="TimGM6mb", help="soundfont for synthesis (default TimGM6mb)")
     importer.add_argument("--overwrite", action="store_true", help="replace a piece of the same name in --out")

@@ -2,8 +2,8 @@
 
 - Score only: the score's own MIDI (notated tempo) is synthesized and followed.
 - Score + performance (MIDI or audio) + alignment CSV (``note_id,onset_s``: the score's note id, as in the
-  MusicXML/MEI ``id`` / ``xml:id``, and when it was played): the ground truth follows the performance's real
-  timing. Notes missing from the CSV are placed by linear interpolation of the aligned ones over score time
+  MusicXML/MEI ``id`` / ``xml:id``, and when it was played) or match file (``.match``, the note alignments of
+  Vienna 4x22, Batik and (n)ASAP): the ground truth follows the performance's real timing. Notes missing from the CSV are placed by linear interpolation of the aligned ones over score time
   (and extrapolated at the local tempo before the first and after the last aligned note). Notes played out of
   score order (grace notes, rolled chords, ornaments, alignment noise) are reconciled with a warning; an
   alignment with more than a fifth of its chords out of order is refused.
@@ -70,6 +70,70 @@ def read_alignment_csv(path: str | Path) -> dict[str, float]:
     if not alignment:
         raise PieceFormatError(path, "alignment CSV has no rows")
     return alignment
+
+
+def _match_arguments(text: str) -> list[str]:
+    """The top-level comma-separated arguments of a match-file term's ``(...)`` (brackets kept whole)."""
+    arguments, depth, current = [], 0, []
+    for char in text:
+        if char == "," and depth == 0:
+            arguments.append("".join(current).strip())
+            current = []
+            continue
+        depth += (char in "([") - (char in ")]")
+        current.append(char)
+    arguments.append("".join(current).strip())
+    return arguments
+
+
+def read_match_alignment(path: str | Path) -> dict[str, float]:
+    """``{score note id: performed onset seconds}`` from a match file (the note-level alignment format of the
+    Vienna 4x22, Batik and (n)ASAP corpora, written by partitura and parangonar).
+
+    Every ``snote(<id>, ...)-note(...)`` line is a matched note; its onset is in MIDI ticks, converted with the
+    file's ``midiClockUnits`` (ticks per quarter) and ``midiClockRate`` (microseconds per quarter). Both
+    layouts of the performed note are read: version 1 (``note(id, midi pitch, onset, offset, ...)``) and the
+    older one (``note(id, [step, alter], octave, onset, offset, ...)``). Deletions and insertions are skipped;
+    the importer interpolates the score notes that were left out.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PieceFormatError(path, "alignment file does not exist")
+    info: dict[str, str] = {}
+    ticks: dict[str, float] = {}
+    for line_number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = line.strip().rstrip(".")
+        if line.startswith("info(") and line.endswith(")"):
+            key, _, value = line[len("info("):-1].partition(",")
+            info[key.strip()] = value.strip()
+        if not (line.startswith("snote(") and ")-note(" in line and line.endswith(")")):
+            continue
+        score_part, _, performed_part = line.partition(")-note(")
+        note_id = _match_arguments(score_part[len("snote("):])[0]
+        performed = _match_arguments(performed_part[:-1])
+        onset_index = 3 if len(performed) > 1 and performed[1].startswith("[") else 2
+        try:
+            onset = float(performed[onset_index])
+        except (IndexError, ValueError):
+            raise PieceFormatError(path, f"line {line_number}: cannot read the performed onset of {line!r}") from None
+        if note_id in ticks:
+            raise PieceFormatError(path, f"line {line_number}: score note {note_id!r} is matched twice")
+        ticks[note_id] = onset
+    try:
+        seconds_per_tick = float(info["midiClockRate"]) / 1e6 / float(info["midiClockUnits"])
+    except (KeyError, ValueError):
+        raise PieceFormatError(path, "a match file needs numeric info(midiClockUnits,...) and "
+                               "info(midiClockRate,...) lines to convert its ticks to seconds") from None
+    if not ticks:
+        raise PieceFormatError(path, "match file has no matched notes (snote(...)-note(...) lines)")
+    return {note_id: tick * seconds_per_tick for note_id, tick in ticks.items()}
+
+
+def read_alignment(path: str | Path) -> dict[str, float]:
+    """``{score note id: performed onset seconds}`` from a match file (``.match``) or a ``note_id,onset_s`` CSV."""
+    if Path(path).suffix.lower() == ".match":
+        return read_match_alignment(path)
+    return read_alignment_csv(path)
 
 
 INCONSISTENT_FRACTION = 0.2
@@ -182,7 +246,7 @@ def import_piece(
         performance = Path(performance)
         if not performance.is_file():
             raise PieceFormatError(performance, "performance file does not exist")
-        notes = retime_notes(engraved.notes, engraved.note_ids_of_notes, read_alignment_csv(alignment), alignment)
+        notes = retime_notes(engraved.notes, engraved.note_ids_of_notes, read_alignment(alignment), alignment)
         if performance.suffix.lower() in (".mid", ".midi"):
             import pretty_midi
 
