@@ -236,3 +236,44 @@ def test_the_tracker_s_trunk_hears_a_quieter_recording_as_the_original(tmp_path,
     np.testing.assert_allclose(heard_by_the_trunk(load_follower(checkpoint), quiet), original, atol=1e-4)
     unnormalized = heard_by_the_trunk(load_follower(checkpoint, normalize=False), quiet)
     assert np.abs(unnormalized - original).mean() > 0.1 * np.abs(original).mean()
+
+
+# ---------------------------------------------------------------------------- chroma evidence beside the trunk's
+@pytest.fixture(scope="module")
+def slow_take(tmp_path_factory):
+    """A melody with thirds (notated at 120 bpm), played at 0.6 of its notated tempo on the score's own piano."""
+    from sfgym.data.engrave import engrave
+    from sfgym.data.importer import import_piece
+    from sfgym.data.msmd import load_split, notes_to_midi
+
+    from scores import SCALE, melody_musicxml
+
+    root = tmp_path_factory.mktemp("slow_take")
+    score = root / "etude.musicxml"
+    score.write_text(melody_musicxml(SCALE[:6] * 3, tempo_bpm=120, chord_every=2))
+    engraved = engrave(score)
+    performed = engraved.notes.copy()
+    performed[:, 0] = 0.5 + performed[:, 0] / 0.6
+    performed[:, 2] /= 0.6
+    notes_to_midi(performed).write(str(root / "slow.mid"))
+    alignment = root / "slow.csv"
+    alignment.write_text("note_id,onset_s\n" + "".join(
+        f"{note_id},{onset:.4f}\n" for note_id, onset in zip(engraved.note_ids_of_notes, performed[:, 0])))
+    import_piece(score, root / "eval", performance=root / "slow.mid", alignment=alignment)
+    return load_split(root / "eval", progress=False)[0]
+
+
+def test_chroma_evidence_carries_an_untrained_trunk_through_a_take_far_from_the_notated_tempo(tmp_path, slow_take):
+    from agents.tracking import load_follower
+    from sfgym.evaluation import run_episode
+
+    checkpoint = _trunk_checkpoint(tmp_path / "trunk.pt")  # untrained: its logits say nothing about the music
+    alone = run_episode(load_follower(checkpoint), slow_take)
+    with_chroma = run_episode(load_follower(checkpoint, chroma_weight=10.0), slow_take)
+    reached = {label: trajectory.reached_onsets(slow_take.onset_frames).mean()
+               for label, trajectory in (("alone", alone), ("with chroma", with_chroma))}
+    # alone it runs on at the notated tempo and loses the take; the chroma of what it hears holds it there
+    assert alone.lost and reached["alone"] < 0.6, reached
+    assert not with_chroma.lost and reached["with chroma"] == 1.0, reached
+    with pytest.raises(ValueError, match="chroma_weight must be >= 0"):
+        FilterSettings(chroma_weight=-1.0)

@@ -75,6 +75,15 @@ class _ReferenceCache:
 _REFERENCE_CACHE = _ReferenceCache()
 
 
+def reference_features(score_notes: np.ndarray, features: Callable[[np.ndarray], np.ndarray], features_key: str,
+                       soundfont: str = "TimGM6mb") -> np.ndarray:
+    """``features`` of the score's notes synthesized with ``soundfont`` (a frame per notated frame), cached in
+    memory under the notes, the soundfont and ``features_key`` (which must name the features' settings)."""
+    digest = hashlib.sha1(np.ascontiguousarray(score_notes, dtype=np.float64).tobytes()).hexdigest()
+    return _REFERENCE_CACHE.get(f"{soundfont}:{features_key}:{digest}",
+                                lambda: features(synthesized_spectrogram(score_notes, soundfont)))
+
+
 class OnlineDTWFollower(Follower):
     """On-line time warping of the incoming spectrogram against the synthesized score.
 
@@ -136,11 +145,7 @@ class OnlineDTWFollower(Follower):
     def _reference_features(self, score_notes: np.ndarray) -> np.ndarray:
         if self.reference_spectrogram is not None:  # a custom renderer (tests): cheap, not cached
             return self._features(self.reference_spectrogram(score_notes))
-        digest = hashlib.sha1(np.ascontiguousarray(score_notes, dtype=np.float64).tobytes()).hexdigest()
-        return _REFERENCE_CACHE.get(
-            f"{self.soundfont}:{self.features}:{self.onset_weight}:{digest}",
-            lambda: self._features(synthesized_spectrogram(score_notes, self.soundfont)),
-        )
+        return reference_features(score_notes, self._features, f"{self.features}:{self.onset_weight}", self.soundfont)
 
     def reset(self, piece: Piece, seed: int | None = None) -> None:
         score_notes = notated_notes(piece, self.px_per_second)
@@ -187,4 +192,4 @@ class SpectrumDTWFollower(OnlineDTWFollower):
         super().__init__(**({"features": "spectrum", "method": "dixon", "onset_weight": 1.0, "max_step": 3} | kwargs))
 
 
-__all__ = ["OnlineDTWFollower", "SpectrumDTWFollower", "synthesized_spectrogram"]
+__all__ = ["OnlineDTWFollower", "SpectrumDTWFollower", "reference_features", "synthesized_spectrogram"]

@@ -11,7 +11,12 @@ for the sheet x there (one frame ahead, at the inferred tempo).
 
 What the trunk hears is first brought to the level and spectral tilt of its training data
 (:class:`~agents.tracking.normalize.SpectrumNormalizer`, causal), so that a quieter or darker piano is
-heard as the one it learned from. The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
+heard as the one it learned from. With ``chroma_weight`` > 0 (:class:`FilterSettings`) a second, classical
+piece of evidence joins the trunk's logits: the cosine of the newest frame's chroma and onset-chroma features
+(:class:`~agents.baselines.dtw_features.ChromaOnsetFeatures`, as on-line DTW uses them) with those of the
+score synthesized at each notated position. The trunk has learned what a piano it knows sounds like in
+music it knows; chroma knows neither but does not depend on the timbre, so each covers the other's blind
+spot. The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
 regressors on the same trunk, nothing here can learn a typical speed in place of listening.
 
 ``sfgym evaluate --agents runs/trunk/best.pt`` follows with this tracker (a trunk checkpoint is read as
@@ -27,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.baselines.dtw_features import ChromaOnsetFeatures
+from agents.baselines.online_dtw import reference_features
 from agents.baselines.score_side import ScoreMap, notated_notes
 from agents.networks import MatchingTrunk
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
@@ -76,6 +83,7 @@ class MatchingTracker(Follower):
         self.px_per_second = px_per_second
         self.normalizer = SpectrumNormalizer() if normalize else None
         self.geometry = DEFAULT_GEOMETRY
+        self._chroma = ChromaOnsetFeatures()
         self._filter: TempoPositionFilter | None = None
 
     # ------------------------------------------------------------------ per piece
@@ -83,7 +91,8 @@ class MatchingTracker(Follower):
     def reset(self, piece: Piece, seed: int | None = None) -> None:
         geometry = self.geometry
         strip = torch.from_numpy(score_observation_values(geometry.strip(piece.sheet)))[None]
-        self._map = ScoreMap.of(piece, notated_notes(piece, self.px_per_second))
+        score_notes = notated_notes(piece, self.px_per_second)
+        self._map = ScoreMap.of(piece, score_notes)
         self._fps = float(piece.fps)
         n_positions = int(np.ceil((self._map.onset_times[-1] + TAIL_S) * self._fps)) + 1
         position_x = self._map.x_at(np.arange(n_positions) / self._fps)
@@ -94,6 +103,10 @@ class MatchingTracker(Follower):
         for trunk in self.trunks:
             columns = trunk.column_embeddings(strip)[0].numpy()
             self._position_columns.append(columns[np.clip(column, 0, len(columns) - 1)])
+        self._position_chroma = None  # the synthesized score's chroma features at each notated position
+        if self.settings.chroma_weight > 0:
+            reference = reference_features(score_notes, self._chroma, "chroma-onset")
+            self._position_chroma = reference[np.minimum(np.arange(n_positions), len(reference) - 1)]
         self._width = float(piece.sheet_width)
         self._filter = TempoPositionFilter(n_positions, self._map.first_onset_time * self._fps, self.settings)
         if self.normalizer is not None:
@@ -104,7 +117,9 @@ class MatchingTracker(Follower):
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any] | None = None) -> np.ndarray:
         if self._filter is None:
             raise RuntimeError("MatchingTracker: call reset(piece) before act()")
-        heard = np.asarray(observation["spectrogram"], dtype=np.float32)[0, :, -self.trunk.config.match_frames:]
+        spectrogram = np.asarray(observation["spectrogram"], dtype=np.float32)[0]
+        heard_chroma = self._chroma(spectrogram[:, -2:])[-1] if self._position_chroma is not None else None
+        heard = spectrogram[:, -self.trunk.config.match_frames:]
         if self.normalizer is not None:
             self.normalizer.hear(heard[:, -1])
             heard = self.normalizer.normalize(heard)
@@ -112,7 +127,10 @@ class MatchingTracker(Follower):
         sounds = [trunk.sound_embeddings(heard)[0].numpy() for trunk in self.trunks]
 
         def logits(low: int, high: int) -> np.ndarray:
-            return sum(columns[low:high] @ sound for columns, sound in zip(self._position_columns, sounds)) / len(sounds)
+            evidence = sum(columns[low:high] @ sound for columns, sound in zip(self._position_columns, sounds)) / len(sounds)
+            if heard_chroma is not None:
+                evidence = evidence + self.settings.chroma_weight * (self._position_chroma[low:high] @ heard_chroma)
+            return evidence
 
         position, tempo = self._filter.step(logits)
         x = float(self._map.x_at((position + LOOK_AHEAD * tempo) / self._fps))
