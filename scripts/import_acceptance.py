@@ -14,8 +14,9 @@ of score order).
 ``asap`` (https://github.com/fosfrancesco/asap-dataset): concert pieces (Bach to Ravel) with beat-level
 annotations only. The scores that have no repeats, volta brackets, segno or coda (a performance that jumps
 back cannot be followed on a score that is not unfolded) are taken with one performance each (the first
-by file name), the three shortest of at most five minutes per composer; each is aligned to its score automatically (``sfgym.data.alignment``, the same as
-``sfgym data import`` without ``--alignment``), and that alignment is the ground truth.
+by file name), the three shortest of at most five minutes per composer; each is aligned to its score
+automatically (``sfgym.data.alignment``, the same as ``sfgym data import`` without ``--alignment``), and that
+alignment is the ground truth.
 
 Usage::
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -44,14 +44,14 @@ REPEAT_MARKS = ("<repeat", "<ending", "<segno", "<coda", 'segno="', 'coda="', "d
 
 def vienna4x22_imports(corpus: Path) -> list[tuple[Path, Path, Path]]:
     """``(score, performance MIDI, match file)`` per performance (the match file is the alignment)."""
+    from sfgym.data.importer import read_match_info
+
     imports = []
     for match_file in sorted((corpus / "match").glob("*.match")):
-        header = match_file.read_text(encoding="utf-8", errors="replace")
-        score = re.search(r"^info\(scoreFileName,(.+)\)\.$", header, re.MULTILINE)
-        midi = re.search(r"^info\(midiFileName,(.+)\)\.$", header, re.MULTILINE)
-        if score is None or midi is None:
+        info = read_match_info(match_file)
+        if "scoreFileName" not in info or "midiFileName" not in info:
             raise SystemExit(f"{match_file}: no info(scoreFileName,...) / info(midiFileName,...) line")
-        imports.append((corpus / "musicxml" / score.group(1), corpus / "midi" / midi.group(1), match_file))
+        imports.append((corpus / "musicxml" / info["scoreFileName"], corpus / "midi" / info["midiFileName"], match_file))
     return imports
 
 

@@ -11,7 +11,7 @@ import pytest
 from sfgym.cli import main as sfgym_main
 from sfgym.data.dataset import BuildConfig, assign_splits, build_dataset, dataset_summary, expressive_timing
 from sfgym.data.engrave import engrave
-from sfgym.data.importer import import_piece, read_alignment_csv, read_match_alignment, retime_notes
+from sfgym.data.importer import import_piece, read_alignment_csv, read_match_alignment, read_match_info, retime_notes
 from sfgym.data.msmd import find_split_dir, list_pieces, load_split, notes_to_midi
 from sfgym.data.piece import PieceFormatError
 
@@ -203,6 +203,7 @@ def test_match_file_alignments_are_read_in_seconds(tmp_path):
                      # the older layout: note(id, [step, alter], octave, onset, offset, adjusted offset, velocity)
                      + "snote(n3,[E,n],4,1:3,0,1/4,2.0000,3.0000,[v1,staff1])-note(p3,[E,n],4,1920,2100,2100,80).\n")
     assert read_match_alignment(match) == pytest.approx({"n0": 0.5, "n1": 1.0, "n3": 2.0})
+    assert read_match_info(match)["scoreFileName"] == "etude.musicxml"  # which score and recording it aligns
 
 
 def test_match_file_errors_name_the_file_and_the_problem(tmp_path):

@@ -146,8 +146,8 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
 def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
     """The shipped follower ``name`` (a :class:`sfgym.followers.Follower`), loaded from its model file by the
     ordinary loader of its kind (the one a ``.zip`` / ``.pt`` path gets); ``kwargs`` go to that loader (e.g.
-    ``stochastic`` for an RL model), over the card's :data:`FOLLOWER_SETTINGS_KEY`. A tracker gets its card's stand-in speed (:data:`STAND_IN_SPEED_KEY`) as
-    ``px_per_second`` unless one is given."""
+    ``stochastic`` for an RL model), over the card's :data:`FOLLOWER_SETTINGS_KEY`. A tracker gets its card's
+    stand-in speed (:data:`STAND_IN_SPEED_KEY`) as ``px_per_second`` unless one is given."""
     from sfgym import followers
 
     model, card = shipped_model_path(name, directory)
@@ -215,8 +215,7 @@ def register_shipped(reserved: Collection[str] = ()) -> None:
         followers.register_follower(name, ShippedFollowerFactory(name))
 
 
-__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS", "SHIPPED_DIR_ENV", "STAND_IN_SPEED_KEY",
-           "FOLLOWER_SETTINGS_KEY",
-           "ShippedFollowerFactory",
+__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "FOLLOWER_SETTINGS_KEY", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS",
+           "SHIPPED_DIR_ENV", "STAND_IN_SPEED_KEY", "ShippedFollowerFactory",
            "card_path", "card_summary", "check_name", "file_sha256", "load_shipped", "read_card", "register_shipped",
            "shipped_dir", "shipped_model_path", "shipped_names"]

@@ -47,8 +47,8 @@ def register(subparsers) -> None:
         description="Engrave a score and write it, with a performance, as one MSMD-format piece into a split "
         "directory. Without --performance the score's own MIDI is synthesized. A performance (MIDI or audio) "
         "follows the alignment given with --alignment (a note_id,onset_s CSV or a match file); without one it is "
-        "aligned to the score automatically and the alignment written beside the piece (<out>/performance/<piece>.alignment.csv) "
-        "to check and correct. Notes an alignment has out of score order (grace notes, rolled chords, alignment "
+        "aligned to the score automatically and the alignment written beside the piece "
+        "(<out>/performance/<piece>.alignment.csv) to check and correct. Notes an alignment has out of score order (grace notes, rolled chords, alignment "
         "noise) are reconciled with a warning. Repeated imports into one --out accumulate; a piece of the same "
         "name is replaced only with --overwrite.")
     importer.add_argument("--score", type=Path, required=True, help="MusicXML (.xml/.musicxml/.mxl), MEI, .krn or .abc")

@@ -3,8 +3,8 @@
 - Score only: the score's own MIDI (notated tempo) is synthesized and followed.
 - Score + performance (MIDI or audio) + alignment CSV (``note_id,onset_s``: the score's note id, as in the
   MusicXML/MEI ``id`` / ``xml:id``, and when it was played) or match file (``.match``, the note alignments of
-  Vienna 4x22, Batik and (n)ASAP): the ground truth follows the performance's real timing. Notes missing from the CSV are placed by linear interpolation of the aligned ones over score time
-  (and extrapolated at the local tempo before the first and after the last aligned note). Notes played out of
+  Vienna 4x22, Batik and (n)ASAP): the ground truth follows the performance's real timing. Notes missing from
+  the alignment are placed by linear interpolation of the aligned ones over score time (and extrapolated at the local tempo before the first and after the last aligned note). Notes played out of
   score order (grace notes, rolled chords, ornaments, alignment noise) are reconciled with a warning; an
   alignment with more than a fifth of its chords out of order is refused.
 - Score + performance without an alignment: the performance is aligned to the score automatically
@@ -86,16 +86,8 @@ def _match_arguments(text: str) -> list[str]:
     return arguments
 
 
-def read_match_alignment(path: str | Path) -> dict[str, float]:
-    """``{score note id: performed onset seconds}`` from a match file (the note-level alignment format of the
-    Vienna 4x22, Batik and (n)ASAP corpora, written by partitura and parangonar).
-
-    Every ``snote(<id>, ...)-note(...)`` line is a matched note; its onset is in MIDI ticks, converted with the
-    file's ``midiClockUnits`` (ticks per quarter) and ``midiClockRate`` (microseconds per quarter). Both
-    layouts of the performed note are read: version 1 (``note(id, midi pitch, onset, offset, ...)``) and the
-    older one (``note(id, [step, alter], octave, onset, offset, ...)``). Deletions and insertions are skipped;
-    the importer interpolates the score notes that were left out.
-    """
+def _read_match(path: str | Path) -> tuple[dict[str, str], dict[str, float]]:
+    """A match file's ``info(key, value)`` lines and each matched score note's performed onset in MIDI ticks."""
     path = Path(path)
     if not path.is_file():
         raise PieceFormatError(path, "alignment file does not exist")
@@ -106,6 +98,7 @@ def read_match_alignment(path: str | Path) -> dict[str, float]:
         if line.startswith("info(") and line.endswith(")"):
             key, _, value = line[len("info("):-1].partition(",")
             info[key.strip()] = value.strip()
+            continue
         if not (line.startswith("snote(") and ")-note(" in line and line.endswith(")")):
             continue
         score_part, _, performed_part = line.partition(")-note(")
@@ -119,6 +112,25 @@ def read_match_alignment(path: str | Path) -> dict[str, float]:
         if note_id in ticks:
             raise PieceFormatError(path, f"line {line_number}: score note {note_id!r} is matched twice")
         ticks[note_id] = onset
+    return info, ticks
+
+
+def read_match_info(path: str | Path) -> dict[str, str]:
+    """A match file's ``info(key, value)`` lines as ``{key: value}`` (e.g. ``scoreFileName``, ``midiFileName``)."""
+    return _read_match(path)[0]
+
+
+def read_match_alignment(path: str | Path) -> dict[str, float]:
+    """``{score note id: performed onset seconds}`` from a match file (the note-level alignment format of the
+    Vienna 4x22, Batik and (n)ASAP corpora, written by partitura and parangonar).
+
+    Every ``snote(<id>, ...)-note(...)`` line is a matched note; its onset is in MIDI ticks, converted with the
+    file's ``midiClockUnits`` (ticks per quarter) and ``midiClockRate`` (microseconds per quarter). Both
+    layouts of the performed note are read: version 1 (``note(id, midi pitch, onset, offset, ...)``) and the
+    older one (``note(id, [step, alter], octave, onset, offset, ...)``). Deletions and insertions are skipped;
+    the importer interpolates the score notes that were left out.
+    """
+    info, ticks = _read_match(path)
     try:
         seconds_per_tick = float(info["midiClockRate"]) / 1e6 / float(info["midiClockUnits"])
     except (KeyError, ValueError):
