@@ -51,13 +51,41 @@ def test_a_wrong_peak_for_a_few_frames_does_not_make_the_filter_jump():
     assert position == pytest.approx(129, abs=2.0)
 
 
+def test_after_a_fermata_the_filter_finds_the_performer_again_only_if_it_knows_pauses():
+    def follow(settings):
+        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=settings)
+        for frame in range(100):
+            tracker.step(_peak(float(frame)))
+        for frame in range(100, 130):  # a fermata: 30 frames (1.5 s) on the note at position 100
+            tracker.step(_peak(100.0))
+        for frame in range(130, 170):  # then on, at the tempo of before
+            position, tempo = tracker.step(_peak(100.0 + frame - 130))
+        return position - (100.0 + 39), tempo
+
+    error, tempo = follow(FilterSettings(pause_start=0.005, pause_end=0.05))
+    assert abs(error) < 2.0 and tempo == pytest.approx(1.0, rel=0.1)
+    error, _ = follow(FilterSettings(pause_start=0.0))
+    assert error > 20.0  # without a paused state it ran on through the fermata and stayed ahead
+
+
+def test_a_wide_starting_tempo_belief_follows_a_take_far_slower_than_notated_from_the_start():
+    def worst_error(tempo_prior_std):
+        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=FilterSettings(tempo_prior_std=tempo_prior_std))
+        errors = [tracker.step(_peak(0.55 * frame))[0] - 0.55 * frame for frame in range(200)]
+        return max(abs(error) for error in errors)
+
+    assert worst_error(0.35) < 5.0
+    assert worst_error(0.15) > 8.0  # a narrow belief around the notated tempo runs ahead at first
+
+
 def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_band():
-    settings = FilterSettings(band=50)
+    settings = FilterSettings(band=50, pause_start=0.01)
     tracker = TempoPositionFilter(n_positions=120, start=100.0, settings=settings)
     for frame in range(80):  # runs into the end of the score: it stays there
         position, _ = tracker.step(_peak(100.0 + 2 * frame))
-        assert tracker.belief.sum() == pytest.approx(1.0)
-        assert np.count_nonzero(tracker.belief.sum(axis=0)) <= 2 * settings.band + 1
+        assert tracker.belief.sum() + tracker.paused.sum() == pytest.approx(1.0)
+        assert np.count_nonzero(tracker.belief.sum(axis=0) + tracker.paused.sum(axis=0)) <= 2 * settings.band + 1
+    assert tracker.paused.sum() > 0
     assert position == pytest.approx(119, abs=1.0)
 
 
@@ -71,6 +99,10 @@ def test_bad_evidence_and_settings_are_clear_errors():
         FilterSettings(tempo_min=2.0, tempo_max=1.0)
     with pytest.raises(ValueError, match="band"):
         FilterSettings(band=2)
+    with pytest.raises(ValueError, match="pause_end"):
+        FilterSettings(pause_end=0.0)
+    with pytest.raises(ValueError, match="unknown tracker setting"):
+        FilterSettings.checked({"pause": 0.1})
 
 
 # ---------------------------------------------------------------------------- the follower

@@ -8,6 +8,12 @@ Böck and Widmer among others. An observation model says how well the sound of t
 position (for sfgym's learned followers: a matching trunk's logits, :mod:`agents.tracking.follower`);
 the filter multiplies the predicted belief with it and renormalizes.
 
+A performer also stops: a fermata, a breath between phrases, a held chord. A pause is not a slower tempo
+(reaching the slowest tempo takes many tempo changes, and the tempo after the pause is the one before it),
+so the filter carries a second, *paused* copy of the belief: each frame a share ``pause_start`` of the
+moving belief stops where it is, keeping its tempo, and a share ``pause_end`` of the paused belief moves
+on. Pauses then last ``1 / pause_end`` frames on average.
+
 Why this and not the observation alone: a frame's sound is often ambiguous (a held chord, a repeated
 figure, a passage the matcher has never heard), and the filter carries the position through such frames
 at the tempo it has inferred, instead of stalling or jumping.
@@ -30,6 +36,8 @@ class FilterSettings:
     Attributes:
         tempo_min, tempo_max, n_tempi: the tempo ratios (performed / notated speed), log-spaced.
         tempo_change: chance per frame of moving to each neighbouring tempo.
+        pause_start: chance per frame that the performer stops where they are (0: never).
+        pause_end: chance per paused frame that the performance goes on, at the tempo it had.
         tempo_prior_std: spread of the starting belief over log tempo (around the notated tempo, 1.0).
         start_spread: spread (notated frames) of the starting belief around the first onset.
         band: notated frames on each side of the mode where the belief is computed.
@@ -44,6 +52,8 @@ class FilterSettings:
     # A tempo moves by one step (~12 %) every 100 frames (5 s) on average: a stall must last seconds
     # before it reads as a slower tempo.
     tempo_change: float = 0.005
+    pause_start: float = 0.0
+    pause_end: float = 0.1
     tempo_prior_std: float = 0.15
     start_spread: float = 3.0
     band: int = 300
@@ -59,6 +69,9 @@ class FilterSettings:
                              f"{self.tempo_max}, {self.n_tempi}")
         if not 0 <= self.tempo_change < 0.5:
             raise ValueError(f"filter: tempo_change must be in [0, 0.5), got {self.tempo_change}")
+        if not 0 <= self.pause_start < 1 or not 0 < self.pause_end <= 1:
+            raise ValueError(f"filter: need 0 <= pause_start < 1 and 0 < pause_end <= 1, got {self.pause_start}, "
+                             f"{self.pause_end}")
         if not self.chroma_weight >= 0:
             raise ValueError(f"filter: chroma_weight must be >= 0, got {self.chroma_weight}")
         for key in ("tempo_prior_std", "start_spread", "temperature"):
@@ -110,6 +123,8 @@ class TempoPositionFilter:
         self.low, self.high = self._band(int(np.argmax(position_prior)))
         self.belief[:, : self.low] = 0.0
         self.belief[:, self.high :] = 0.0
+        # the paused copy (see the module docstring); `belief` and `paused` together sum to one
+        self.paused = np.zeros_like(self.belief)
         self._started = False
 
     def _band(self, centre: int) -> tuple[int, int]:
@@ -121,6 +136,10 @@ class TempoPositionFilter:
         low, high = self.low, self.high
         new_low, new_high = low, min(self.n_positions, high + int(self._floor[-1]) + 1)
         belief = self.belief[:, low:high]
+        paused = self.paused[:, low:high]
+        stopping = self.settings.pause_start * belief
+        resuming = self.settings.pause_end * paused
+        belief = belief - stopping
         change = self.settings.tempo_change
         drifted = (1.0 - 2.0 * change) * belief
         drifted[1:] += change * belief[:-1]
@@ -138,6 +157,8 @@ class TempoPositionFilter:
                 moved[index, shift : shift + kept] += weight * drifted[index, :kept]
                 if kept < width:  # the end of the score holds what would move past it
                     moved[index, last] += weight * drifted[index, kept:].sum()
+        moved[:, :width] += resuming  # new_low == low: column j of `moved` is position low + j
+        self.paused[:, low:high] = paused - resuming + stopping
         self.belief[:, low:high] = 0.0
         self.belief[:, new_low:new_high] = moved
         self.low, self.high = new_low, new_high
@@ -151,16 +172,25 @@ class TempoPositionFilter:
         if values.shape != (high - low,) or not np.all(np.isfinite(values)):
             raise ValueError(f"filter: the observation must give {high - low} finite log-likelihoods, got "
                              f"shape {values.shape}" + ("" if np.all(np.isfinite(values)) else " with NaN or inf"))
-        posterior = self.belief[:, low:high] * np.exp(values - values.max())[None, :]
-        total = posterior.sum()
+        likelihood = np.exp(values - values.max())[None, :]
+        posterior, paused_posterior = self.belief[:, low:high] * likelihood, self.paused[:, low:high] * likelihood
+        total = posterior.sum() + paused_posterior.sum()
         if total > 0:  # else the observation contradicts every position the belief allows: ignore it
             self.belief[:, low:high] = posterior / total
-        mode = int(np.argmax(self.belief[:, low:high].sum(axis=0))) + low
+            self.paused[:, low:high] = paused_posterior / total
+        mode = int(np.argmax(self._marginal(low, high))) + low
         self.low, self.high = self._band(mode)
-        self.belief[:, low : self.low] = 0.0
-        self.belief[:, self.high : high] = 0.0
-        self.belief /= self.belief.sum()
+        for part in (self.belief, self.paused):
+            part[:, low : self.low] = 0.0
+            part[:, self.high : high] = 0.0
+        total = self.belief.sum() + self.paused.sum()
+        self.belief /= total
+        self.paused /= total
         return self.estimate()
+
+    def _marginal(self, low: int, high: int) -> np.ndarray:
+        """The belief over positions ``low .. high - 1``, moving or paused, any tempo."""
+        return self.belief[:, low:high].sum(axis=0) + self.paused[:, low:high].sum(axis=0)
 
     def step(self, log_likelihood) -> tuple[float, float]:
         """One performed frame: :meth:`predict` (except at the first frame), then :meth:`update`."""
@@ -173,12 +203,13 @@ class TempoPositionFilter:
         """``(position, tempo)``: the mean within ``reach`` frames of the most probable position (not the
         global mean, which a second hypothesis far away would pull between the two), and the mean tempo
         there."""
-        marginal = self.belief[:, self.low : self.high].sum(axis=0)
+        marginal = self._marginal(self.low, self.high)
         mode = int(np.argmax(marginal))
         low, high = max(0, mode - reach), min(len(marginal), mode + reach + 1)
         near = marginal[low:high]
         position = float((near * np.arange(low, high)).sum() / near.sum()) + self.low
-        tempo_weights = self.belief[:, self.low + low : self.low + high].sum(axis=1)
+        near_positions = slice(self.low + low, self.low + high)
+        tempo_weights = self.belief[:, near_positions].sum(axis=1) + self.paused[:, near_positions].sum(axis=1)
         tempo = float((tempo_weights * self.tempi).sum() / tempo_weights.sum())
         return position, tempo
 
