@@ -68,6 +68,28 @@ def test_after_a_fermata_the_filter_finds_the_performer_again_only_if_it_knows_p
     assert error > 20.0  # without a paused state it ran on through the fermata and stayed ahead
 
 
+def test_a_filter_that_relocates_finds_a_performer_who_went_back_but_ignores_a_few_wrong_frames():
+    def restart(settings):
+        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=settings)
+        for frame in range(100):
+            tracker.step(_peak(float(frame)))
+        errors = []
+        for frame in range(100, 200):  # the performer starts again 60 notated frames back (3 s)
+            position, _ = tracker.step(_peak(40.0 + frame - 100))
+            errors.append(abs(position - (40.0 + frame - 100)))
+        return errors
+
+    relocating = FilterSettings(relocate=1e-4)
+    assert max(restart(relocating)[70:]) < 3.0  # found again within 3.5 s
+    assert min(restart(FilterSettings(relocate=0.0))) > 20.0  # without it, never
+    tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=relocating)
+    for frame in range(100):
+        tracker.step(_peak(float(frame)))
+    for frame in range(100, 105):  # five frames of the same notes written 150 frames later
+        position, _ = tracker.step(_peak(frame + 150.0, height=4.0))
+    assert position == pytest.approx(104, abs=5.0)
+
+
 def test_a_wide_starting_tempo_belief_follows_a_take_far_slower_than_notated_from_the_start():
     def worst_error(tempo_prior_std):
         tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=FilterSettings(tempo_prior_std=tempo_prior_std))
@@ -79,7 +101,7 @@ def test_a_wide_starting_tempo_belief_follows_a_take_far_slower_than_notated_fro
 
 
 def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_band():
-    settings = FilterSettings(band=50, pause_start=0.01)
+    settings = FilterSettings(band=50, pause_start=0.01, relocate=1e-3)
     tracker = TempoPositionFilter(n_positions=120, start=100.0, settings=settings)
     for frame in range(80):  # runs into the end of the score: it stays there
         position, _ = tracker.step(_peak(100.0 + 2 * frame))
@@ -99,6 +121,8 @@ def test_bad_evidence_and_settings_are_clear_errors():
         FilterSettings(tempo_min=2.0, tempo_max=1.0)
     with pytest.raises(ValueError, match="band"):
         FilterSettings(band=2)
+    with pytest.raises(ValueError, match="relocate"):
+        FilterSettings(relocate=1.0)
     with pytest.raises(ValueError, match="pause_end"):
         FilterSettings(pause_end=0.0)
     with pytest.raises(ValueError, match="unknown tracker setting"):

@@ -14,6 +14,11 @@ so the filter carries a second, *paused* copy of the belief: each frame a share 
 moving belief stops where it is, keeping its tempo, and a share ``pause_end`` of the paused belief moves
 on. Pauses then last ``1 / pause_end`` frames on average.
 
+A follower that has lost the performer must be able to find it again: each frame a share ``relocate`` of
+the belief is spread evenly over the band, at the tempi the belief holds, so that evidence that keeps
+pointing elsewhere (the tracker was wrong, or the performer jumped back to repeat a bar) wins within seconds,
+while a few frames of it do not.
+
 Why this and not the observation alone: a frame's sound is often ambiguous (a held chord, a repeated
 figure, a passage the matcher has never heard), and the filter carries the position through such frames
 at the tempo it has inferred, instead of stalling or jumping.
@@ -38,6 +43,7 @@ class FilterSettings:
         tempo_change: chance per frame of moving to each neighbouring tempo.
         pause_start: chance per frame that the performer stops where they are (0: never).
         pause_end: chance per paused frame that the performance goes on, at the tempo it had.
+        relocate: share of the belief spread evenly over the band each frame (0: none).
         tempo_prior_std: spread of the starting belief over log tempo (around the notated tempo, 1.0).
         start_spread: spread (notated frames) of the starting belief around the first onset.
         band: notated frames on each side of the mode where the belief is computed.
@@ -54,6 +60,7 @@ class FilterSettings:
     tempo_change: float = 0.005
     pause_start: float = 0.0
     pause_end: float = 0.1
+    relocate: float = 0.0
     tempo_prior_std: float = 0.15
     start_spread: float = 3.0
     band: int = 300
@@ -72,6 +79,8 @@ class FilterSettings:
         if not 0 <= self.pause_start < 1 or not 0 < self.pause_end <= 1:
             raise ValueError(f"filter: need 0 <= pause_start < 1 and 0 < pause_end <= 1, got {self.pause_start}, "
                              f"{self.pause_end}")
+        if not 0 <= self.relocate < 1:
+            raise ValueError(f"filter: relocate must be in [0, 1), got {self.relocate}")
         if not self.chroma_weight >= 0:
             raise ValueError(f"filter: chroma_weight must be >= 0, got {self.chroma_weight}")
         for key in ("tempo_prior_std", "start_spread", "temperature"):
@@ -159,6 +168,11 @@ class TempoPositionFilter:
                     moved[index, last] += weight * drifted[index, kept:].sum()
         moved[:, :width] += resuming  # new_low == low: column j of `moved` is position low + j
         self.paused[:, low:high] = paused - resuming + stopping
+        if self.settings.relocate > 0:
+            tempo_belief = moved.sum(axis=1) + self.paused[:, low:high].sum(axis=1)
+            moved *= 1.0 - self.settings.relocate
+            self.paused[:, low:high] *= 1.0 - self.settings.relocate
+            moved += (self.settings.relocate / moved.shape[1]) * (tempo_belief / tempo_belief.sum())[:, None]
         self.belief[:, low:high] = 0.0
         self.belief[:, new_low:new_high] = moved
         self.low, self.high = new_low, new_high
