@@ -100,6 +100,16 @@ def test_a_wide_starting_tempo_belief_follows_a_take_far_slower_than_notated_fro
     assert worst_error(0.15) > 8.0  # a narrow belief around the notated tempo runs ahead at first
 
 
+def test_trusting_the_evidence_more_in_the_first_seconds_catches_a_take_twice_as_fast_as_notated():
+    def worst_error(settings):
+        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=settings)
+        return max(abs(tracker.step(_peak(2.0 * frame, height=8.0))[0] - 2.0 * frame) for frame in range(150))
+
+    common = dict(temperature=40.0, tempo_prior_std=0.5)
+    assert worst_error(FilterSettings(start_frames=60, start_temperature=10.0, **common)) < 3.0
+    assert worst_error(FilterSettings(**common)) > 5.0  # at one temperature throughout it falls behind at first
+
+
 def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_band():
     settings = FilterSettings(band=50, pause_start=0.01, relocate=1e-3)
     tracker = TempoPositionFilter(n_positions=120, start=100.0, settings=settings)
@@ -121,6 +131,10 @@ def test_bad_evidence_and_settings_are_clear_errors():
         FilterSettings(tempo_min=2.0, tempo_max=1.0)
     with pytest.raises(ValueError, match="band"):
         FilterSettings(band=2)
+    with pytest.raises(ValueError, match="start_frames"):
+        FilterSettings(start_frames=-1)
+    with pytest.raises(ValueError, match="start_temperature"):
+        FilterSettings(start_temperature=0.0)
     with pytest.raises(ValueError, match="relocate"):
         FilterSettings(relocate=1.0)
     with pytest.raises(ValueError, match="pause_end"):
