@@ -19,6 +19,11 @@ the belief is spread evenly over the band, at the tempi the belief holds, so tha
 pointing elsewhere (the tracker was wrong, or the performer jumped back to repeat a bar) wins within seconds,
 while a few frames of it do not.
 
+At the start the tempo is not known yet (performers often play far from the written tempo, and a score without
+a metronome mark gets an arbitrary one): the starting belief over the tempo is spread by ``tempo_prior_std``,
+and for the first ``start_frames`` frames the observations are tempered by ``start_temperature`` instead of
+``temperature``, so that the evidence can move the tempo quickly.
+
 Why this and not the observation alone: a frame's sound is often ambiguous (a held chord, a repeated
 figure, a passage the matcher has never heard), and the filter carries the position through such frames
 at the tempo it has inferred, instead of stalling or jumping.
