@@ -145,7 +145,8 @@ class OnlineDTWFollower(Follower):
     def _reference_features(self, score_notes: np.ndarray) -> np.ndarray:
         if self.reference_spectrogram is not None:  # a custom renderer (tests): cheap, not cached
             return self._features(self.reference_spectrogram(score_notes))
-        return reference_features(score_notes, self._features, f"{self.features}:{self.onset_weight}", self.soundfont)
+        features_key = f"spectrum:{self.onset_weight}" if self.features == "spectrum" else repr(self._chroma)
+        return reference_features(score_notes, self._features, features_key, self.soundfont)
 
     def reset(self, piece: Piece, seed: int | None = None) -> None:
         score_notes = notated_notes(piece, self.px_per_second)

@@ -146,7 +146,6 @@ class TempoPositionFilter:
         # the paused copy (see the module docstring); `belief` and `paused` together sum to one
         self.paused = np.zeros_like(self.belief)
         self._frames = 0  # frames observed so far
-        self._started = False
 
     def _band(self, centre: int) -> tuple[int, int]:
         band = self.settings.band
@@ -223,9 +222,8 @@ class TempoPositionFilter:
 
     def step(self, log_likelihood) -> tuple[float, float]:
         """One performed frame: :meth:`predict` (except at the first frame), then :meth:`update`."""
-        if self._started:
+        if self._frames > 0:
             self.predict()
-        self._started = True
         return self.update(log_likelihood)
 
     def estimate(self, reach: int = 5) -> tuple[float, float]:

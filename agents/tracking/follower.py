@@ -105,8 +105,8 @@ class MatchingTracker(Follower):
             self._position_columns.append(columns[np.clip(column, 0, len(columns) - 1)])
         self._position_chroma = None  # the synthesized score's chroma features at each notated position
         if self.settings.chroma_weight > 0:
-            # the key on-line DTW's chroma features are cached under: both followers share one synthesis
-            reference = reference_features(score_notes, self._chroma, f"chroma:{self._chroma.onset_weight}")
+            # keyed by the features' settings, as on-line DTW keys its chroma: both followers share one synthesis
+            reference = reference_features(score_notes, self._chroma, repr(self._chroma))
             self._position_chroma = reference[np.minimum(np.arange(n_positions), len(reference) - 1)]
         self._width = float(piece.sheet_width)
         self._filter = TempoPositionFilter(n_positions, self._map.first_onset_time * self._fps, self.settings)
