@@ -88,6 +88,80 @@ def asap_imports(corpus: Path, per_composer: int = 3, max_seconds: float = 300.0
     return sorted(item for items in chosen.values() for item in items)
 
 
+BEAT_CHECK_COLUMNS = ("piece", "notes", "median_error_s", "p90_error_s", "share_over_0.5s", "score_match")
+"""Columns of ``beat_check.csv`` (:func:`asap_beat_check`, one row per piece)."""
+
+
+def asap_beat_check(piece_dir: Path, name: str, score: Path, performance: Path) -> dict | None:
+    """How far the automatic alignment (the ground truth of an imported ASAP piece) is from ASAP's own annotated
+    beats; ``None`` where the checkout lacks the annotations or they do not pair up.
+
+    ASAP annotates the beats of each performance and of its MIDI score (``midi_score.mid``, same beats, same
+    count). Each score note is placed in the MIDI score by aligning the two scores (symbolic, nearly the same
+    notes: :func:`sfgym.data.alignment.align_midi`), then in the performance by interpolating between the
+    annotated beats; its distance to the imported onset is the error. ``score_match`` is the share of score
+    notes found in the MIDI score at their own pitch (low: the two scores differ, and so may the check).
+    """
+    import numpy as np
+
+    from sfgym.data.alignment import align_midi
+    from sfgym.data.midi import parse_midi
+    from sfgym.data.msmd import load_piece, notes_of_midi, piece_files
+
+    def beat_times(path: Path) -> np.ndarray:
+        return np.array([float(line.split()[0]) for line in path.read_text().splitlines() if line.strip()])
+
+    score_beats_file = score.parent / "midi_score_annotations.txt"
+    performance_beats_file = performance.with_name(performance.stem + "_annotations.txt")
+    if not (score_beats_file.is_file() and performance_beats_file.is_file()):
+        return None
+    score_beats, performance_beats = beat_times(score_beats_file), beat_times(performance_beats_file)
+    if len(score_beats) != len(performance_beats) or len(score_beats) < 2:
+        return None
+    piece = load_piece(piece_files(piece_dir, name))
+    midi_score = notes_of_midi(parse_midi(str(score.parent / "midi_score.mid")), source=score.parent / "midi_score.mid")
+    placed = align_midi(piece.score_notes, midi_score)
+    annotated = np.interp(placed.onsets_s, score_beats, performance_beats)
+    inside = (placed.onsets_s >= score_beats[0]) & (placed.onsets_s <= score_beats[-1])
+    errors = np.abs(piece.notes[inside, 0] - annotated[inside])
+    if not len(errors):
+        return None
+    return {"piece": name, "notes": int(len(errors)), "median_error_s": round(float(np.median(errors)), 4),
+            "p90_error_s": round(float(np.percentile(errors, 90)), 4),
+            "share_over_0.5s": round(float(np.mean(errors > 0.5)), 4),
+            "score_match": round(float(np.mean(placed.matched)), 4)}
+
+
+def import_one(score: Path, out: Path, performance: Path, alignment: Path | None, soundfont: Path, name: str) -> None:
+    """Import one performance; a failure is reported and the next piece goes on."""
+    from sfgym.data.importer import import_piece
+
+    with warnings.catch_warnings(record=True) as caught:  # reconciled notes: one line per piece
+        warnings.simplefilter("always")
+        try:
+            import_piece(score, out, performance=performance, alignment=alignment, soundfont=os.fspath(soundfont))
+        except Exception as error:  # noqa: BLE001 - report and go on with the next piece
+            tqdm.write(f"{name}: not imported: {error}")
+    for warning in caught:
+        tqdm.write(f"{name}: {warning.message}")
+
+
+def write_beat_check(path: Path, rows: list[dict]) -> None:
+    """Write the rows of :func:`asap_beat_check` (atomically) and print their summary."""
+    import numpy as np
+
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=BEAT_CHECK_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)
+    far = [row["piece"] for row in rows if row["share_over_0.5s"] > 0.05]
+    print(f"alignment against ASAP's annotated beats ({path}): median error "
+          f"{np.median([row['median_error_s'] for row in rows]):.3f} s over {len(rows)} pieces; "
+          f"more than 5 % of the notes over 0.5 s off in {len(far)}: {', '.join(far) or 'none'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus_name", choices=("vienna4x22", "asap"))
@@ -97,7 +171,6 @@ def main() -> None:
     parser.add_argument("--max-pieces", type=int, default=None, help="import only the first N (by name)")
     args = parser.parse_args()
 
-    from sfgym.data.importer import import_piece
     from sfgym.data.msmd import piece_files
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -107,6 +180,7 @@ def main() -> None:
         else:
             imports = asap_imports(args.corpus)
         imports = imports[:args.max_pieces]
+        checks: list[dict] = []  # ASAP: the automatic alignments against ASAP's annotated beats
         if not imports:
             raise SystemExit(f"nothing to import from {args.corpus}")
         for score, performance, alignment in tqdm(imports, desc="importing", unit="performance"):
@@ -117,17 +191,14 @@ def main() -> None:
                 piece_score = Path(scratch) / ("_".join(relative.parts) + score.suffix)
                 piece_score.write_bytes(score.read_bytes())
             name = f"{piece_score.stem}@{performance.stem}"
-            if piece_files(args.out, name).midi.is_file():
-                continue  # imported by an earlier run
-            with warnings.catch_warnings(record=True) as caught:  # reconciled notes: one line per piece
-                warnings.simplefilter("always")
-                try:
-                    import_piece(piece_score, args.out, performance=performance, alignment=alignment,
-                                 soundfont=os.fspath(args.soundfont))
-                except Exception as error:  # noqa: BLE001 - report and go on with the next piece
-                    tqdm.write(f"{name}: not imported: {error}")
-            for warning in caught:
-                tqdm.write(f"{name}: {warning.message}")
+            if not piece_files(args.out, name).midi.is_file():  # else imported by an earlier run
+                import_one(piece_score, args.out, performance, alignment, args.soundfont, name)
+            if args.corpus_name == "asap" and piece_files(args.out, name).midi.is_file():
+                row = asap_beat_check(args.out, name, score, performance)
+                if row is not None:
+                    checks.append(row)
+        if checks:
+            write_beat_check(args.out / "beat_check.csv", checks)
 
 
 if __name__ == "__main__":
