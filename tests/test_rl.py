@@ -531,3 +531,18 @@ def test_ctrl_c_saves_a_final_model_and_resume_finishes_the_run(tmp_path, toy_da
     steps = [row["step"] for row in read_curve_csv(run)]
     assert steps[0] == 0 and steps[-1] == status["steps"] and steps == sorted(steps) and len(steps) == len(set(steps))
     assert json.loads((run / "summary.json").read_text())["steps"] == status["steps"]
+
+
+def test_learning_rate_final_decays_the_learning_rate_over_the_run(tmp_path, toy_dataset):
+    """``learning_rate_final``: the optimizer's learning rate falls linearly from the hyperparameter's value to
+    it over ``total_timesteps`` (PPO's constant rate keeps a policy wandering); the saved model loads."""
+    run = tmp_path / "run"
+    assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run),
+                        "--set", "learning_rate_final=1.0e-6", "--set", "hyperparameters.learning_rate=1.0e-3"])) == 0
+    follower = load_follower(run / "final_model.zip")
+    last_rate = follower.model.policy.optimizer.param_groups[0]["lr"]
+    assert last_rate == pytest.approx(1.0e-6)  # the last update ran at the end of the decay
+    assert follower.model.lr_schedule(1.0) == pytest.approx(1.0e-3)
+    assert follower.model.lr_schedule(0.0) == pytest.approx(1.0e-6)
+    with pytest.raises(ValueError, match="learning_rate_final"):
+        config_from_dict({**_tiny_raw(), "learning_rate_final": -1.0}, source="tiny.yaml")

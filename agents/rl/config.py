@@ -18,6 +18,7 @@ against the algorithm's constructor), the environment's keyword arguments (check
                               # taken from the checkpoint: set only what you mean to check or override
     hyperparameters:          # keyword arguments of PPO / A2C / RecurrentPPO
       learning_rate: 1.0e-4
+    learning_rate_final: null # decay the learning rate linearly to this over total_timesteps; null = constant
       policy_kwargs: {net_arch: {pi: [256], vf: [256]}, activation_fn: elu}
     evaluation: {every_steps: 50000, split: valid, max_pieces: null, deterministic: true}
     checkpoint_every_steps: 200000
@@ -122,6 +123,10 @@ class RLConfig:
     freeze_trunk_steps: int = 0
     frozen_trunk: bool = False
     progress_bar: bool = True
+    learning_rate_final: float | None = None
+    """Decay ``hyperparameters.learning_rate`` linearly to this value over ``total_timesteps`` (steady the
+    policy at the end of a run); ``None``: constant. A run that a ``max_minutes`` budget ends early stops
+    before the decay ends, so set ``total_timesteps`` to what the budget holds."""
     source: str = "<memory>"
     """The file the config came from (for error messages); not a YAML key."""
     trunk_keys: tuple[str, ...] = TrunkConfig.YAML_KEYS
@@ -144,6 +149,12 @@ class RLConfig:
         if "optimizer_class" in policy_kwargs:
             policy_kwargs["optimizer_class"] = OPTIMIZERS[policy_kwargs["optimizer_class"]]
         kwargs["policy_kwargs"] = policy_kwargs
+        if self.learning_rate_final is not None:
+            from stable_baselines3.common.utils import LinearSchedule
+
+            start = kwargs.get("learning_rate", inspect.signature(algorithm_class(self.algorithm).__init__)
+                               .parameters["learning_rate"].default)
+            kwargs["learning_rate"] = LinearSchedule(start, self.learning_rate_final, end_fraction=1.0)
         return kwargs
 
 
@@ -239,7 +250,8 @@ def config_from_dict(raw: Any, source: str = "<memory>") -> RLConfig:
 def _check_values(config: RLConfig) -> None:
     source = config.source
     check_ranges(source, positive={"total_timesteps": config.total_timesteps, "n_envs": config.n_envs,
-                                   "max_minutes": config.max_minutes, "torch_threads": config.torch_threads},
+                                   "max_minutes": config.max_minutes, "torch_threads": config.torch_threads,
+                                   "learning_rate_final": config.learning_rate_final},
                  non_negative={"checkpoint_every_steps": config.checkpoint_every_steps,
                                "freeze_trunk_steps": config.freeze_trunk_steps,
                                "evaluation.every_steps": config.evaluation.every_steps,
