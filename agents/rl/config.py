@@ -250,9 +250,9 @@ def config_from_dict(raw: Any, source: str = "<memory>") -> RLConfig:
 def _check_values(config: RLConfig) -> None:
     source = config.source
     check_ranges(source, positive={"total_timesteps": config.total_timesteps, "n_envs": config.n_envs,
-                                   "max_minutes": config.max_minutes, "torch_threads": config.torch_threads,
-                                   "learning_rate_final": config.learning_rate_final},
+                                   "max_minutes": config.max_minutes, "torch_threads": config.torch_threads},
                  non_negative={"checkpoint_every_steps": config.checkpoint_every_steps,
+                               "learning_rate_final": config.learning_rate_final,
                                "freeze_trunk_steps": config.freeze_trunk_steps,
                                "evaluation.every_steps": config.evaluation.every_steps,
                                "evaluation.max_pieces": config.evaluation.max_pieces})
