@@ -198,8 +198,9 @@ def test_bad_sources_and_names_are_one_line_errors(tmp_path, shipped, capsys, mo
     assert "empty: run directory holds no model" in error and "Traceback" not in error
 
 
-def _trunk_run(run: Path, data: Path, seed: int) -> Path:
-    """A matching trunk's run directory as ``sfgym train trunk`` leaves it (config, best.pt), untrained."""
+def _trunk_run(run: Path, data: Path, seed: int, extra: list[Path] = ()) -> Path:
+    """A matching trunk's run directory as ``sfgym train trunk`` leaves it (config, best.pt), untrained; ``extra``:
+    more datasets it says it trained on (``data.extra_train_dirs``)."""
     from agents.networks import TrunkConfig
     from agents.pretraining.train import TrunkPretrainingConfig, pretraining_model
     from agents.runs import save_checkpoint
@@ -208,6 +209,7 @@ def _trunk_run(run: Path, data: Path, seed: int) -> Path:
     trunk = TrunkConfig(kind="matching", width=0.25, features=8, match_frames=4, match_context=2, dropout=0.0)
     config = TrunkPretrainingConfig(trunk=trunk).to_dict()
     config["data"]["dir"], config["training"]["seed"] = str(data), seed
+    config["data"]["extra_train_dirs"] = [str(root) for root in extra]
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     save_checkpoint(run / "best.pt", "trunk", pretraining_model(trunk), config, trunk, metrics={"valid_mae_px": 50.0})
@@ -217,11 +219,15 @@ def _trunk_run(run: Path, data: Path, seed: int) -> Path:
 def test_several_trunk_runs_shipped_with_from_are_one_tracker_averaging_them(tmp_path, shipped, toy_dataset):
     from agents.tracking import MatchingTracker
 
-    runs = [_trunk_run(tmp_path / f"trunk-seed{seed}", toy_dataset, seed) for seed in (0, 1)]
+    runs = [_trunk_run(tmp_path / f"trunk-seed{seed}", toy_dataset, seed, extra=[toy_dataset]) for seed in (0, 1)]
     assert main(_parse(["--from", ",".join(str(run) for run in runs), "--evaluate", "test", "--workers", "1",
                         "--no-progress"])) == 0
     card = pretrained.read_card(shipped / "pretrained.json")
     assert card["kind"] == "tracker" and card["description"].startswith("2 matching trunks averaged")
+    # the datasets whose train splits the trunks trained on besides their own are on the card, by identity
+    assert [entry["name"] for entry in card["extra_training_data"]] == [card["data"]["name"]]
+    assert card["extra_training_data"][0]["splits"] == card["data"]["splits"]
+    assert card["description"].endswith(f"trained on {card['data']['name']} + {card['data']['name']}")
     assert card["seed"] is None and card["data"]["name"] and "tr" in card["evaluation"]["test"]
     assert [command.split(" --config ")[1].split(" ")[0] for command in card["commands"]] == [
         str(run / "config.yaml") for run in runs]
@@ -467,5 +473,20 @@ def test_the_tracker_s_training_data_are_the_default_corpus_with_human_timing_an
     built = []
     monkeypatch.setattr(dataset, "build_dataset", lambda root, config, **kwargs: built.append((root, config)) or root)
     roots = pretrained_train.build_training_data(tmp_path, workers=1, progress=False)
-    assert roots == [tmp_path / "data" / "default-human"]
-    assert [(config.corpus, config.timing, config.augment) for _, config in built] == [("default", "human", 2)]
+    assert roots == [tmp_path / "data" / name for name in ("default-human", "wide", "piano-wide")]
+    assert [(config.corpus, config.timing, config.augment, config.tempo_ratios) for _, config in built] == [
+        ("default", "human", 2, (0.9, 1.0, 1.1)), ("default", "human", 1, (0.6, 0.8, 1.0, 1.25, 1.5)),
+        ("piano-v2", "human", 1, (0.7, 1.0, 1.4))]
+    # the first is where the trunks are validated; all three train them
+    started = []
+
+    def record(trainer, stages, jobs):
+        started.append([arguments for arguments, _ in stages])
+        raise KeyboardInterrupt  # stop before anything trains
+
+    monkeypatch.setattr(pretrained_train, "_run_stages_in_parallel", record)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_train.train_tracker_stages(tmp_path, [0, 1], jobs=2, progress=False)
+    for stage in started[0]:
+        assert stage[stage.index("--data") + 1] == str(roots[0])
+        assert f"--set=data.extra_train_dirs={json.dumps([str(root) for root in roots[1:]])}" in stage
