@@ -418,9 +418,9 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
 
     real_valid_figures = pretrained_train._valid_figures
 
-    def ensemble_best(model, data, workers, progress, settings=None):
+    def ensemble_best(model, data, workers, progress, settings=None, cache_name="valid.json"):
         chosen_with.append(settings)
-        figures = dict(real_valid_figures(model, data, workers, progress, settings))
+        figures = dict(real_valid_figures(model, data, workers, progress, settings, cache_name))
         return {**figures, "tr": 2.0} if model.parent.name == "ensemble" else figures
 
     chosen_with = []
@@ -490,3 +490,34 @@ def test_the_tracker_s_training_data_are_the_default_corpus_with_human_timing_an
     for stage in started[0]:
         assert stage[stage.index("--data") + 1] == str(roots[0])
         assert f"--set=data.extra_train_dirs={json.dumps([str(root) for root in roots[1:]])}" in stage
+
+
+def test_the_tracker_is_chosen_on_the_mean_valid_tr_over_all_its_training_datasets(tmp_path, toy_dataset, monkeypatch):
+    """With several training datasets each counts once in the choice: a trunk best on the first alone loses to one
+    that tracks every dataset's valid split well; the figures of each are kept beside the trunk."""
+    import shutil
+
+    from agents.pretrained import train as pretrained_train
+
+    other = tmp_path / "far"
+    shutil.copytree(toy_dataset, other)
+    monkeypatch.setattr(pretrained_train, "build_training_data", lambda out, workers, progress: [toy_dataset, other])
+    scores = {("trunk-seed0", toy_dataset.name): 1.0, ("trunk-seed0", "far"): 0.0,  # best on the first alone
+              ("trunk-seed1", toy_dataset.name): 0.6, ("trunk-seed1", "far"): 0.6,
+              ("ensemble", toy_dataset.name): 0.5, ("ensemble", "far"): 0.5}
+    evaluated = []
+
+    def figures(model, data, splits, label, workers, progress, settings):
+        evaluated.append((model.parent.name, Path(data).name))
+        return {"valid": {"tr": scores[(model.parent.name, Path(data).name)], "tue": 0.0, "pieces": 1}}
+
+    monkeypatch.setattr(pretrained_train, "evaluate_model", figures)
+    trained = pretrained_train.train_tracker_stages(tmp_path / "run", [0, 1], progress=False,
+                                                    trunk_set=[item for item in _sets("--trunk-set", TINY_TRUNK_RUN)
+                                                               if item != "--trunk-set"])
+    assert trained.model == tmp_path / "run" / "trunk-seed1" / "best.pt"
+    assert trained.selection["valid_tr_by_data"] == {toy_dataset.name: 0.6, "far": 0.6}
+    assert set(evaluated) == set(scores)
+    assert (tmp_path / "run" / "trunk-seed0" / "valid-far.json").is_file()
+    config = yaml.safe_load((tmp_path / "run" / "trunk-seed0" / "config.yaml").read_text())
+    assert config["data"]["dir"] == str(toy_dataset) and config["data"]["extra_train_dirs"] == [str(other)]

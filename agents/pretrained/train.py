@@ -5,9 +5,9 @@ Two ways:
 - **All stages** (``--out RUN_DIR``), by default for the tracker (``--follower tracker``): build the training
   data (:data:`TRAINING_DATA`: the default corpus with human timing and sound augmentation, and far-tempo
   performances of it and of the ``piano-v2`` corpus) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, its 30-minute
-  budget) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split with the tracker
-  (:mod:`agents.tracking`) on each and on all trunks averaged (``RUN_DIR/ensemble``), and ship the one whose
-  tracker tracks best on valid (a single trunk on a tie). ``--follower ppo`` trains
+  budget) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split of each training dataset
+  with the tracker (:mod:`agents.tracking`) on each and on all trunks averaged (``RUN_DIR/ensemble``), and ship
+  the one whose tracker tracks best on valid, each dataset counting once (a single trunk on a tie). ``--follower ppo`` trains
   PPO on one matching trunk instead (config ``ppo_matching``, 25 minutes per seed, into
   ``RUN_DIR/trunk`` and ``RUN_DIR/rl-seedN``) and ships the seed whose best model has the highest validation
   TR. A stage whose run is complete is re-used; an interrupted one is resumed (a data build too), so the
@@ -408,9 +408,10 @@ TRAINING_DATA = {
     "piano-wide": {"timing": "human", "augment": 1, "tempo_ratios": (0.7, 1.0, 1.4), "corpus": "piano-v2"},
 }
 """The datasets a tracker's trunk trains on (all stages), by folder name under ``RUN/data``
-(:class:`sfgym.data.dataset.BuildConfig` fields). The first, where the trunks are also validated and the seed
-chosen: the default corpus with human timing and two sound-augmented takes of every train score (other
-keyboards of the soundfont, EQ, room, noise). The others add their train splits (``data.extra_train_dirs``):
+(:class:`sfgym.data.dataset.BuildConfig` fields). The first, where each trunk run validates itself: the default
+corpus with human timing and two sound-augmented takes of every train score (other keyboards of the soundfont,
+EQ, room, noise). The others add their train splits (``data.extra_train_dirs``), and the follower shipped is
+chosen on the mean valid TR over all of them:
 the same scores and splits at tempi far from the notated one (``wide``), and the ``piano-v2`` corpus (song
 accompaniments and keyboard music) at 0.7-1.4 (``piano-wide``). With them each trunk tracked the clean valid
 splits as well or better (README: Ready to use) and a far-tempo, unseen-piano dev set of the default valid scores
@@ -435,8 +436,9 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
                          trunk_set: list[str] = (), progress: bool = True, jobs: int = 1,
                          workers: int | None = None, settings: dict[str, Any] | None = None) -> TrainedModel:
     """The training data (:data:`TRAINING_DATA`, unless ``data`` names a dataset root to train on alone), a
-    matching trunk per seed (``jobs`` at a time), each followed by the tracker on the valid split; the seed
-    whose tracker tracks best on valid (TR, then TUE)."""
+    matching trunk per seed (``jobs`` at a time), each followed by the tracker on the valid split of every
+    training dataset, and all trunks averaged too; the candidate whose tracker tracks best on valid (mean TR over
+    the datasets, then mean TUE; a single trunk wins a tie)."""
     if data is None:
         main_root, *extra_roots = build_training_data(out, workers, progress)
     else:
@@ -455,20 +457,35 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
         commands = [_run_stage("trunk", arguments, run) for arguments, run in stages]
     candidates = []
     for seed, (_, run) in zip(seeds, stages):
-        valid = _valid_figures(run / "best.pt", main_root, workers, progress, settings)
-        candidates.append((float(valid["tr"]), float(valid["tue"]), -seed, run, valid))
-        print(f"seed {seed}: the tracker on its trunk tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
+        tr, tue, valid = _valid_over(run / "best.pt", [main_root, *extra_roots], workers, progress, settings)
+        candidates.append((tr, tue, -seed, run, valid))
+        print(f"seed {seed}: the tracker on its trunk tracks valid TR {tr:.3f}, TUE {tue:.3f}")
     if len(stages) > 1:  # all trunks' logits averaged: a candidate too, which loses ties (it costs more)
         ensemble = ensemble_model([run / "best.pt" for _, run in stages], out / "ensemble" / "best.pt")
-        valid = _valid_figures(ensemble, main_root, workers, progress, settings)
-        candidates.append((float(valid["tr"]), float(valid["tue"]), -float("inf"), ensemble.parent, valid))
-        print(f"all {len(stages)} trunks averaged: the tracker tracks valid TR {valid['tr']:.3f}, TUE {valid['tue']:.3f}")
+        tr, tue, valid = _valid_over(ensemble, [main_root, *extra_roots], workers, progress, settings)
+        candidates.append((tr, tue, -float("inf"), ensemble.parent, valid))
+        print(f"all {len(stages)} trunks averaged: the tracker tracks valid TR {tr:.3f}, TUE {tue:.3f}")
     *_, chosen, chosen_valid = max(candidates, key=lambda candidate: candidate[:3])
     trained = trained_model(chosen / "best.pt")
     trained.commands = commands
     trained.selection = {**chosen_valid, "chosen_from": {str(run): tr for tr, _, _, run, _ in candidates}}
     trained.settings = dict(settings or {})
     return trained
+
+
+def _valid_over(model: Path, roots: list[Path], workers: int | None, progress: bool,
+                settings: dict[str, Any] | None) -> tuple[float, float, dict[str, Any]]:
+    """Mean TR and TUE of the model's tracker over the valid splits of ``roots`` (each dataset counts once,
+    whatever its size), and the first root's figures with the others' TR under ``valid_tr_by_data``."""
+    figures = [_valid_figures(model, root, workers, progress, settings,
+                              "valid.json" if index == 0 else f"valid-{root.name}.json")
+               for index, root in enumerate(roots)]
+    tr = sum(float(entry["tr"]) for entry in figures) / len(figures)
+    tue = sum(float(entry["tue"]) for entry in figures) / len(figures)
+    valid = dict(figures[0])
+    if len(roots) > 1:
+        valid["valid_tr_by_data"] = {root.name: float(entry["tr"]) for root, entry in zip(roots, figures)}
+    return tr, tue, valid
 
 
 def tracker_settings(items: list[str]) -> dict[str, Any]:
@@ -507,12 +524,12 @@ def ensemble_model(checkpoints: list[Path], out: Path) -> Path:
 
 
 def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool,
-                   settings: dict[str, Any] | None = None) -> dict[str, Any]:
+                   settings: dict[str, Any] | None = None, cache_name: str = "valid.json") -> dict[str, Any]:
     """The model's figures on the valid split of ``data`` (its follower made with ``settings``), kept beside it
-    (``valid.json``): a re-run re-uses them."""
+    (``cache_name``): a re-run re-uses them."""
     from sfgym.files import atomic_write_bytes
 
-    cached = model.parent / "valid.json"
+    cached = model.parent / cache_name
     fingerprint = {"model_sha256": file_sha256(model), "data": str(data), **({"settings": settings} if settings else {})}
     if cached.is_file():
         try:
