@@ -224,6 +224,7 @@ def test_several_trunk_runs_shipped_with_from_are_one_tracker_averaging_them(tmp
                         "--no-progress"])) == 0
     card = pretrained.read_card(shipped / "pretrained.json")
     assert card["kind"] == "tracker" and card["description"].startswith("2 matching trunks averaged")
+    assert card["source"] == [str(run / "best.pt") for run in runs]  # its members, not the file staged to ship
     # the datasets whose train splits the trunks trained on besides their own are on the card, by identity
     assert [entry["name"] for entry in card["extra_training_data"]] == [card["data"]["name"]]
     assert card["extra_training_data"][0]["splits"] == card["data"]["splits"]
@@ -428,7 +429,7 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     # ... with the tracker's settings given: chosen with them, shipped with them on the card, made with them
     assert main(_parse([*arguments, "--overwrite", "--tracker-set", "temperature=40"])) == 0
     card = pretrained.read_card(shipped / "pretrained.json")
-    assert card["source"] == str(out / "ensemble" / "best.pt") and card["seed"] is None
+    assert card["source"] == [str(out / f"trunk-seed{seed}" / "best.pt") for seed in (0, 1)] and card["seed"] is None
     assert card["description"].startswith("2 matching trunks averaged") and len(card["commands"]) == 2
     assert chosen_with == [{"temperature": 40}] * 3 and card["follower_settings"] == {"temperature": 40}
     follower = make_follower("pretrained")

@@ -100,6 +100,7 @@ class TrainedModel:
     configs: dict[str, Any] = field(default_factory=dict)  # the resolved config of each stage, by run directory
     settings: dict[str, Any] = field(default_factory=dict)  # the follower's settings (--tracker-set), on its card
     extra_data: list[Path] = field(default_factory=list)  # more dataset roots whose train splits it trained on
+    sources: list[str] = field(default_factory=list)  # the files an ensemble was made of (else: ``model`` itself)
 
 
 def _run_config(run: Path) -> dict[str, Any]:
@@ -240,7 +241,8 @@ def _tracker_model(model: Path) -> TrainedModel:
         return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")), seed=None,
                             description=f"{len(members)} matching trunks averaged under a (position, tempo) filter",
                             selection={}, commands=[_stage_command(run, "trunk") for run in runs],
-                            configs={str(run): _run_config(run) for run in runs}, extra_data=_extra_data(config))
+                            configs={str(run): _run_config(run) for run in runs}, extra_data=_extra_data(config),
+                            sources=[str(member) for member in members])
     commands = [_stage_command(run, "trunk")] if (run / "config.yaml").is_file() else []
     return TrainedModel(kind="tracker", model=model, data=_data_root(config.get("data", {}).get("dir")),
                         seed=config.get("training", {}).get("seed"),
@@ -321,7 +323,7 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
         "format": CARD_FORMAT, "version": CARD_VERSION, "name": name, "kind": trained.kind,
         "description": description or f"{trained.description}, trained on {trained_on}",
         "model_file": f"{name}{trained.model.suffix}", "model_sha256": file_sha256(trained.model),
-        "model_bytes": trained.model.stat().st_size, "source": str(trained.model),
+        "model_bytes": trained.model.stat().st_size, "source": trained.sources or str(trained.model),
         "command": command, "commands": trained.commands, "seed": trained.seed, "data": data,
         "selection_on_valid": trained.selection, "evaluation": figures, "configs": trained.configs,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
