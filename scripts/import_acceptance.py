@@ -119,7 +119,8 @@ def asap_beat_check(piece_dir: Path, name: str, score: Path, performance: Path) 
     if len(score_beats) != len(performance_beats) or len(score_beats) < 2:
         return None
     piece = load_piece(piece_files(piece_dir, name))
-    midi_score = notes_of_midi(parse_midi(str(score.parent / "midi_score.mid")), source=score.parent / "midi_score.mid")
+    midi_score_file = score.parent / "midi_score.mid"
+    midi_score = notes_of_midi(parse_midi(str(midi_score_file)), source=midi_score_file)
     placed = align_midi(piece.score_notes, midi_score)
     annotated = np.interp(placed.onsets_s, score_beats, performance_beats)
     inside = (placed.onsets_s >= score_beats[0]) & (placed.onsets_s <= score_beats[-1])

@@ -412,10 +412,9 @@ TRAINING_DATA = {
 """The datasets a tracker's trunk trains on (all stages), by folder name under ``RUN/data``
 (:class:`sfgym.data.dataset.BuildConfig` fields). The first, where each trunk run validates itself: the default
 corpus with human timing and two sound-augmented takes of every train score (other keyboards of the soundfont,
-EQ, room, noise). The others add their train splits (``data.extra_train_dirs``), and the follower shipped is
-chosen on the mean valid TR over all of them:
-the same scores and splits at tempi far from the notated one (``wide``), and the ``piano-v2`` corpus (song
-accompaniments and keyboard music) at 0.7-1.4 (``piano-wide``). With them each trunk tracked the clean valid
+EQ, room, noise). The others add their train splits (``data.extra_train_dirs``): the same scores and splits at
+tempi far from the notated one (``wide``), and the ``piano-v2`` corpus (song accompaniments and keyboard music)
+at 0.7-1.4 (``piano-wide``). The follower shipped is chosen on the mean valid TR over all three. With them each trunk tracked the clean valid
 splits as well or better (README: Ready to use) and a far-tempo, unseen-piano dev set of the default valid scores
 better (0.978 against 0.965 for three trunks averaged). The song accompaniments alone (``--corpus songs``),
 added to the first without the others, made the tracker worse on valid (TR 0.70 against 0.88, one seed each,

@@ -18,8 +18,8 @@ against the algorithm's constructor), the environment's keyword arguments (check
                               # taken from the checkpoint: set only what you mean to check or override
     hyperparameters:          # keyword arguments of PPO / A2C / RecurrentPPO
       learning_rate: 1.0e-4
-    learning_rate_final: null # decay the learning rate linearly to this over total_timesteps; null = constant
       policy_kwargs: {net_arch: {pi: [256], vf: [256]}, activation_fn: elu}
+    learning_rate_final: null # decay the learning rate linearly to this over total_timesteps; null = constant
     evaluation: {every_steps: 50000, split: valid, max_pieces: null, deterministic: true}
     checkpoint_every_steps: 200000
     init_from: null           # checkpoint (supervised or trunk pre-training) whose trunk initializes the policy's
