@@ -382,15 +382,21 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
                  "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN)]
     assert main(_parse(arguments)) == 0
-    valid = {seed: json.loads((out / f"trunk-seed{seed}" / "valid.json").read_text())["figures"] for seed in (0, 1)}
+    valid = {name: json.loads((out / name / "valid.json").read_text())["figures"]
+             for name in ("trunk-seed0", "trunk-seed1", "ensemble")}
     assert all(set(figures) >= {"tr", "tue", "pieces"} and figures["pieces"] == 1 for figures in valid.values())
-    chosen = max((valid[seed]["tr"], valid[seed]["tue"], -seed) for seed in (0, 1))
+    # the two trunks averaged are a candidate too (RUN/ensemble), and win a tie; among single trunks the lowest seed
+    ranked = {name: (figures["tr"], figures["tue"], float("inf") if name == "ensemble" else -int(name[-1]))
+              for name, figures in valid.items()}
+    chosen = max(ranked, key=ranked.get)
     card = pretrained.read_card(shipped / "pretrained.json")
-    assert card["kind"] == "tracker" and card["model_file"] == "pretrained.pt" and card["seed"] == -chosen[2]
-    assert card["source"] == str(out / f"trunk-seed{-chosen[2]}" / "best.pt")
-    # the two trunks averaged were a candidate too (RUN/ensemble), and lose a tie to a single trunk
-    assert card["selection_on_valid"]["tr"] == chosen[0]
-    assert set(card["selection_on_valid"]["chosen_from"]) == {str(out / name) for name in ("trunk-seed0", "trunk-seed1", "ensemble")}
+    assert card["kind"] == "tracker" and card["model_file"] == "pretrained.pt"
+    if chosen == "ensemble":
+        assert card["seed"] is None and card["source"] == [str(out / f"trunk-seed{seed}" / "best.pt") for seed in (0, 1)]
+    else:
+        assert card["seed"] == int(chosen[-1]) and card["source"] == str(out / chosen / "best.pt")
+    assert card["selection_on_valid"]["tr"] == valid[chosen]["tr"]
+    assert set(card["selection_on_valid"]["chosen_from"]) == {str(out / name) for name in valid}
     assert [command.split(" --out ")[0] for command in card["commands"]] == ["sfgym train trunk --config trunk_matching"] * 2
     assert "--set=training.seed=1" in card["commands"][1]
     # the shipped follower is the tracker on that trunk; it brings its own stand-in speed for scores without
@@ -414,18 +420,19 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     output = capsys.readouterr().out
     assert output.count("complete, re-used") == 2
 
-    # when the averaged trunks track best on valid, they are what ships: one file, both trunks, both commands
+    # when the averaged trunks tie the single ones on valid, they are what ships: one file, both trunks, both commands
     from agents.pretrained import train as pretrained_train
 
     real_valid_figures = pretrained_train._valid_figures
+    better = {}  # run name -> TR it is given; the others all tie at 0.5
 
-    def ensemble_best(model, data, workers, progress, settings=None, cache_name="valid.json"):
+    def tied_figures(model, data, workers, progress, settings=None, cache_name="valid.json"):
         chosen_with.append(settings)
         figures = dict(real_valid_figures(model, data, workers, progress, settings, cache_name))
-        return {**figures, "tr": 2.0} if model.parent.name == "ensemble" else figures
+        return {**figures, "tr": better.get(model.parent.name, 0.5), "tue": 0.5}
 
     chosen_with = []
-    monkeypatch.setattr(pretrained_train, "_valid_figures", ensemble_best)
+    monkeypatch.setattr(pretrained_train, "_valid_figures", tied_figures)
     # ... with the tracker's settings given: chosen with them, shipped with them on the card, made with them
     assert main(_parse([*arguments, "--overwrite", "--tracker-set", "temperature=40"])) == 0
     card = pretrained.read_card(shipped / "pretrained.json")
@@ -435,6 +442,11 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     follower = make_follower("pretrained")
     assert isinstance(follower, MatchingTracker) and len(follower.trunks) == 2
     assert follower.settings.temperature == 40 and make_follower("pretrained", temperature=5).settings.temperature == 5
+    # a single trunk ships only when it tracks more than the average on valid
+    better["trunk-seed1"] = 0.6
+    assert main(_parse([*arguments, "--overwrite"])) == 0
+    card = pretrained.read_card(shipped / "pretrained.json")
+    assert card["seed"] == 1 and card["source"] == str(out / "trunk-seed1" / "best.pt")
     with pytest.raises(ValueError, match=r"--tracker-set: unknown tracker setting\(s\) \['warmth'\]"):
         main(_parse([*arguments, "--overwrite", "--tracker-set", "warmth=2"]))
 
