@@ -73,10 +73,16 @@ class CheckpointLoader:
         return importlib.import_module(self._module_of(path)).load_follower(path, **kwargs)
 
     def needs_notated_tempo(self, path: Path) -> bool:
-        """Whether the follower of ``path`` moves through the score's notated timing (a tracker does)."""
+        """Whether the follower of ``path`` moves through the score's notated timing (a tracker does, and a
+        regressor in notated time)."""
         try:
-            return self._module_of(path) == "agents.tracking"
-        except (ValueError, FileNotFoundError):
+            module = self._module_of(path)
+            if module == "agents.supervised" and Path(path).suffix.lower() == ".pt":
+                from agents.runs import read_checkpoint
+
+                return read_checkpoint(path)["config"].get("model", {}).get("space") == "notated"
+            return module == "agents.tracking"
+        except (ValueError, FileNotFoundError, AttributeError):
             return False  # making the follower will say what is wrong with the file
 
 

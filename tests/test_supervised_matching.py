@@ -28,15 +28,19 @@ PRETRAINING = {"trunk": MATCHING,
                "training": {"max_steps": 6, "max_minutes": None, "lr": 3e-3, "eval_every_steps": 6, "device": "cpu"}}
 
 
-@pytest.fixture(scope="module")
-def matching_trunk_run(tmp_path_factory, toy_dataset):
-    """A tiny matching-trunk pre-training run (``sfgym train trunk``): what ``--init-from`` takes."""
+def tiny_matching_trunk_run(run: Path, dataset: Path) -> Path:
+    """A tiny matching-trunk pre-training run (``sfgym train trunk``) on ``dataset``, into ``run``."""
     from agents.pretraining.train import TrunkPretrainingConfig, train
 
-    raw = {**PRETRAINING, "data": {**PRETRAINING["data"], "dir": str(toy_dataset)}}
-    run = tmp_path_factory.mktemp("trunk") / "run"
+    raw = {**PRETRAINING, "data": {**PRETRAINING["data"], "dir": str(dataset)}}
     train(TrunkPretrainingConfig.from_dict(raw, "tiny matching"), run, progress=False)
     return run
+
+
+@pytest.fixture(scope="module")
+def matching_trunk_run(tmp_path_factory, toy_dataset):
+    """A tiny matching-trunk pre-training run: what ``--init-from`` takes."""
+    return tiny_matching_trunk_run(tmp_path_factory.mktemp("trunk") / "run", toy_dataset)
 
 
 def train_command(toy_dataset, out: Path, init_from: Path, *extra: str) -> list[str]:

@@ -79,4 +79,27 @@ def notated_notes(piece: Piece, fallback_px_per_second: float | None = None) -> 
     return np.stack([onsets, piece.notes[:, 1], np.full(len(onsets), STAND_IN_DURATION_S)], axis=1)
 
 
-__all__ = ["MissingScoreTiming", "ScoreMap", "notated_notes"]
+def notated_truth(piece: Piece, score_map: ScoreMap) -> np.ndarray:
+    """The true notated position (notated frames, float64) at every performed frame ``0 .. n_frames``.
+
+    The performance's merged onsets are paired in order with the score's through their noteheads' x (both
+    are merged from the same noteheads), and the position is linear in between, as the ground truth's x.
+
+    Raises:
+        ValueError: fewer than two onsets could be paired (the performance does not play this score).
+    """
+    performed, notated = [], []
+    next_onset = 0
+    for frame, x in zip(piece.onset_frames, piece.onset_x):
+        hits = np.flatnonzero(score_map.onset_x[next_onset:] == x)
+        if len(hits):
+            next_onset += int(hits[0])
+            performed.append(frame)
+            notated.append(score_map.onset_times[next_onset] * piece.fps)
+    if len(performed) < 2:
+        raise ValueError(f"{piece.source}: only {len(performed)} of its {len(piece.onset_frames)} onsets have a "
+                         "notehead of the score's notated onsets; cannot place the performance in notated time")
+    return np.interp(np.arange(piece.n_frames + 1), performed, notated)
+
+
+__all__ = ["MissingScoreTiming", "ScoreMap", "notated_notes", "notated_truth"]

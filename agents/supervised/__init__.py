@@ -4,6 +4,8 @@
 - :mod:`agents.supervised.model`: :class:`PositionRegressor` — shared trunk → recurrent core → linear head.
 - :mod:`agents.supervised.data`: songs as padded arrays, episode batches, window slicing (= the env's observations).
 - :mod:`agents.supervised.rollout`: following a batch frame by frame; the loss; truncated backprop through time.
+- :mod:`agents.supervised.notated`: the same models reading a frozen matching trunk in notated time
+  (``model.space: notated``): tables, rollout and :class:`NotatedRegressorFollower`.
 - :mod:`agents.supervised.validation`: full validation runs scored with :mod:`sfgym.metrics`.
 - :mod:`agents.supervised.train`: ``sfgym train supervised``.
 - :mod:`agents.supervised.checkpoint`: checkpoints; :mod:`agents.supervised.follower`: a trained model as a
@@ -19,6 +21,7 @@ import importlib
 _EXPORTS = {
     "load_follower": "agents.supervised.follower",
     "RegressorFollower": "agents.supervised.follower",
+    "NotatedRegressorFollower": "agents.supervised.notated",
     "PositionRegressor": "agents.supervised.model",
     "SupervisedConfig": "agents.supervised.config",
     "load_config": "agents.supervised.config",

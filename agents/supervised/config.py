@@ -25,6 +25,7 @@ from sfgym.envs.geometry import LOSS_THRESHOLD_PX
 
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
+SPACES = ("sheet", "notated")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class ModelConfig:
             ``relative`` — the offset of the true x from the centre of the current score window (the
             model's previous estimate), in units of ``offset_scale_px``.
         offset_scale_px: native sheet pixels per unit of a relative target (256 = half the window).
+        space: where the window the core reads lies. ``sheet`` — the seed's: the environment's score window
+            (sheet columns around the follower's x). ``notated`` — notated time (a frozen ``matching`` trunk and
+            the ``relative`` target only): the trunk's distribution over the notated positions around the
+            previous estimate, as :mod:`agents.supervised.notated` describes; its relative target is then in
+            units of ``half_window_frames``.
+        half_window_frames: notated frames (20 per notated second) on each side of the centre (``notated``).
     """
 
     cell: Literal["srn", "gru", "lstm"] = "lstm"
@@ -49,6 +56,8 @@ class ModelConfig:
     num_layers: int = 2
     target: Literal["absolute", "relative"] = "relative"
     offset_scale_px: float = 256.0
+    space: Literal["sheet", "notated"] = "sheet"
+    half_window_frames: int = 48
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,12 @@ class TrainingConfig:
         max_centre_error_px: during training the window centre is clamped to within this distance of
             the truth: the environment stops a follower that strays further (its loss threshold, 170 px),
             so farther states never occur at test time and would only teach from windows without the target.
+        estimate_noise_frames / max_centre_error_frames: the same two in notated frames, for ``model.space:
+            notated`` (whose windows lie in notated time).
+        loss_on: where a ``notated`` model's error is measured: ``notated`` — in notated frames (units of
+            ``model.half_window_frames``); ``sheet`` — at the sheet x of its position, which is what it is scored
+            on (units of ``model.offset_scale_px``: a frame's error weighs more where the music moves far on
+            the sheet).
         patience: stop after this many epochs without a better validation score (``null`` = never).
         init_from: a checkpoint (a trunk pre-training or supervised run, or its ``.pt``) whose trunk
             initializes the model's (``--init-from``); its trunk settings must be the config's.
@@ -121,6 +136,9 @@ class TrainingConfig:
     jump_penalty: float = 0.2
     estimate_noise_px: float = 20.0
     max_centre_error_px: float = LOSS_THRESHOLD_PX
+    estimate_noise_frames: float = 4.0
+    max_centre_error_frames: float = 40.0
+    loss_on: Literal["notated", "sheet"] = "notated"
     patience: int | None = 10
     init_from: str | None = None
     freeze_trunk: bool = False
@@ -154,7 +172,8 @@ class SupervisedConfig:
         m, d, t = self.model, self.data, self.training
         check_ranges(source, positive={
             "model.hidden_size": m.hidden_size, "model.num_layers": m.num_layers,
-            "model.offset_scale_px": m.offset_scale_px, "data.cache_size": d.cache_size,
+            "model.offset_scale_px": m.offset_scale_px, "model.half_window_frames": m.half_window_frames,
+            "data.cache_size": d.cache_size,
             "data.songs_per_epoch": d.songs_per_epoch, "data.max_steps_per_song": d.max_steps_per_song,
             "data.valid_max_songs": d.valid_max_songs, "training.epochs": t.epochs,
             "training.max_minutes": t.max_minutes, "training.batch_songs": t.batch_songs,
@@ -163,7 +182,17 @@ class SupervisedConfig:
         }, non_negative={
             "training.jump_penalty": t.jump_penalty, "training.estimate_noise_px": t.estimate_noise_px,
             "training.weight_decay": t.weight_decay, "training.max_centre_error_px": t.max_centre_error_px,
+            "training.estimate_noise_frames": t.estimate_noise_frames,
+            "training.max_centre_error_frames": t.max_centre_error_frames,
         })
+        if m.space == "notated":
+            needs = {"trunk.kind": (self.trunk.kind, "matching"), "training.freeze_trunk": (t.freeze_trunk, True),
+                     "model.target": (m.target, "relative")}
+            wrong = [f"{key} is {value!r}" for key, (value, wanted) in needs.items() if value != wanted]
+            if wrong:
+                raise ValueError(f"{source}: 'model.space: notated' reads a frozen matching trunk's evidence in "
+                                 f"notated time with the relative target; {', '.join(wrong)} (needs trunk.kind "
+                                 "matching, training.freeze_trunk true, model.target relative)")
         if m.target == "absolute" and d.random_start:
             raise ValueError(f"{source}: 'data.random_start: true' needs 'model.target: relative' (an absolute "
                              "model can only know where it is from the song's beginning); set it to false")
@@ -221,5 +250,5 @@ def config_differences(a: SupervisedConfig, b: SupervisedConfig) -> list[str]:
     return runs.config_differences(a.to_dict(), b.to_dict())
 
 
-__all__ = ["CELLS", "DataConfig", "ModelConfig", "SupervisedConfig", "TARGETS", "TrainingConfig",
+__all__ = ["CELLS", "DataConfig", "ModelConfig", "SPACES", "SupervisedConfig", "TARGETS", "TrainingConfig",
            "apply_overrides", "check_init_trunk", "config_differences", "load_config", "save_config"]

@@ -111,17 +111,22 @@ class RegressorFollower(Follower):
         return torch.from_numpy(array).unsqueeze(0).to(self.device)
 
 
-def load_follower(path: str | Path, name: str | None = None, device: torch.device | str = "cpu") -> RegressorFollower:
-    """A :class:`RegressorFollower` from a checkpoint file or a run directory (its ``best.pt``)."""
+def load_follower(path: str | Path, name: str | None = None, device: torch.device | str = "cpu",
+                  px_per_second: float | None = None) -> Follower:
+    """The follower of a checkpoint file or a run directory (its ``best.pt``): a :class:`RegressorFollower`, or
+    for a model in notated time a :class:`~agents.supervised.notated.NotatedRegressorFollower` (on the CPU;
+    ``px_per_second``: its stand-in speed for pieces without notated timing)."""
     from agents.runs import resolve_checkpoint
     from agents.supervised.checkpoint import load_regressor
+    from agents.supervised.notated import NotatedRegressorFollower
 
     path = resolve_checkpoint(path)
     model, config = load_regressor(path, device=device)
-    if name is None:
-        run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
-        name = f"{config.model.cell}_{config.model.target}:{run}"
-    return RegressorFollower(model, name=name, device=device)
+    run = path.parent.name if path.name in ("best.pt", "last.pt") else path.stem
+    if config.model.space == "notated":
+        return NotatedRegressorFollower(model, name=name or f"{config.model.cell}_notated:{run}",
+                                        px_per_second=px_per_second)
+    return RegressorFollower(model, name=name or f"{config.model.cell}_{config.model.target}:{run}", device=device)
 
 
 __all__ = ["RegressorFollower", "load_follower"]

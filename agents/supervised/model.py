@@ -45,7 +45,9 @@ class PositionRegressor(nn.Module):
         self.trunk_frozen = False
         cell = _CELLS[config.cell]
         extra = {"nonlinearity": "tanh"} if config.cell == "srn" else {}
-        self.core = cell(input_size=self.trunk.features_dim, hidden_size=config.hidden_size,
+        # in notated time the core reads the distribution over the window, its mean offset and its last move
+        inputs = self.trunk.features_dim if config.space == "sheet" else 2 * config.half_window_frames + 3
+        self.core = cell(input_size=inputs, hidden_size=config.hidden_size,
                          num_layers=config.num_layers, batch_first=True, **extra)
         self.head = nn.Linear(config.hidden_size, 1)
         # Start from (almost) constant outputs: a relative model then begins by standing still on the
@@ -101,6 +103,24 @@ class PositionRegressor(nn.Module):
         """Calling the module is one :meth:`step`."""
         return self.step(spectrogram, score, state)
 
+    def notated_features(self, logits: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """The core's input in notated time (``model.space: notated``, :mod:`agents.supervised.notated`).
+
+        Args:
+            logits: ``(B, 2H + 1)`` the matching logits of the sound heard against the notated positions
+                ``centre - H .. centre + H`` (``H`` = ``half_window_frames``).
+            motion: ``(B,)`` notated frames the estimate moved at the previous step (0 at the start).
+
+        Returns:
+            ``(B, 2H + 3)``: the distribution over the window, its mean offset from the centre (units of ``H``)
+            and the motion.
+        """
+        half = self.config.half_window_frames
+        distribution = torch.softmax(logits, dim=1)
+        offsets = torch.arange(-half, half + 1, device=logits.device, dtype=logits.dtype) / half
+        mean_offset = (distribution * offsets).sum(dim=1, keepdim=True)
+        return torch.cat([distribution, mean_offset, motion[:, None]], dim=1)
+
     def advance(self, features: torch.Tensor, state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
         """The recurrent core and head for one step: trunk features ``(B, F)`` → ``(outputs (B,), new state)``."""
         # oneDNN's CPU recurrent kernels re-lay-out all weights on every call: for one step of a
@@ -120,7 +140,8 @@ class PositionRegressor(nn.Module):
     def describe(self) -> str:
         c = self.config
         trunk = self.trunk.config
-        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target, {trunk.kind} trunk "
+        space = "" if c.space == "sheet" else f" in notated time (±{c.half_window_frames} frames)"
+        return (f"{c.cell} {c.num_layers}x{c.hidden_size}, {c.target} target{space}, {trunk.kind} trunk "
                 f"(width {trunk.width:g}{', frozen' if self.trunk_frozen else ''}), "
                 f"{sum(p.numel() for p in self.parameters()) / 1e6:.2f} M parameters")
 

@@ -41,6 +41,7 @@ from agents.supervised.checkpoint import read_checkpoint, save_checkpoint
 from agents.supervised.config import SupervisedConfig, check_init_trunk, load_config
 from agents.supervised.data import EpisodeBatch, SongCache, batches, load_songs, training_episode
 from agents.supervised.model import PositionRegressor
+from agents.supervised.notated import NotatedTables, notated_rollout
 from agents.supervised.rollout import FrozenTrunkTables, rollout
 from agents.supervised.validation import ValidationResult, constant_position_metrics, validate
 
@@ -81,6 +82,9 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
     run = RunDirectory(run_dir, "supervised", finished_markers=(LAST,))
     t = config.training
     device = runs.setup_torch(t.seed, t.device, t.num_threads)
+    notated = config.model.space == "notated"
+    if notated:  # a small core over looked-up tables, one frame at a time: the CPU's work
+        device = torch.device("cpu")
     model = PositionRegressor(config.model, config.trunk)
     if not resume:  # (a resumed run's trunk comes with its last.pt)
         check_init_trunk(config)
@@ -107,7 +111,11 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
     log(f"{model.describe()} on {device}; {len(cache.names)} train songs ({train_dir}), "
         f"{len(valid_songs)} valid songs ({valid_dir}); constant-position baseline: valid TR {baseline['tr']:.3f}")
     writer = _tensorboard_writer(run.path) if t.tensorboard else None
-    tables = FrozenTrunkTables(model.trunk) if model.trunk_frozen else None  # looked up, not run
+    # a frozen trunk is looked up, not run
+    if notated:
+        tables = NotatedTables(model.trunk, capacity=max(512, config.data.cache_size))
+    else:
+        tables = FrozenTrunkTables(model.trunk) if model.trunk_frozen else None
     budget = Budget(t.max_minutes, spent_s=state.elapsed_seconds)
 
     with StopRequest() as stop:
@@ -126,11 +134,18 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
             model.train()
             bar = _progress(total=sum(e.n_steps for e in episodes), enabled=progress, epoch=state.epoch + 1)
             for group in batches(episodes, t.batch_songs):
-                batch = EpisodeBatch.of(group, device=device)
-                result = rollout(model, batch, jump_penalty=t.jump_penalty, noise_px=t.estimate_noise_px,
-                                 max_centre_error_px=t.max_centre_error_px, tbptt_steps=t.tbptt_steps,
-                                 optimizer=optimizer, grad_clip=t.grad_clip, generator=noise_generator,
-                                 on_chunk=lambda: budget.spent() or stop.requested, tables=tables)
+                on_chunk = lambda: budget.spent() or stop.requested  # noqa: E731
+                if notated:
+                    result = notated_rollout(model, group, tables, loss_on=t.loss_on, jump_penalty=t.jump_penalty,
+                                             noise_frames=t.estimate_noise_frames,
+                                             max_centre_error_frames=t.max_centre_error_frames,
+                                             tbptt_steps=t.tbptt_steps, optimizer=optimizer, grad_clip=t.grad_clip,
+                                             generator=noise_generator, on_chunk=on_chunk)
+                else:
+                    result = rollout(model, EpisodeBatch.of(group, device=device), jump_penalty=t.jump_penalty,
+                                     noise_px=t.estimate_noise_px, max_centre_error_px=t.max_centre_error_px,
+                                     tbptt_steps=t.tbptt_steps, optimizer=optimizer, grad_clip=t.grad_clip,
+                                     generator=noise_generator, on_chunk=on_chunk, tables=tables)
                 squared, jump, steps = squared + result.squared_error_sum, jump + result.jump_sum, steps + result.n_steps
                 if bar is not None:
                     bar.update(result.n_steps)
@@ -143,7 +158,7 @@ def train(config: SupervisedConfig, run_dir: str | Path, *, resume: bool = False
                 break
 
             valid = validate(model, valid_songs, jump_penalty=t.jump_penalty, batch_size=max(t.batch_songs, 16),
-                             tables=tables)
+                             tables=tables, loss_on=t.loss_on)
             state.epoch += 1
             row = {
                 "epoch": state.epoch, "train_loss": (squared + t.jump_penalty * jump) / max(steps, 1),

@@ -19,6 +19,7 @@ import torch
 
 from agents.supervised.data import LOSS_THRESHOLD_PX, EpisodeBatch, PreparedSong, batches, full_episode
 from agents.supervised.model import PositionRegressor
+from agents.supervised.notated import NotatedTables, notated_rollout
 from agents.supervised.rollout import rollout
 from sfgym.metrics import PieceMetrics, Trajectory, aggregate, piece_metrics
 
@@ -59,9 +60,11 @@ def trajectory_of(song: PreparedSong, positions: np.ndarray, agent: str) -> Traj
 
 @torch.no_grad()
 def validate(model: PositionRegressor, songs: list[PreparedSong], *, jump_penalty: float,
-             batch_size: int = 16, agent: str = "regressor", tables=None) -> ValidationResult:
+             batch_size: int = 16, agent: str = "regressor", tables=None, loss_on: str = "notated") -> ValidationResult:
     """Follow every song in full with ``model`` (eval mode; the model's mode is restored afterwards);
-    ``tables``: its frozen trunk as :class:`~agents.supervised.rollout.FrozenTrunkTables`."""
+    ``tables``: its frozen trunk as :class:`~agents.supervised.rollout.FrozenTrunkTables`, or as
+    :class:`~agents.supervised.notated.NotatedTables` for a model in notated time (``loss_on``: where its loss
+    is measured, see :func:`~agents.supervised.notated.notated_rollout`)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -70,13 +73,19 @@ def validate(model: PositionRegressor, songs: list[PreparedSong], *, jump_penalt
     steps = 0
     try:
         for group in batches(songs, batch_size):
-            batch = EpisodeBatch.of([full_episode(song) for song in group], device=device)
-            result = rollout(model, batch, jump_penalty=jump_penalty, max_centre_error_px=LOSS_THRESHOLD_PX,
-                             tbptt_steps=max(batch.max_steps, 1), tables=tables)
+            episodes = [full_episode(song) for song in group]
+            if isinstance(tables, NotatedTables):  # notated time: nothing is clamped, as in the environment
+                result = notated_rollout(model, episodes, tables, loss_on=loss_on, jump_penalty=jump_penalty,
+                                         tbptt_steps=max(max(episode.n_steps for episode in episodes), 1))
+            else:
+                batch = EpisodeBatch.of(episodes, device=device)
+                episodes = batch.episodes  # in the batch's order
+                result = rollout(model, batch, jump_penalty=jump_penalty, max_centre_error_px=LOSS_THRESHOLD_PX,
+                                 tbptt_steps=max(batch.max_steps, 1), tables=tables)
             squared_sum += result.squared_error_sum
             jump_sum += result.jump_sum
             steps += result.n_steps
-            for row, episode in enumerate(batch.episodes):
+            for row, episode in enumerate(episodes):
                 trajectory = trajectory_of(episode.song, result.positions[row], agent)
                 runs.append(piece_metrics(trajectory, episode.song.piece))
     finally:

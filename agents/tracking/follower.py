@@ -49,6 +49,25 @@ TAIL_S = 2.0
 """Notated seconds kept after the last onset (its notes sound on)."""
 
 
+def notated_positions_x(score_map: ScoreMap, fps: float) -> np.ndarray:
+    """Sheet x of each notated frame of a score, from its start to :data:`TAIL_S` after its last onset."""
+    n_positions = int(np.ceil((score_map.onset_times[-1] + TAIL_S) * fps)) + 1
+    return score_map.x_at(np.arange(n_positions) / fps)
+
+
+@torch.no_grad()
+def position_embeddings(trunk: MatchingTrunk, strip: torch.Tensor, position_x: np.ndarray,
+                        geometry=DEFAULT_GEOMETRY) -> np.ndarray:
+    """float32 ``(positions, features)``: the trunk's embedding of the sheet column at each position's x.
+
+    ``strip`` is the observation's score strip, ``(1, rows, columns)``. The column is the one a score window
+    centred on x is centred on, as the trunk was trained to find it (its embedding ``j`` is strip column
+    ``j + margin``)."""
+    column = geometry.centre_columns(position_x) - trunk.margin
+    columns = trunk.column_embeddings(strip)[0].numpy()
+    return columns[np.clip(column, 0, len(columns) - 1)]
+
+
 class MatchingTracker(Follower):
     """A matching trunk's evidence, filtered over (notated position, tempo); see the module docstring.
 
@@ -94,15 +113,10 @@ class MatchingTracker(Follower):
         score_notes = notated_notes(piece, self.px_per_second)
         self._map = ScoreMap.of(piece, score_notes)
         self._fps = float(piece.fps)
-        n_positions = int(np.ceil((self._map.onset_times[-1] + TAIL_S) * self._fps)) + 1
-        position_x = self._map.x_at(np.arange(n_positions) / self._fps)
-        # the strip column a window centred on x is centred on, as the trunk was trained to find it;
-        # the trunk's embedding j is strip column j + margin
-        column = geometry.centre_columns(position_x) - self.trunk.margin
-        self._position_columns = []  # per trunk: the embedding of each notated position's column
-        for trunk in self.trunks:
-            columns = trunk.column_embeddings(strip)[0].numpy()
-            self._position_columns.append(columns[np.clip(column, 0, len(columns) - 1)])
+        position_x = notated_positions_x(self._map, self._fps)
+        n_positions = len(position_x)
+        # per trunk: the embedding of each notated position's column
+        self._position_columns = [position_embeddings(trunk, strip, position_x, geometry) for trunk in self.trunks]
         self._position_chroma = None  # the synthesized score's chroma features at each notated position
         if self.settings.chroma_weight > 0:
             # keyed by the features' settings, as on-line DTW keys its chroma: both followers share one synthesis
@@ -210,4 +224,5 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
     return write_checkpoint_payload(out, payload)
 
 
-__all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "load_follower", "save_trunk_ensemble"]
+__all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "load_follower", "notated_positions_x", "position_embeddings",
+           "save_trunk_ensemble"]

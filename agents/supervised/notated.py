@@ -1,0 +1,319 @@
+"""The seed's recurrent regressors in notated time (``model.space: notated``): a frozen matching trunk's evidence
+over the notated positions around the previous estimate, read by the SRN / GRU / LSTM.
+
+Why notated time: the sheet-space regressor reads the environment's score window, sheet columns centred on its
+previous estimate. How far the music moves through that window per frame depends on the engraving (note spacing,
+line breaks), so its recurrent core cannot hold a tempo; on the matching trunk it tracked at most 0.48 of the
+default test split, where the tracker reading the same trunk in notated time tracks it all. In notated time a
+steady performance moves a steady number of notated frames per performed frame (its tempo ratio), which a
+recurrent state can carry.
+
+Before a piece (as :class:`~agents.tracking.MatchingTracker` does) every notated frame of the score gets the
+trunk's embedding of its sheet column, through the notated timing (:class:`~agents.baselines.score_side.ScoreMap`).
+At each step the sound of the last ``match_frames`` frames (level and tilt normalized,
+:class:`~agents.tracking.normalize.SpectrumNormalizer`) is embedded and matched against the ``2H + 1`` positions
+``centre - H .. centre + H`` around the previous estimate (``H`` = ``model.half_window_frames``; positions off the
+score count as impossible). The core reads that distribution, its mean offset and its own last move
+(:meth:`PositionRegressor.notated_features`) and outputs the offset of the position from the centre in units of
+``H``: the relative target, as in the sheet space, and the seed's loss in those units::
+
+    ((p̂_t − p_t) / H)² + λ ((p̂_t − p̂_{t−1}) / H)²
+
+with ``p_t`` the true notated position at the frame the position is scored at (:func:`notated_truth`). The next
+window is centred on the estimate (in training plus noise, clamped near the truth, as in the sheet space). The
+follower's x is the sheet x of the estimated notated position.
+
+Training looks the trunk's side up from per-song tables (:class:`NotatedTables`: the embedding of what the
+follower hears at each frame, and of each notated position's column), so it costs little more than the core.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.baselines.score_side import ScoreMap, notated_notes, notated_truth
+from agents.networks import MatchingTrunk
+from agents.supervised.data import Episode, PreparedSong
+from agents.supervised.model import PositionRegressor, RecurrentState, detach_state
+from agents.supervised.rollout import RolloutResult, step_loss
+from agents.tracking.follower import notated_positions_x, position_embeddings
+from agents.tracking.normalize import SpectrumNormalizer
+from sfgym.data.piece import Piece
+from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
+from sfgym.followers import Follower
+
+OFF_SCORE_LOGIT = -30.0
+"""Logit of a window position before the score's start or after its end (a probability of ~0)."""
+
+
+def heard_frames(spectrogram: np.ndarray, frame: int, match_frames: int) -> np.ndarray:
+    """The frames a follower at ``frame`` hears: the last ``match_frames`` of the environment's observation
+    (frames ``frame - match_frames .. frame - 1``, zeros before the start)."""
+    heard = np.zeros((spectrogram.shape[0], match_frames), dtype=np.float32)
+    first = frame - match_frames
+    part = spectrogram[:, max(0, first):frame]
+    heard[:, match_frames - part.shape[1]:] = part
+    return heard
+
+
+@dataclass
+class NotatedSong:
+    """A piece's tables for training in notated time.
+
+    Attributes:
+        sound: float32 ``(n_frames + 1, features)``: the embedding of what a follower hears at each frame, its
+            normalizer started at the first onset (the environment's start; zeros before it).
+        positions: float32 ``(n_positions, features)``: the embedding of each notated position's sheet column.
+        truth: float64 ``(n_frames + 1,)``: the true notated position at each frame.
+        score_map: notated time → sheet x.
+        position_x: float64 ``(n_positions,)``: the sheet x of each notated position.
+        true_x: float64 ``(n_frames,)``: the ground truth's x at each frame.
+    """
+
+    sound: np.ndarray
+    positions: np.ndarray
+    truth: np.ndarray
+    score_map: ScoreMap
+    position_x: np.ndarray
+    true_x: np.ndarray
+
+
+def notated_song(trunk: MatchingTrunk, piece: Piece) -> NotatedSong:
+    """The tables of ``piece`` for ``trunk`` (see :class:`NotatedSong`)."""
+    score_map = ScoreMap.of(piece, notated_notes(piece))
+    strip = torch.from_numpy(score_observation_values(DEFAULT_GEOMETRY.strip(piece.sheet)))[None]
+    position_x = notated_positions_x(score_map, piece.fps)
+    positions = position_embeddings(trunk, strip, position_x, DEFAULT_GEOMETRY)
+    match_frames = trunk.config.match_frames
+    heard = np.zeros((piece.n_frames + 1, piece.spectrogram.shape[0], match_frames), dtype=np.float32)
+    normalizer = SpectrumNormalizer()
+    for frame in range(piece.first_onset_frame, piece.n_frames + 1):  # as the follower hears, frame by frame
+        frames = heard_frames(piece.spectrogram, frame, match_frames)
+        normalizer.hear(frames[:, -1])
+        heard[frame] = normalizer.normalize(frames)
+    with torch.no_grad():
+        sound = np.concatenate([trunk.sound_embeddings(torch.from_numpy(heard[start:start + 1024])).numpy()
+                                for start in range(0, len(heard), 1024)])
+    sound[: piece.first_onset_frame] = 0.0
+    return NotatedSong(sound=sound, positions=positions.astype(np.float32), truth=notated_truth(piece, score_map),
+                       score_map=score_map, position_x=position_x, true_x=piece.true_x.astype(np.float64))
+
+
+class NotatedTables:
+    """The tables of the songs used last (at most ``capacity``), for a frozen matching trunk (copied to the CPU)."""
+
+    def __init__(self, trunk: MatchingTrunk, capacity: int = 256):
+        if not isinstance(trunk, MatchingTrunk):
+            raise TypeError(f"notated time needs a matching trunk, got {type(trunk).__name__}")
+        import copy
+
+        self.trunk = copy.deepcopy(trunk).cpu().eval()
+        self.capacity = capacity
+        self._songs: OrderedDict[str, NotatedSong] = OrderedDict()
+
+    def song(self, song: PreparedSong) -> NotatedSong:
+        if song.name in self._songs:
+            self._songs.move_to_end(song.name)
+        else:
+            self._songs[song.name] = notated_song(self.trunk, song.piece)
+            if len(self._songs) > self.capacity:
+                self._songs.popitem(last=False)
+        return self._songs[song.name]
+
+
+def window_logits(positions: torch.Tensor, on_score: torch.Tensor, sound: torch.Tensor, centre: torch.Tensor,
+                  half: int) -> torch.Tensor:
+    """``(B, 2H + 1)`` matching logits of ``sound`` ``(B, F)`` against the positions ``round(centre) - H ..
+    round(centre) + H``; ``positions`` ``(B, N + 2H, F)`` and ``on_score`` ``(B, N + 2H)`` are padded by ``H`` on
+    each side."""
+    offsets = torch.arange(-half, half + 1, device=centre.device)
+    index = (centre.round().long()[:, None] + offsets[None] + half).clamp(0, positions.shape[1] - 1)
+    window = torch.gather(positions, 1, index[:, :, None].expand(-1, -1, positions.shape[2]))
+    logits = torch.einsum("bwk,bk->bw", window, sound)
+    return torch.where(torch.gather(on_score, 1, index), logits, torch.full_like(logits, OFF_SCORE_LOGIT))
+
+
+def sheet_x(position_x: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` sheet x of fractional notated positions ``(B,)`` (linear between frames, held at the ends), through
+    each row's ``position_x`` ``(B, N)``; differentiable in ``position``."""
+    last = position_x.shape[1] - 1
+    clamped = position.clamp(0.0, float(last))
+    below = clamped.detach().floor().long().clamp(max=max(last - 1, 0))
+    left = torch.gather(position_x, 1, below[:, None])[:, 0]
+    right = torch.gather(position_x, 1, (below + 1).clamp(max=last)[:, None])[:, 0]
+    return left + (clamped - below) * (right - left)
+
+
+def notated_rollout(
+    model: PositionRegressor,
+    episodes: list[Episode],
+    tables: NotatedTables,
+    *,
+    loss_on: str = "notated",
+    jump_penalty: float = 0.2,
+    noise_frames: float = 0.0,
+    max_centre_error_frames: float | None = None,
+    tbptt_steps: int = 50,
+    optimizer: torch.optim.Optimizer | None = None,
+    grad_clip: float | None = None,
+    generator: torch.Generator | None = None,
+    on_chunk=None,
+) -> RolloutResult:
+    """Follow every episode to its end in notated time; with an ``optimizer``, train on the way (truncated
+    backprop through time, as :func:`agents.supervised.rollout.rollout`). The result's ``positions`` are sheet x
+    (native px). ``loss_on``: the error in notated frames (units of ``H``), or on the sheet (``sheet``: the x it is
+    scored on, units of ``model.offset_scale_px``). Runs on the CPU (the tables live there)."""
+    if loss_on not in ("notated", "sheet"):
+        raise ValueError(f"loss_on must be 'notated' or 'sheet', got {loss_on!r}")
+    half = model.config.half_window_frames
+    songs = [tables.song(episode.song) for episode in episodes]
+    size = len(episodes)
+    steps = np.array([episode.n_steps for episode in episodes])
+    total_steps = int(steps.max(initial=0))
+    width = max(len(song.positions) for song in songs) + 2 * half
+    features = songs[0].positions.shape[1] if songs else 0
+    positions = torch.zeros((size, width, features))
+    on_score = torch.zeros((size, width), dtype=torch.bool)
+    sound = torch.zeros((size, total_steps, features))
+    truth = torch.zeros((size, total_steps + 1), dtype=torch.float64)
+    true_x = torch.zeros((size, total_steps + 1), dtype=torch.float64)
+    position_x = torch.zeros((size, width - 2 * half), dtype=torch.float64)
+    for row, (episode, song) in enumerate(zip(episodes, songs)):
+        n, start = int(steps[row]), episode.start_frame
+        positions[row, half:half + len(song.positions)] = torch.from_numpy(song.positions)
+        on_score[row, half:half + len(song.positions)] = True
+        sound[row, :n] = torch.from_numpy(song.sound[start:start + n])
+        truth[row, :n + 1] = torch.from_numpy(song.truth[start:start + n + 1])
+        truth[row, n + 1:] = truth[row, n]
+        true_x[row, :n + 1] = torch.from_numpy(song.true_x[start:start + n + 1])
+        true_x[row, n + 1:] = true_x[row, n]
+        position_x[row, :len(song.position_x)] = torch.from_numpy(song.position_x)
+        position_x[row, len(song.position_x):] = song.position_x[-1]
+    truth, true_x, position_x = truth.float(), true_x.float(), position_x.float()
+    on_sheet = loss_on == "sheet"
+    unit = model.config.offset_scale_px if on_sheet else half
+    alive = torch.from_numpy(np.arange(total_steps)[None, :] < steps[:, None])
+    last_position = torch.tensor([len(song.positions) - 1 for song in songs], dtype=torch.float32)
+
+    state: RecurrentState = model.initial_state(size, "cpu")
+    centre = truth[:, 0].clone()  # the start: the notated position of the episode's first onset
+    previous = centre.clone()
+    motion = torch.zeros(size)
+    estimates = torch.zeros((size, total_steps))
+    squared_sum = jump_sum = 0.0
+    for chunk_start in range(0, total_steps, tbptt_steps):
+        chunk_loss = torch.zeros(())
+        chunk = range(chunk_start, min(chunk_start + tbptt_steps, total_steps))
+        for step in chunk:
+            logits = window_logits(positions, on_score, sound[:, step], centre, half)
+            output, state = model.advance(model.notated_features(logits, motion), state)
+            position = centre.round() + output * half
+            target = truth[:, step + 1]
+            if on_sheet:
+                squared, jump = step_loss(sheet_x(position_x, position), sheet_x(position_x, previous),
+                                          true_x[:, step + 1], unit, jump_penalty)
+            else:
+                squared, jump = step_loss(position, previous, target, unit, jump_penalty)
+            counted = alive[:, step].float()
+            chunk_loss = chunk_loss + ((squared + jump_penalty * jump) * counted).sum()
+            squared_sum += float((squared.detach() * counted).sum())
+            jump_sum += float((jump.detach() * counted).sum())
+            estimates[:, step] = position.detach()
+            motion = (position - previous).detach()
+            previous = position
+            centre = position.detach()
+            if noise_frames > 0:
+                centre = centre + torch.randn(size, generator=generator) * noise_frames
+            if max_centre_error_frames is not None:
+                centre = torch.maximum(torch.minimum(centre, target + max_centre_error_frames),
+                                       target - max_centre_error_frames)
+            centre = torch.minimum(centre.clamp_min(0.0), last_position)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            (chunk_loss / max(float(alive[:, chunk.start:chunk.stop].sum()), 1.0)).backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+        state = detach_state(state)
+        previous = previous.detach()
+        if on_chunk is not None and on_chunk():
+            break
+
+    estimates_x = np.zeros((size, total_steps))
+    for row, song in enumerate(songs):
+        estimates_x[row] = song.score_map.x_at(estimates[row].double().numpy() / episodes[row].song.piece.fps)
+    return RolloutResult(positions=estimates_x, squared_error_sum=squared_sum, jump_sum=jump_sum,
+                         n_steps=int(alive.sum()), jump_penalty=jump_penalty)
+
+
+class NotatedRegressorFollower(Follower):
+    """Drives ``MSMDFollow-v0`` (position actions) with a regressor in notated time (the module docstring).
+
+    Args:
+        model: a :class:`PositionRegressor` with ``space: notated`` (put in eval mode here).
+        name: shown in tables and legends.
+        px_per_second: stand-in speed for pieces without notated timing
+            (:func:`~agents.baselines.score_side.notated_notes`).
+    """
+
+    action_type = "position"
+    stochastic = False
+    needs_notated_tempo = True
+
+    def __init__(self, model: PositionRegressor, name: str | None = None, px_per_second: float | None = None):
+        if model.config.space != "notated" or not isinstance(model.trunk, MatchingTrunk):
+            raise ValueError(f"a NotatedRegressorFollower needs a notated-time model on a matching trunk, got "
+                             f"{model.describe()}")
+        self.model = model.cpu().eval()
+        self.name = name or f"{model.config.cell}_notated"
+        self.px_per_second = px_per_second
+        self._normalizer = SpectrumNormalizer()
+        self._state: RecurrentState | None = None
+
+    @torch.no_grad()
+    def reset(self, piece: Piece, seed: int | None = None) -> None:
+        """Start a piece: zero state, the estimate on the first onset's notated position."""
+        half = self.model.config.half_window_frames
+        self._map = ScoreMap.of(piece, notated_notes(piece, self.px_per_second))
+        strip = torch.from_numpy(score_observation_values(DEFAULT_GEOMETRY.strip(piece.sheet)))[None]
+        embeddings = position_embeddings(self.model.trunk, strip, notated_positions_x(self._map, piece.fps))
+        self._positions = torch.zeros((1, len(embeddings) + 2 * half, embeddings.shape[1]))
+        self._positions[0, half:half + len(embeddings)] = torch.from_numpy(embeddings)
+        self._on_score = torch.zeros((1, self._positions.shape[1]), dtype=torch.bool)
+        self._on_score[0, half:half + len(embeddings)] = True
+        self._last_position = float(len(embeddings) - 1)
+        self._fps = float(piece.fps)
+        self._width = float(piece.sheet_width)
+        self._centre = torch.tensor([self._map.first_onset_time * self._fps], dtype=torch.float32)
+        self._previous = self._centre.clone()
+        self._motion = torch.zeros(1)
+        self._state = self.model.initial_state(1, "cpu")
+        self._normalizer.reset()
+
+    @torch.no_grad()
+    def act(self, observation: dict[str, np.ndarray], info: dict[str, Any] | None = None) -> np.ndarray:
+        if self._state is None:
+            raise RuntimeError(f"{self.name}: call reset(piece) before act()")
+        match_frames = self.model.trunk.config.match_frames
+        heard = np.asarray(observation["spectrogram"], dtype=np.float32)[0][:, -match_frames:]
+        self._normalizer.hear(heard[:, -1])
+        heard = torch.from_numpy(np.ascontiguousarray(self._normalizer.normalize(heard)))[None]
+        sound = self.model.trunk.sound_embeddings(heard)
+        half = self.model.config.half_window_frames
+        logits = window_logits(self._positions, self._on_score, sound, self._centre, half)
+        output, self._state = self.model.advance(self.model.notated_features(logits, self._motion), self._state)
+        position = self._centre.round() + output * half
+        self._motion = position - self._previous
+        self._previous = position
+        self._centre = torch.minimum(position.clamp_min(0.0), torch.tensor(self._last_position))
+        x = float(self._map.x_at(float(position[0]) / self._fps))
+        return np.array([x / self._width], dtype=np.float64)
+
+
+__all__ = ["NotatedRegressorFollower", "NotatedSong", "NotatedTables", "heard_frames", "notated_rollout",
+           "notated_song", "sheet_x", "window_logits"]
