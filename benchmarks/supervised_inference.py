@@ -10,7 +10,8 @@ recurrent step, head, action) frame by frame; the environment's own step is not 
 incrementally (the follower's default: score features precomputed per piece — that is the ``reset`` time —
 and the spectrogram branch streamed one column per frame, :mod:`agents.sliding`) and plain. The default model is the seed paper's size: the Figure-3 trunk and a 2 × 1024
 LSTM, with random weights (the time does not depend on them; ``--config NAME`` times the model of a shipped
-supervised config, any trunk kind, e.g. ``lstm_matching``; ``--checkpoint`` a trained model). Also printed:
+supervised config, any trunk kind, e.g. ``lstm_matching``, or in notated time, ``gru_notated``, timed with its
+:class:`~agents.supervised.notated.NotatedRegressorFollower`; ``--checkpoint`` a trained model). Also printed:
 where the plain path's time goes. The goal is ≤ 10 ms per frame on one core for the seed-size model.
 """
 
@@ -75,6 +76,15 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{model.describe()}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"load average {load:.2f} on {os.cpu_count()} CPUs; piece {piece.name} ({piece.sheet_width} px)")
+    if model.config.space == "notated":  # one path: the trunk embeds the sound of the frame, the window is looked up
+        from agents.supervised.notated import NotatedRegressorFollower
+
+        # the sample has no score MIDI: a stand-in speed places its notes (the time does not depend on it)
+        follower = NotatedRegressorFollower(model, name="benchmark", px_per_second=100.0)
+        act, reset_s, _ = time_follower(follower, env, piece, args.frames)
+        print(f"act, {'notated time:':23s}{summary(act)}  (reset {reset_s:.2f} s)")
+        print(f"per-frame inference: {np.median(act):.2f} ms median")
+        return
     medians = {}
     for incremental in (True, False):
         follower = RegressorFollower(model, name="benchmark", incremental=incremental)

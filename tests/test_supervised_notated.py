@@ -55,9 +55,10 @@ def test_heard_frames_are_the_end_of_the_environment_s_spectrogram_window(toy_pi
         np.testing.assert_array_equal(heard_frames(piece.spectrogram, frame, 4), window[:, -4:])
 
 
-def test_a_notated_regressor_follows_the_environment_as_the_batched_rollout(toy_pieces):
+@pytest.mark.parametrize("predict_centre", [False, True])
+def test_a_notated_regressor_follows_the_environment_as_the_batched_rollout(toy_pieces, predict_centre):
     torch.manual_seed(0)
-    model = moving(PositionRegressor(NOTATED, TrunkConfig(**MATCHING)))
+    model = moving(PositionRegressor(dataclasses.replace(NOTATED, predict_centre=predict_centre), TrunkConfig(**MATCHING)))
     model.freeze_trunk()
     assert model.core.input_size == 2 * 12 + 3
     tables = NotatedTables(model.trunk)

@@ -49,6 +49,8 @@ class ModelConfig:
             previous estimate, as :mod:`agents.supervised.notated` describes; its relative target is then in
             units of ``half_window_frames``.
         half_window_frames: notated frames (20 per notated second) on each side of the centre (``notated``).
+        predict_centre: centre the next window where the estimate's last move would take it, not on the estimate
+            (``notated``): an output of 0 then keeps the pace instead of standing still.
     """
 
     cell: Literal["srn", "gru", "lstm"] = "lstm"
@@ -58,6 +60,7 @@ class ModelConfig:
     offset_scale_px: float = 256.0
     space: Literal["sheet", "notated"] = "sheet"
     half_window_frames: int = 48
+    predict_centre: bool = False
 
 
 @dataclass(frozen=True)

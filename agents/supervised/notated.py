@@ -20,8 +20,9 @@ score count as impossible). The core reads that distribution, its mean offset an
     ((p̂_t − p_t) / H)² + λ ((p̂_t − p̂_{t−1}) / H)²
 
 with ``p_t`` the true notated position at the frame the position is scored at (:func:`notated_truth`). The next
-window is centred on the estimate (in training plus noise, clamped near the truth, as in the sheet space). The
-follower's x is the sheet x of the estimated notated position.
+window is centred on the estimate (in training plus noise, clamped near the truth, as in the sheet space), or
+with ``model.predict_centre`` on where the estimate's last move would take it, so that an output of 0 keeps the
+pace instead of standing still. The follower's x is the sheet x of the estimated notated position.
 
 Training looks the trunk's side up from per-song tables (:class:`NotatedTables`: the embedding of what the
 follower hears at each frame, and of each notated position's column), so it costs little more than the core.
@@ -196,6 +197,7 @@ def notated_rollout(
         position_x[row, len(song.position_x):] = song.position_x[-1]
     truth, true_x, position_x = truth.float(), true_x.float(), position_x.float()
     on_sheet = loss_on == "sheet"
+    predict = model.config.predict_centre
     unit = model.config.offset_scale_px if on_sheet else half
     alive = torch.from_numpy(np.arange(total_steps)[None, :] < steps[:, None])
     last_position = torch.tensor([len(song.positions) - 1 for song in songs], dtype=torch.float32)
@@ -226,7 +228,7 @@ def notated_rollout(
             estimates[:, step] = position.detach()
             motion = (position - previous).detach()
             previous = position
-            centre = position.detach()
+            centre = position.detach() + (motion if predict else 0.0)
             if noise_frames > 0:
                 centre = centre + torch.randn(size, generator=generator) * noise_frames
             if max_centre_error_frames is not None:
@@ -310,7 +312,8 @@ class NotatedRegressorFollower(Follower):
         position = self._centre.round() + output * half
         self._motion = position - self._previous
         self._previous = position
-        self._centre = torch.minimum(position.clamp_min(0.0), torch.tensor(self._last_position))
+        centre = position + self._motion if self.model.config.predict_centre else position
+        self._centre = torch.minimum(centre.clamp_min(0.0), torch.tensor(self._last_position))
         x = float(self._map.x_at(float(position[0]) / self._fps))
         return np.array([x / self._width], dtype=np.float64)
 
