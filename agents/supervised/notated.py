@@ -41,7 +41,7 @@ from agents.baselines.score_side import ScoreMap, notated_notes, notated_truth
 from agents.networks import MatchingTrunk
 from agents.supervised.data import Episode, PreparedSong
 from agents.supervised.model import PositionRegressor, RecurrentState, detach_state
-from agents.supervised.rollout import RolloutResult, step_loss
+from agents.supervised.rollout import RolloutResult, optimize_chunk, step_loss
 from agents.tracking.follower import notated_positions_x, position_embeddings
 from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
@@ -236,11 +236,8 @@ def notated_rollout(
                                        target - max_centre_error_frames)
             centre = torch.minimum(centre.clamp_min(0.0), last_position)
         if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-            (chunk_loss / max(float(alive[:, chunk.start:chunk.stop].sum()), 1.0)).backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            optimize_chunk(model, optimizer, chunk_loss / max(float(alive[:, chunk.start:chunk.stop].sum()), 1.0),
+                           grad_clip)
         state = detach_state(state)
         previous = previous.detach()
         if on_chunk is not None and on_chunk():

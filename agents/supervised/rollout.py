@@ -115,6 +115,16 @@ class FrozenTrunkTables:
         return torch.from_numpy(np.stack(outputs)).to(centre_x.device, torch.float32)
 
 
+def optimize_chunk(model: PositionRegressor, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   grad_clip: float | None) -> None:
+    """One optimizer step on a truncated-backprop chunk's mean loss (gradients clipped to ``grad_clip``)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+
 def rollout(
     model: PositionRegressor,
     batch: EpisodeBatch,
@@ -199,11 +209,7 @@ def rollout(
         counted += chunk_count
 
         if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-            (chunk_loss / chunk_count).backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            optimize_chunk(model, optimizer, chunk_loss / chunk_count, grad_clip)
         state = detach_state(state)
         previous = previous.detach()
         if on_chunk is not None and on_chunk():
@@ -213,4 +219,4 @@ def rollout(
                          jump_sum=float(jump_sum), n_steps=counted, jump_penalty=jump_penalty)
 
 
-__all__ = ["FrozenTrunkTables", "RolloutResult", "rollout", "step_loss"]
+__all__ = ["FrozenTrunkTables", "RolloutResult", "optimize_chunk", "rollout", "step_loss"]
