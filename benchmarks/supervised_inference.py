@@ -10,7 +10,7 @@ recurrent step, head, action) frame by frame; the environment's own step is not 
 incrementally (the follower's default: score features precomputed per piece — that is the ``reset`` time —
 and the spectrogram branch streamed one column per frame, :mod:`agents.sliding`) and plain. The default model is the seed paper's size: the Figure-3 trunk and a 2 × 1024
 LSTM, with random weights (the time does not depend on them; ``--config NAME`` times the model of a shipped
-supervised config, any trunk kind, e.g. ``lstm_matching``, or in notated time, ``gru_notated``, timed with its
+supervised config, any trunk kind, e.g. ``lstm_matching``, or in notated time, ``lstm_notated``, timed with its
 :class:`~agents.supervised.notated.NotatedRegressorFollower`; ``--checkpoint`` a trained model). Also printed:
 where the plain path's time goes. The goal is ≤ 10 ms per frame on one core for the seed-size model.
 """

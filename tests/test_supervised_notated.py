@@ -143,7 +143,7 @@ def test_the_shipped_notated_config_loads():
     from agents.config_files import find_config
     from agents.supervised.config import load_config
 
-    config = load_config(find_config("gru_notated", "supervised"))
-    assert config.model.space == "notated" and config.model.cell == "gru" and config.training.freeze_trunk
-    lstm = load_config(find_config("gru_notated", "supervised"), ["model.cell=lstm"])
-    assert PositionRegressor(lstm.model, lstm.trunk).core.input_size == 2 * config.model.half_window_frames + 3
+    config = load_config(find_config("lstm_notated", "supervised"))
+    assert config.model.space == "notated" and config.model.cell == "lstm" and config.training.freeze_trunk
+    gru = load_config(find_config("lstm_notated", "supervised"), ["model.cell=gru"])
+    assert PositionRegressor(gru.model, gru.trunk).core.input_size == 2 * config.model.half_window_frames + 3
