@@ -30,6 +30,7 @@ follower hears at each frame, and of each notated position's column), so it cost
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -111,8 +112,6 @@ class NotatedTables:
     def __init__(self, trunk: MatchingTrunk, capacity: int = 256):
         if not isinstance(trunk, MatchingTrunk):
             raise TypeError(f"notated time needs a matching trunk, got {type(trunk).__name__}")
-        import copy
-
         self.trunk = copy.deepcopy(trunk).cpu().eval()
         self.capacity = capacity
         self._songs: OrderedDict[str, NotatedSong] = OrderedDict()
