@@ -56,11 +56,30 @@ OFF_SCORE_LOGIT = -30.0
 def heard_frames(spectrogram: np.ndarray, frame: int, match_frames: int) -> np.ndarray:
     """The frames a follower at ``frame`` hears: the last ``match_frames`` of the environment's observation
     (frames ``frame - match_frames .. frame - 1``, zeros before the start)."""
-    heard = np.zeros((spectrogram.shape[0], match_frames), dtype=np.float32)
-    first = frame - match_frames
-    part = spectrogram[:, max(0, first):frame]
-    heard[:, match_frames - part.shape[1]:] = part
-    return heard
+    return DEFAULT_GEOMETRY.spectrogram_window(spectrogram, frame)[0][:, -match_frames:]
+
+
+def score_positions(trunk: MatchingTrunk, piece: Piece,
+                    px_per_second: float | None = None) -> tuple[ScoreMap, np.ndarray, np.ndarray]:
+    """``(score map, sheet x of each notated position, float32 (positions, features) embeddings of their
+    columns)``: what a follower in notated time knows of the score before the performance (``px_per_second``:
+    :func:`~agents.baselines.score_side.notated_notes`' stand-in speed)."""
+    score_map = ScoreMap.of(piece, notated_notes(piece, px_per_second))
+    strip = torch.from_numpy(score_observation_values(DEFAULT_GEOMETRY.strip(piece.sheet)))[None]
+    position_x = notated_positions_x(score_map, piece.fps)
+    return score_map, position_x, position_embeddings(trunk, strip, position_x, DEFAULT_GEOMETRY).astype(np.float32)
+
+
+def padded_positions(embeddings: list[np.ndarray], half: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The embeddings of several scores as ``(B, N + 2H, F)``, padded by ``H`` on each side and at the end to the
+    longest, and ``(B, N + 2H)`` whether each entry is a position of the score (see :func:`window_logits`)."""
+    width = max(len(rows) for rows in embeddings) + 2 * half
+    positions = torch.zeros((len(embeddings), width, embeddings[0].shape[1]))
+    on_score = torch.zeros((len(embeddings), width), dtype=torch.bool)
+    for row, rows in enumerate(embeddings):
+        positions[row, half:half + len(rows)] = torch.from_numpy(rows)
+        on_score[row, half:half + len(rows)] = True
+    return positions, on_score
 
 
 @dataclass
@@ -87,10 +106,7 @@ class NotatedSong:
 
 def notated_song(trunk: MatchingTrunk, piece: Piece) -> NotatedSong:
     """The tables of ``piece`` for ``trunk`` (see :class:`NotatedSong`)."""
-    score_map = ScoreMap.of(piece, notated_notes(piece))
-    strip = torch.from_numpy(score_observation_values(DEFAULT_GEOMETRY.strip(piece.sheet)))[None]
-    position_x = notated_positions_x(score_map, piece.fps)
-    positions = position_embeddings(trunk, strip, position_x, DEFAULT_GEOMETRY)
+    score_map, position_x, positions = score_positions(trunk, piece)
     match_frames = trunk.config.match_frames
     heard = np.zeros((piece.n_frames + 1, piece.spectrogram.shape[0], match_frames), dtype=np.float32)
     normalizer = SpectrumNormalizer()
@@ -102,7 +118,7 @@ def notated_song(trunk: MatchingTrunk, piece: Piece) -> NotatedSong:
         sound = np.concatenate([trunk.sound_embeddings(torch.from_numpy(heard[start:start + 1024])).numpy()
                                 for start in range(0, len(heard), 1024)])
     sound[: piece.first_onset_frame] = 0.0
-    return NotatedSong(sound=sound, positions=positions.astype(np.float32), truth=notated_truth(piece, score_map),
+    return NotatedSong(sound=sound, positions=positions, truth=notated_truth(piece, score_map),
                        score_map=score_map, position_x=position_x, true_x=piece.true_x.astype(np.float64))
 
 
@@ -136,6 +152,16 @@ def window_logits(positions: torch.Tensor, on_score: torch.Tensor, sound: torch.
     window = torch.gather(positions, 1, index[:, :, None].expand(-1, -1, positions.shape[2]))
     logits = torch.einsum("bwk,bk->bw", window, sound)
     return torch.where(torch.gather(on_score, 1, index), logits, torch.full_like(logits, OFF_SCORE_LOGIT))
+
+
+def notated_step(model: PositionRegressor, positions: torch.Tensor, on_score: torch.Tensor, sound: torch.Tensor,
+                 centre: torch.Tensor, motion: torch.Tensor, state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
+    """One frame of the model: the window around ``centre`` → its core → ``(the estimated position (B,), new state)``
+    (the output is the offset from the window's centre, in half windows)."""
+    half = model.config.half_window_frames
+    logits = window_logits(positions, on_score, sound, centre, half)
+    output, state = model.advance(model.notated_features(logits, motion), state)
+    return centre.round() + output * half, state
 
 
 def sheet_x(position_x: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
@@ -175,18 +201,14 @@ def notated_rollout(
     size = len(episodes)
     steps = np.array([episode.n_steps for episode in episodes])
     total_steps = int(steps.max(initial=0))
-    width = max(len(song.positions) for song in songs) + 2 * half
-    features = songs[0].positions.shape[1] if songs else 0
-    positions = torch.zeros((size, width, features))
-    on_score = torch.zeros((size, width), dtype=torch.bool)
-    sound = torch.zeros((size, total_steps, features))
+    positions, on_score = padded_positions([song.positions for song in songs], half)
+    width = positions.shape[1]
+    sound = torch.zeros((size, total_steps, positions.shape[2]))
     truth = torch.zeros((size, total_steps + 1), dtype=torch.float64)
     true_x = torch.zeros((size, total_steps + 1), dtype=torch.float64)
     position_x = torch.zeros((size, width - 2 * half), dtype=torch.float64)
     for row, (episode, song) in enumerate(zip(episodes, songs)):
         n, start = int(steps[row]), episode.start_frame
-        positions[row, half:half + len(song.positions)] = torch.from_numpy(song.positions)
-        on_score[row, half:half + len(song.positions)] = True
         sound[row, :n] = torch.from_numpy(song.sound[start:start + n])
         truth[row, :n + 1] = torch.from_numpy(song.truth[start:start + n + 1])
         truth[row, n + 1:] = truth[row, n]
@@ -211,9 +233,7 @@ def notated_rollout(
         chunk_loss = torch.zeros(())
         chunk = range(chunk_start, min(chunk_start + tbptt_steps, total_steps))
         for step in chunk:
-            logits = window_logits(positions, on_score, sound[:, step], centre, half)
-            output, state = model.advance(model.notated_features(logits, motion), state)
-            position = centre.round() + output * half
+            position, state = notated_step(model, positions, on_score, sound[:, step], centre, motion, state)
             target = truth[:, step + 1]
             if on_sheet:
                 squared, jump = step_loss(sheet_x(position_x, position), sheet_x(position_x, previous),
@@ -276,14 +296,8 @@ class NotatedRegressorFollower(Follower):
     @torch.no_grad()
     def reset(self, piece: Piece, seed: int | None = None) -> None:
         """Start a piece: zero state, the estimate on the first onset's notated position."""
-        half = self.model.config.half_window_frames
-        self._map = ScoreMap.of(piece, notated_notes(piece, self.px_per_second))
-        strip = torch.from_numpy(score_observation_values(DEFAULT_GEOMETRY.strip(piece.sheet)))[None]
-        embeddings = position_embeddings(self.model.trunk, strip, notated_positions_x(self._map, piece.fps))
-        self._positions = torch.zeros((1, len(embeddings) + 2 * half, embeddings.shape[1]))
-        self._positions[0, half:half + len(embeddings)] = torch.from_numpy(embeddings)
-        self._on_score = torch.zeros((1, self._positions.shape[1]), dtype=torch.bool)
-        self._on_score[0, half:half + len(embeddings)] = True
+        self._map, _, embeddings = score_positions(self.model.trunk, piece, self.px_per_second)
+        self._positions, self._on_score = padded_positions([embeddings], self.model.config.half_window_frames)
         self._last_position = float(len(embeddings) - 1)
         self._fps = float(piece.fps)
         self._width = float(piece.sheet_width)
@@ -302,10 +316,8 @@ class NotatedRegressorFollower(Follower):
         self._normalizer.hear(heard[:, -1])
         heard = torch.from_numpy(np.ascontiguousarray(self._normalizer.normalize(heard)))[None]
         sound = self.model.trunk.sound_embeddings(heard)
-        half = self.model.config.half_window_frames
-        logits = window_logits(self._positions, self._on_score, sound, self._centre, half)
-        output, self._state = self.model.advance(self.model.notated_features(logits, self._motion), self._state)
-        position = self._centre.round() + output * half
+        position, self._state = notated_step(self.model, self._positions, self._on_score, sound, self._centre,
+                                             self._motion, self._state)
         self._motion = position - self._previous
         self._previous = position
         centre = position + self._motion if self.model.config.predict_centre else position
@@ -315,4 +327,4 @@ class NotatedRegressorFollower(Follower):
 
 
 __all__ = ["NotatedRegressorFollower", "NotatedSong", "NotatedTables", "heard_frames", "notated_rollout",
-           "notated_song", "sheet_x", "window_logits"]
+           "notated_song", "notated_step", "padded_positions", "score_positions", "sheet_x", "window_logits"]
