@@ -56,31 +56,33 @@ class CheckpointLoader:
     def __init__(self, module: str):
         self.module = module
 
-    def _module_of(self, path: Path) -> str:
+    def _module_and_checkpoint(self, path: Path) -> tuple[str, dict | None]:
+        """The module whose ``load_follower`` reads ``path``, and the checkpoint read to tell (``None`` when
+        ``path`` is not a ``.pt`` file, or not a readable checkpoint: the module's loader says what is wrong)."""
         if Path(path).suffix.lower() != ".pt":
-            return self.module
+            return self.module, None
         from agents.runs import read_checkpoint
 
         try:
-            trainer = read_checkpoint(path)["trainer"]
-        except ValueError:  # not a readable checkpoint: the supervised loader says what is wrong, as before
-            return self.module
+            checkpoint = read_checkpoint(path)
+        except ValueError:
+            return self.module, None
+        trainer = checkpoint["trainer"]
         if trainer not in TORCH_CHECKPOINT_FOLLOWERS:
             raise ValueError(f"{path}: a checkpoint of 'sfgym train {trainer}' is not a follower")
-        return TORCH_CHECKPOINT_FOLLOWERS[trainer]
+        return TORCH_CHECKPOINT_FOLLOWERS[trainer], checkpoint
 
     def __call__(self, path: Path, **kwargs) -> Follower:
-        return importlib.import_module(self._module_of(path)).load_follower(path, **kwargs)
+        module, _ = self._module_and_checkpoint(path)
+        return importlib.import_module(module).load_follower(path, **kwargs)
 
     def needs_notated_tempo(self, path: Path) -> bool:
         """Whether the follower of ``path`` moves through the score's notated timing (a tracker does, and a
         regressor in notated time)."""
         try:
-            module = self._module_of(path)
-            if module == "agents.supervised" and Path(path).suffix.lower() == ".pt":
-                from agents.runs import read_checkpoint
-
-                return read_checkpoint(path)["config"].get("model", {}).get("space") == "notated"
+            module, checkpoint = self._module_and_checkpoint(path)
+            if module == "agents.supervised" and checkpoint is not None:
+                return checkpoint["config"].get("model", {}).get("space") == "notated"
             return module == "agents.tracking"
         except (ValueError, FileNotFoundError, AttributeError):
             return False  # making the follower will say what is wrong with the file

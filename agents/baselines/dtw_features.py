@@ -101,4 +101,11 @@ class FeatureStream:
         return self.features._combine(column[None], previous[None])[0]
 
 
-__all__ = ["ChromaOnsetFeatures", "FeatureStream", "pitch_class_map"]
+def newest_frame_features(features, observation: dict[str, np.ndarray]) -> np.ndarray:
+    """``features`` (a callable on ``(78, T)`` spectrograms, e.g. :class:`ChromaOnsetFeatures`) of the newest frame
+    of an environment observation: its onset part needs the frame before it, and no other."""
+    spectrogram = np.asarray(observation["spectrogram"])[0]  # channel 0: the spectrogram itself
+    return features(spectrogram[:, -2:])[-1]
+
+
+__all__ = ["ChromaOnsetFeatures", "FeatureStream", "newest_frame_features", "pitch_class_map"]

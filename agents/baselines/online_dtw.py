@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.dtw_features import ChromaOnsetFeatures
+from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
 from agents.baselines.oltw import ArztTimeWarping, OnlineTimeWarping, unit_features
 from agents.baselines.score_side import ScoreMap, notated_notes
 from sfgym.data.piece import Piece
@@ -159,15 +159,11 @@ class OnlineDTWFollower(Follower):
         self._path: list[int] = []
 
     # ------------------------------------------------------------------ per frame
-    def _current_feature(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        spectrogram = np.asarray(observation["spectrogram"])[0]  # channel 0: the spectrogram itself
-        return self._features(spectrogram[:, -2:])[-1]
-
     def act(self, observation: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
         # The newest column of the observation is the frame *before* the current one (the environment
         # shows frames frame-40 .. frame-1), and the returned position applies to the frame after the
         # current one: the alignment of the newest heard frame is extrapolated LOOK_AHEAD frames.
-        feature = self._current_feature(observation)
+        feature = newest_frame_features(self._features, observation)
         if not self._path:  # the episode starts at the first onset: anchor the path just before it
             start = int(round(self._map.first_onset_time * self._fps)) - 1
             position = self._dtw.start(max(start, 0), feature)

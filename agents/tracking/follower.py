@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.baselines.dtw_features import ChromaOnsetFeatures
+from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
 from agents.baselines.online_dtw import reference_features
 from agents.baselines.score_side import ScoreMap, notated_notes
 from agents.networks import MatchingTrunk
@@ -133,7 +133,7 @@ class MatchingTracker(Follower):
         if self._filter is None:
             raise RuntimeError("MatchingTracker: call reset(piece) before act()")
         spectrogram = np.asarray(observation["spectrogram"], dtype=np.float32)[0]
-        heard_chroma = self._chroma(spectrogram[:, -2:])[-1] if self._position_chroma is not None else None
+        heard_chroma = newest_frame_features(self._chroma, observation) if self._position_chroma is not None else None
         heard = spectrogram[:, -self.trunk.config.match_frames:]
         if self.normalizer is not None:
             self.normalizer.hear(heard[:, -1])
