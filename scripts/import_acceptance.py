@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -140,7 +139,8 @@ def import_one(score: Path, out: Path, performance: Path, alignment: Path | None
     with warnings.catch_warnings(record=True) as caught:  # reconciled notes: one line per piece
         warnings.simplefilter("always")
         try:
-            import_piece(score, out, performance=performance, alignment=alignment, soundfont=os.fspath(soundfont))
+            import_piece(score, out, performance=performance, alignment=alignment, soundfont=os.fspath(soundfont),
+                         name=name)
         except Exception as error:  # noqa: BLE001 - report and go on with the next piece
             tqdm.write(f"{name}: not imported: {error}")
     for warning in caught:
@@ -175,31 +175,28 @@ def main() -> None:
     from sfgym.data.msmd import piece_files
 
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        if args.corpus_name == "vienna4x22":
-            imports = vienna4x22_imports(args.corpus)
-        else:
-            imports = asap_imports(args.corpus)
-        imports = imports[:args.max_pieces]
-        checks: list[dict] = []  # ASAP: the automatic alignments against ASAP's annotated beats
-        if not imports:
-            raise SystemExit(f"nothing to import from {args.corpus}")
-        for score, performance, alignment in tqdm(imports, desc="importing", unit="performance"):
-            # ASAP names every score xml_score.musicxml: name the piece after its folder instead.
-            piece_score = score
-            if args.corpus_name == "asap":
-                relative = score.parent.relative_to(args.corpus)
-                piece_score = Path(scratch) / ("_".join(relative.parts) + score.suffix)
-                piece_score.write_bytes(score.read_bytes())
-            name = f"{piece_score.stem}@{performance.stem}"
-            if not piece_files(args.out, name).midi.is_file():  # else imported by an earlier run
-                import_one(piece_score, args.out, performance, alignment, args.soundfont, name)
-            if args.corpus_name == "asap" and piece_files(args.out, name).midi.is_file():
-                row = asap_beat_check(args.out, name, score, performance)
-                if row is not None:
-                    checks.append(row)
-        if checks:
-            write_beat_check(args.out / "beat_check.csv", checks)
+    if args.corpus_name == "vienna4x22":
+        imports = vienna4x22_imports(args.corpus)
+    else:
+        imports = asap_imports(args.corpus)
+    imports = imports[:args.max_pieces]
+    checks: list[dict] = []  # ASAP: the automatic alignments against ASAP's annotated beats
+    if not imports:
+        raise SystemExit(f"nothing to import from {args.corpus}")
+    for score, performance, alignment in tqdm(imports, desc="importing", unit="performance"):
+        # ASAP names every score xml_score.musicxml: name the piece after its folder instead.
+        score_name = score.stem
+        if args.corpus_name == "asap":
+            score_name = "_".join(score.parent.relative_to(args.corpus).parts)
+        name = f"{score_name}@{performance.stem}"
+        if not piece_files(args.out, name).midi.is_file():  # else imported by an earlier run
+            import_one(score, args.out, performance, alignment, args.soundfont, name)
+        if args.corpus_name == "asap" and piece_files(args.out, name).midi.is_file():
+            row = asap_beat_check(args.out, name, score, performance)
+            if row is not None:
+                checks.append(row)
+    if checks:
+        write_beat_check(args.out / "beat_check.csv", checks)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,7 @@ def asap_like(tmp_path):
         writer.writerow(["note_id", "onset_s"])
         writer.writerows(zip(engraved.note_ids_of_notes, performed[:, 0]))
     out = tmp_path / "test"
-    named = tmp_path / "etude.musicxml"  # the importer names the piece after the score file
-    named.write_bytes(score.read_bytes())
-    import_piece(named, out, performance=performance, alignment=alignment)
+    import_piece(score, out, performance=performance, alignment=alignment, name="etude@take1")
     score_beats = np.arange(0.0, engraved.notes[-1, 0] + 0.51, 0.5)  # quarter notes at 120 bpm
     _write_beats(folder / "midi_score_annotations.txt", score_beats)
     return out, score, performance, score_beats

@@ -145,7 +145,8 @@ def test_import_with_performance_follows_the_alignment(tmp_path, score_file):
     out = tmp_path / "eval"
     import_piece(score_file, out, performance=performance, alignment=alignment)
     import_piece(score_file, out)  # a second import accumulates in the same directory
-    assert [f.name for f in list_pieces(out)] == ["etude", "etude@take1"]
+    import_piece(score_file, out, name="Op10_3@take1")  # named by the caller (ASAP: every score has one file name)
+    assert [f.name for f in list_pieces(out)] == ["Op10_3@take1", "etude", "etude@take1"]
     piece = load_split(out, ["etude@take1"], progress=False)[0]
     np.testing.assert_allclose(piece.notes[:, 0], 1.0 + 2 * piece.score_notes[:, 0], atol=1e-3)
     assert piece.onset_frames[0] == 20 and piece.onset_frames[5] == 20 + 5 * 20  # n5 interpolated

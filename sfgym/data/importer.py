@@ -219,10 +219,12 @@ def import_piece(
     alignment: str | Path | None = None,
     soundfont: str = "TimGM6mb",
     overwrite: bool = False,
+    name: str | None = None,
 ) -> PieceFiles:
     """Engrave ``score`` and write it with its performance into the split directory ``out_dir``.
 
-    A piece of the same name already in ``out_dir`` is refused unless ``overwrite`` is set.
+    The piece is named ``name``, by default the score's file name (``score@performance`` with a performance);
+    a piece of the same name already in ``out_dir`` is refused unless ``overwrite`` is set.
     """
     import soundfile
 
@@ -236,7 +238,8 @@ def import_piece(
     if score.suffix.lower() not in SCORE_SUFFIXES:
         raise PieceFormatError(score, f"unsupported score format {score.suffix!r}; use one of {SCORE_SUFFIXES}")
     out_dir = Path(out_dir)
-    name = score.stem if performance is None else f"{score.stem}@{Path(performance).stem}"
+    if name is None:
+        name = score.stem if performance is None else f"{score.stem}@{Path(performance).stem}"
     existing = piece_files(out_dir, name).midi
     if existing.is_file() and not overwrite:
         raise PieceFormatError(
