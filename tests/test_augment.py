@@ -163,10 +163,32 @@ def test_build_with_human_timing_and_augmented_takes(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["scores_built_this_run"] == 0
 
 
+def test_timing_settings_change_the_human_timing_of_a_build_and_are_recorded(tmp_path):
+    plain, rough = tmp_path / "plain", tmp_path / "rough"
+    corpus = TINY_CORPUS[:1]
+    build_dataset(plain, corpus, BuildConfig(tempo_ratios=(1.0,), timing="human", split_fractions=(0, 1, 0)),
+                  workers=1, progress=False)
+    settings = (("jitter_s", 0.03), ("agogic_probability", 0.5), ("agogic_s", (0.1, 0.2)))
+    build_dataset(rough, corpus, BuildConfig(tempo_ratios=(1.0,), timing="human", split_fractions=(0, 1, 0),
+                                             timing_settings=settings), workers=1, progress=False)
+    recorded = json.loads((rough / "manifest.json").read_text())["build_config"]["human_timing"]
+    assert recorded["jitter_s"] == 0.03 and recorded["agogic_s"] == [0.1, 0.2] and recorded["rubato"] == 0.15
+    plain_onsets, rough_onsets = (load_split(root / "valid", progress=False)[0].notes[:, 0] for root in (plain, rough))
+    # agogic delays of 0.1-0.2 s on half the chords: the rough take runs later and less evenly than the plain one
+    assert rough_onsets[-1] > plain_onsets[-1] + 0.3
+    assert np.std(np.diff(rough_onsets)) > np.std(np.diff(plain_onsets))
+
+
 def test_cli_build_refuses_bad_options_in_one_line(tmp_path, capsys):
     assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment", "-1"]) == 1
     assert "augment must be a number of takes >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse names the choices
         sfgym_main(["data", "build", "--out", str(tmp_path), "--timing", "swing"])
     assert "invalid choice: 'swing'" in capsys.readouterr().err
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--timing", "human", "--timing-set", "jiter_s=0.1"]) == 1
+    assert "unknown human timing setting(s) ['jiter_s']" in capsys.readouterr().err
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--timing-set", "jitter_s=0.1"]) == 1
+    assert "build with timing='human'" in capsys.readouterr().err
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--timing", "human", "--timing-set", "jitter_s=x"]) == 1
+    assert "--timing-set jitter_s: a number" in capsys.readouterr().err
     assert not (tmp_path / "manifest.json").exists()

@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     build.add_argument("--timing", choices=("smooth", "human"), default="smooth",
                        help="performance timing: 'smooth' (the tempo curve only, default) or 'human' (phrase rubato, "
                        "ritardandi, holds, spread chords, jitter and dynamics; see sfgym.data.performance)")
+    build.add_argument("--timing-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="with --timing human: a setting of the human timing model (sfgym.data.performance."
+                       "HumanTiming), a number or a comma-separated range, e.g. jitter_s=0.03 or fermata_s=0.5,2.0 "
+                       "(repeatable)")
     build.add_argument("--augment", type=int, default=0, metavar="N",
                        help="N extra sound-augmented takes of every train score (velocity, pedal, EQ, room, level, "
                        "noise; see sfgym.data.augment), named <score>@t<ratio>-<soundfont>-aug<k> (default 0)")
@@ -96,6 +100,28 @@ def register(subparsers) -> None:
     info.set_defaults(func=run_info)
 
 
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def timing_settings(pairs: list[str]) -> tuple[tuple[str, int | float | tuple], ...]:
+    """``KEY=VALUE`` pairs of ``--timing-set`` as ``BuildConfig.timing_settings`` (a comma makes a range)."""
+    settings = []
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key.strip() or not value.strip():
+            raise ValueError(f"--timing-set: expected KEY=VALUE, got {pair!r}")
+        try:
+            parsed = tuple(_number(item) for item in value.split(",")) if "," in value else _number(value)
+        except ValueError:
+            raise ValueError(f"--timing-set {key}: a number or comma-separated numbers, got {value!r}") from None
+        settings.append((key.strip(), parsed))
+    return tuple(settings)
+
+
 def run_build(args: argparse.Namespace) -> int:
     from sfgym.data.dataset import BuildConfig, build_dataset, corpus_dataset_root, default_dataset_dir, read_manifest
 
@@ -108,6 +134,7 @@ def run_build(args: argparse.Namespace) -> int:
         timing=args.timing,
         augment=args.augment,
         corpus=args.corpus,
+        timing_settings=timing_settings(args.timing_set),
     )
     if args.out is None and config == BuildConfig():
         root = default_dataset_dir(workers=args.workers)

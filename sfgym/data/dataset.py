@@ -34,6 +34,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,9 @@ class BuildConfig:
             with default :class:`~sfgym.data.performance.HumanTiming`, its slow curve ``tempo_curve_depth`` deep).
         augment: extra sound-augmented takes of every train score (:mod:`sfgym.data.augment`; 0 = none). Take k
             plays at the k-th tempo ratio and soundfont (cycling), with its own timing seed.
+        timing_settings: ``(field, value)`` pairs that replace fields of the human timing model
+            (:class:`~sfgym.data.performance.HumanTiming`, with ``timing="human"``), e.g. ``(("jitter_s", 0.03),)``
+            for rougher timing than the default; recorded in the manifest with the model's other parameters.
         corpus: the built-in corpus built when ``build_dataset`` gets no corpus (:data:`sfgym.data.corpus.CORPORA`):
             ``"default"``, ``"piano-v2"`` (vendored piano parts of songs, fewer chorales; see
             :func:`sfgym.data.corpus.piano_v2_corpus`) or ``"songs"`` (those song parts alone).
@@ -81,6 +85,7 @@ class BuildConfig:
     timing: str = "smooth"
     augment: int = 0
     corpus: str = "default"
+    timing_settings: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         from sfgym.data.corpus import CORPORA
@@ -91,6 +96,24 @@ class BuildConfig:
             raise ValueError(f"unknown timing model {self.timing!r}: choose one of {', '.join(TIMING_MODELS)}")
         if self.augment < 0:
             raise ValueError(f"augment must be a number of takes >= 0, got {self.augment}")
+        if self.timing_settings:
+            if self.timing != "human":
+                raise ValueError("timing settings change the human timing model: build with timing='human'")
+            self.human_timing()  # unknown fields and bad values are errors now, not in a worker later
+
+    def human_timing(self):
+        """The :class:`~sfgym.data.performance.HumanTiming` of this build's human-timed performances."""
+        from dataclasses import fields
+
+        from sfgym.data.performance import HumanTiming
+
+        settings = dict(self.timing_settings)
+        known = {field.name for field in fields(HumanTiming)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown human timing setting(s) {unknown}; known: {sorted(known)}")
+        settings = {key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()}
+        return HumanTiming(**{"smooth_depth": self.tempo_curve_depth, **settings})
 
 
 TIMING_MODELS = ("smooth", "human")
@@ -121,9 +144,9 @@ def _performance_seed(seed: int, score_name: str, tempo_ratio: float) -> int:
 def _perform(score_notes: np.ndarray, tempo_ratio: float, config: BuildConfig, seed: int):
     """The performed notes (score order) and their velocities (``None``: the builder's constant 80)."""
     if config.timing == "human":
-        from sfgym.data.performance import HumanTiming, human_performance
+        from sfgym.data.performance import human_performance
 
-        played = human_performance(score_notes, tempo_ratio, seed, HumanTiming(smooth_depth=config.tempo_curve_depth))
+        played = human_performance(score_notes, tempo_ratio, seed, config.human_timing())
         return played.notes, played.velocities
     return expressive_timing(score_notes, tempo_ratio, config.tempo_curve_depth, seed), None
 
@@ -319,11 +342,10 @@ def build_dataset(
 def _model_parameters(config: BuildConfig) -> dict:
     """The parameters of the timing and augmentation models a build uses, for the manifest."""
     from sfgym.data.augment import AugmentSettings
-    from sfgym.data.performance import HumanTiming
 
     parameters = {}
     if config.timing == "human":
-        parameters["human_timing"] = asdict(HumanTiming(smooth_depth=config.tempo_curve_depth))
+        parameters["human_timing"] = asdict(config.human_timing())
     if config.augment:
         parameters["augment_settings"] = asdict(AugmentSettings())
     return parameters
