@@ -1,7 +1,8 @@
-"""Shared fixtures: toy pieces in memory and written in the MSMD layout, and the real MSMD sample."""
+"""Shared fixtures: toy pieces in memory and written in the MSMD layout, the real MSMD sample, and the scripts."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from sfgym.data.synthetic import synthetic_piece  # noqa: E402
 FIXTURES = Path(__file__).parent / "fixtures"
 MSMD_SAMPLE_SPLIT = FIXTURES / "msmd_sample"
 MSMD_SAMPLE_PIECE = "Anonymous__lesgraces__lesgraces"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str):
+    """The module of ``scripts/NAME.py`` (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +12,13 @@ from sfgym.data.engrave import engrave
 from sfgym.data.importer import import_piece
 from sfgym.data.msmd import notes_to_midi
 
+from conftest import load_script
 from scores import SCALE, melody_musicxml
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_acceptance.py"
 
 
 @pytest.fixture(scope="module")
 def acceptance():
-    spec = importlib.util.spec_from_file_location("import_acceptance", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("import_acceptance")
 
 
 def _write_beats(path: Path, times: np.ndarray) -> None:

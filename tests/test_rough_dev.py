@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from sfgym.data.dataset import BuildConfig, assign_splits, build_dataset
 from sfgym.data.msmd import load_split
 
+from conftest import load_script
 from scores import SCALE, melody_musicxml
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "build_rough_dev.py"
 
 
 @pytest.fixture(scope="module")
 def rough_dev():
-    spec = importlib.util.spec_from_file_location("build_rough_dev", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_rough_dev")
 
 
 def test_the_rough_dev_set_is_built_on_valid_scores_only(rough_dev):
