@@ -11,6 +11,7 @@ import pytest
 from agents.baselines import OracleFollower
 from sfgym.cli import main
 from sfgym.data.msmd import write_piece
+from sfgym.data.piece import with_wrong_tempo_mark
 from sfgym.evaluation import evaluate, run_evaluation
 from sfgym.followers import register_follower
 
@@ -45,6 +46,35 @@ def test_evaluate_command_on_the_toy_dataset(toy_dataset, tmp_path, capsys):
     assert sorted(p.name for p in (out / "plots" / "positions").iterdir()) == ["toy_b.png", "toy_c.png"]
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
     assert "| oracle | 1.000" in capsys.readouterr().out
+
+
+def test_a_wrong_tempo_mark_scales_the_notated_times_and_keeps_the_ground_truth(toy_pieces):
+    piece = toy_pieces[1]
+    scaled = with_wrong_tempo_mark(piece, 2.0)
+    assert np.allclose(scaled.score_notes[:, [0, 2]], 2.0 * piece.score_notes[:, [0, 2]])
+    assert np.array_equal(scaled.score_notes[:, 1], piece.score_notes[:, 1])
+    assert np.array_equal(scaled.onset_frames, piece.onset_frames) and np.array_equal(scaled.true_x, piece.true_x)
+    assert scaled.score_notes is not piece.score_notes and piece.score_notes[-1, 0] < scaled.score_notes[-1, 0]
+    with pytest.raises(ValueError, match="must be positive"):
+        with_wrong_tempo_mark(piece, 0.0)
+    with pytest.raises(ValueError, match="toy_b.*no notated timing"):
+        with_wrong_tempo_mark(replace(piece, score_notes=None), 2.0)
+
+
+def test_evaluate_command_with_a_wrong_tempo_mark_misleads_the_metronome(toy_dataset, tmp_path, capsys):
+    """The toy pieces are played in notated time: the metronome follows them to the end, unless it reads a mark
+    twice too slow (it then plays at half the speed and is lost)."""
+    rc = main(["evaluate", "--agents", "constant_tempo,oracle", "--data", str(toy_dataset), "--workers", "1",
+               "--no-plots", "--tempo-mark-error", "2", "--out", str(tmp_path / "out")])
+    assert rc == 0
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert (results[results["agent"] == "constant_tempo"]["tr"] < 0.8).all()
+    assert (results[results["agent"] == "oracle"]["tr"] == 1.0).all()  # the ground truth is the performance's
+    assert "tempo marks off by 2" in (tmp_path / "out" / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "--agents", "constant_tempo", "--data", str(toy_dataset), "--workers", "1",
+                 "--no-plots", "--tempo-mark-error", "-1", "--out", str(tmp_path / "bad")]) == 1
+    assert "must be positive" in capsys.readouterr().err
 
 
 def test_evaluate_command_accepts_a_split_directory(toy_dataset, tmp_path):

@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     parser.add_argument("--score-speed", type=float, metavar="PX_PER_S",
                         help="for pieces without a score MIDI (real MSMD): the speed that stands in for the "
                         "notated tempo of constant_tempo / online_dtw (default: the median of the train split)")
+    parser.add_argument("--tempo-mark-error", type=float, metavar="FACTOR",
+                        help="read every score as if its tempo mark were off by FACTOR (its notated times multiplied "
+                        "by it: 3 = a mark three times too slow, 0.33 three times too fast); the performances and "
+                        "their ground truth are unchanged. A robustness check for followers that read the score's timing")
     parser.add_argument("--no-plots", action="store_true", help="skip the plots")
     parser.add_argument("--out", type=Path, required=True,
                         help="output directory (one that holds no earlier results; see --overwrite)")
@@ -63,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if names is None and args.max_pieces is not None:
         names = [files.name for files in list_pieces(split_dir)][: args.max_pieces]
     pieces = load_split(split_dir, names)
+    if args.tempo_mark_error is not None:
+        from sfgym.data.piece import with_wrong_tempo_mark
+
+        pieces = [with_wrong_tempo_mark(piece, args.tempo_mark_error) for piece in pieces]
 
     follower_kwargs = {}
     score_side = [a for a in agents if needs_notated_tempo(a.spec)]
@@ -75,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers,
                                 threads=args.torch_threads)
     elapsed = time.perf_counter() - started
-    title = f"Evaluation on {split_dir} ({len(pieces)} pieces, seeds={args.seeds})"
+    title = f"Evaluation on {split_dir} ({len(pieces)} pieces, seeds={args.seeds}" + (
+        f", tempo marks off by {args.tempo_mark_error:g})" if args.tempo_mark_error is not None else ")")
     written = write_report(evaluation, pieces, args.out, title=title, plots=not args.no_plots, progress=True)
     print(summary_markdown(evaluation.summary()))
     print(f"evaluated in {elapsed:.1f} s; wrote {written['results']}, {written['summary_md']}"

@@ -389,3 +389,25 @@ class Piece:
             f"Piece({self.name!r}, sheet={self.sheet.shape}, noteheads={len(self.coords)}, "
             f"onsets={len(self.onset_frames)}, frames={self.n_frames}, {self.duration_s:.1f} s)"
         )
+
+
+def with_wrong_tempo_mark(piece: Piece, factor: float) -> Piece:
+    """The piece as a score with a wrong tempo mark would present it: its notated times (``score_notes`` onsets and
+    durations) multiplied by ``factor``, the performance and its ground truth unchanged.
+
+    ``factor`` 3 is a mark three times too slow (the performance then runs at three times its written tempo, as
+    a score without a mark, read at a default tempo, often does); 0.33 one three times too fast. A robustness
+    check for score-side followers, which must find the tempo from the sound (``sfgym evaluate --tempo-mark-error``).
+
+    Raises:
+        ValueError: ``factor`` is not positive, or the piece has no notated timing (``score_notes``).
+    """
+    import copy
+
+    if not factor > 0:
+        raise ValueError(f"tempo mark error: the factor must be positive, got {factor}")
+    if piece.score_notes is None:
+        raise ValueError(f"{piece.source}: piece {piece.name!r} has no notated timing (score_notes) to scale")
+    scaled = copy.copy(piece)  # not dataclasses.replace: the ground truth must not be derived again
+    scaled.score_notes = piece.score_notes * np.array([factor, 1.0, factor])
+    return scaled
