@@ -110,6 +110,23 @@ def test_trusting_the_evidence_more_in_the_first_seconds_catches_a_take_twice_as
     assert worst_error(FilterSettings(**common)) > 5.0  # at one temperature throughout it falls behind at first
 
 
+def test_a_tempo_range_to_four_follows_a_score_whose_tempo_mark_is_three_times_too_slow():
+    """A score read at a default tempo often is: the take then runs at three times the notated tempo, past the
+    default range's fastest ratio (2.5), and the filter falls behind for good; the shipped range (0.25-4) keeps up."""
+    def final_error(**range_settings):
+        settings = FilterSettings(temperature=40.0, tempo_prior_std=0.5, start_frames=60, start_temperature=15.0,
+                                  **range_settings)
+        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=settings)
+        for frame in range(300):
+            position, tempo = tracker.step(_peak(3.0 * frame, height=8.0))
+        return abs(position - 3.0 * 299), tempo
+
+    error, tempo = final_error(tempo_min=0.25, tempo_max=4.0, n_tempi=25)
+    assert error < 5.0 and tempo == pytest.approx(3.0, rel=0.1)
+    error, tempo = final_error()
+    assert error > 100.0 and tempo < 2.6
+
+
 def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_band():
     settings = FilterSettings(band=50, pause_start=0.01, relocate=1e-3)
     tracker = TempoPositionFilter(n_positions=120, start=100.0, settings=settings)
