@@ -83,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
     evaluation = run_evaluation(agents, pieces, seeds=args.seeds, workers=args.workers,
                                 threads=args.torch_threads)
     elapsed = time.perf_counter() - started
-    title = f"Evaluation on {split_dir} ({len(pieces)} pieces, seeds={args.seeds}" + (
-        f", tempo marks off by {args.tempo_mark_error:g})" if args.tempo_mark_error is not None else ")")
+    details = f"{len(pieces)} pieces, seeds={args.seeds}"
+    if args.tempo_mark_error is not None:
+        details += f", tempo marks off by {args.tempo_mark_error:g}"
+    title = f"Evaluation on {split_dir} ({details})"
     written = write_report(evaluation, pieces, args.out, title=title, plots=not args.no_plots, progress=True)
     print(summary_markdown(evaluation.summary()))
     print(f"evaluated in {elapsed:.1f} s; wrote {written['results']}, {written['summary_md']}"

@@ -33,6 +33,7 @@ Frames and columns here are *unpadded*; the environment adds its own padding.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -402,8 +403,6 @@ def with_wrong_tempo_mark(piece: Piece, factor: float) -> Piece:
     Raises:
         ValueError: ``factor`` is not positive, or the piece has no notated timing (``score_notes``).
     """
-    import copy
-
     if not factor > 0:
         raise ValueError(f"tempo mark error: the factor must be positive, got {factor}")
     if piece.score_notes is None:
