@@ -179,6 +179,29 @@ def test_timing_settings_change_the_human_timing_of_a_build_and_are_recorded(tmp
     assert np.std(np.diff(rough_onsets)) > np.std(np.diff(plain_onsets))
 
 
+def test_augment_settings_change_the_augmented_takes_of_a_build_and_are_recorded(tmp_path):
+    """--augment-set pedal_probability=1 pedals every augmented take; the rest of the sound is held fixed here so
+    that the pedal is the only difference between the two builds."""
+    fixed = (("reverb_probability", 0.0), ("gain_db", 0.0), ("snr_db", 90.0), ("tilt_db_per_octave", 0.0),
+             ("eq_bands", (0, 0)), ("programs", 0), ("velocity_jitter", 0.0), ("velocity_scale", 1.0))
+    takes = {}
+    for pedal in (0.0, 1.0):
+        root = tmp_path / f"pedal{pedal}"
+        config = BuildConfig(tempo_ratios=(1.0,), augment=1, split_fractions=(1, 0, 0),
+                             augment_settings=fixed + (("pedal_probability", pedal),))
+        build_dataset(root, TINY_CORPUS[2:], config, workers=1, progress=False)
+        recorded = json.loads((root / "manifest.json").read_text())["build_config"]["augment_settings"]
+        assert recorded["pedal_probability"] == pedal and recorded["programs"] == [0]
+        assert recorded["snr_db"] == [90.0, 90.0] and recorded["rt60_s"] == [0.2, 1.2]  # untouched fields stay
+        takes[pedal] = next(piece for piece in load_split(root / "train", progress=False)
+                            if piece.name.endswith("-aug0"))
+    dry, pedalled = takes[0.0].spectrogram, takes[1.0].spectrogram
+    frames = min(dry.shape[1], pedalled.shape[1])
+    np.testing.assert_array_equal(takes[0.0].onset_frames, takes[1.0].onset_frames)  # the pedal moves no onset
+    # held notes: more energy between the onsets, in most frames
+    assert (pedalled[:, :frames].sum(axis=0) > dry[:, :frames].sum(axis=0) + 1e-3).mean() > 0.5
+
+
 def test_cli_build_refuses_bad_options_in_one_line(tmp_path, capsys):
     assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment", "-1"]) == 1
     assert "augment must be a number of takes >= 0" in capsys.readouterr().err
@@ -191,4 +214,11 @@ def test_cli_build_refuses_bad_options_in_one_line(tmp_path, capsys):
     assert "build with timing='human'" in capsys.readouterr().err
     assert sfgym_main(["data", "build", "--out", str(tmp_path), "--timing", "human", "--timing-set", "jitter_s=x"]) == 1
     assert "--timing-set jitter_s: a number" in capsys.readouterr().err
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment-set", "pedal_probability=1"]) == 1
+    assert "build with augment > 0" in capsys.readouterr().err
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment", "1", "--augment-set", "pedal=1"]) == 1
+    assert "unknown augment setting(s) ['pedal']" in capsys.readouterr().err
+    assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment", "1",
+                       "--augment-set", "pedal_probability=1.5"]) == 1
+    assert "pedal_probability must be a probability in [0, 1], got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "manifest.json").exists()

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     build.add_argument("--augment", type=int, default=0, metavar="N",
                        help="N extra sound-augmented takes of every train score (velocity, pedal, EQ, room, level, "
                        "noise; see sfgym.data.augment), named <score>@t<ratio>-<soundfont>-aug<k> (default 0)")
+    build.add_argument("--augment-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="with --augment: a setting of the augmentation (sfgym.data.augment.AugmentSettings), a "
+                       "number or a comma-separated range, e.g. pedal_probability=1 or rt60_s=0.3,1.5 (repeatable)")
     from sfgym.data.corpus import CORPORA  # stdlib-only module: cheap at start-up
 
     build.add_argument("--corpus", choices=CORPORA, default="default",
@@ -107,17 +110,18 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
-def timing_settings(pairs: list[str]) -> tuple[tuple[str, int | float | tuple], ...]:
-    """``KEY=VALUE`` pairs of ``--timing-set`` as ``BuildConfig.timing_settings`` (a comma makes a range)."""
+def settings_pairs(pairs: list[str], flag: str) -> tuple[tuple[str, int | float | tuple], ...]:
+    """``KEY=VALUE`` pairs of a ``flag`` such as ``--timing-set`` as ``(key, value)`` pairs for
+    :class:`~sfgym.data.dataset.BuildConfig` (a comma makes a range)."""
     settings = []
     for pair in pairs:
         key, separator, value = pair.partition("=")
         if not separator or not key.strip() or not value.strip():
-            raise ValueError(f"--timing-set: expected KEY=VALUE, got {pair!r}")
+            raise ValueError(f"{flag}: expected KEY=VALUE, got {pair!r}")
         try:
             parsed = tuple(_number(item) for item in value.split(",")) if "," in value else _number(value)
         except ValueError:
-            raise ValueError(f"--timing-set {key}: a number or comma-separated numbers, got {value!r}") from None
+            raise ValueError(f"{flag} {key}: a number or comma-separated numbers, got {value!r}") from None
         settings.append((key.strip(), parsed))
     return tuple(settings)
 
@@ -134,7 +138,8 @@ def run_build(args: argparse.Namespace) -> int:
         timing=args.timing,
         augment=args.augment,
         corpus=args.corpus,
-        timing_settings=timing_settings(args.timing_set),
+        timing_settings=settings_pairs(args.timing_set, "--timing-set"),
+        augment_settings=settings_pairs(args.augment_set, "--augment-set"),
     )
     if args.out is None and config == BuildConfig():
         root = default_dataset_dir(workers=args.workers)

@@ -20,7 +20,8 @@ draws, so the same seed gives bit-identical audio. The audio keeps its length, s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,30 @@ class AugmentSettings:
     def __post_init__(self) -> None:
         if not self.programs or any(not 0 <= program <= 127 for program in self.programs):
             raise ValueError(f"programs must be General MIDI programs 0..127, got {self.programs}")
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name != "programs" and isinstance(value, tuple) and (len(value) != 2 or value[0] > value[1]):
+                raise ValueError(f"{field.name} must be a range (low, high) with low <= high, got {value}")
+        for name in ("pedal_probability", "reverb_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+
+    @classmethod
+    def with_changes(cls, changes: dict[str, Any]) -> AugmentSettings:
+        """The default settings with ``changes`` (field name -> value); a number for a range means that value
+        always, a list is read as a tuple. Unknown names and bad values are a ``ValueError``."""
+        known = {field.name: field.default for field in fields(cls)}
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ValueError(f"unknown augment setting(s) {unknown}; known: {sorted(known)}")
+        resolved = {}
+        for name, value in changes.items():
+            if isinstance(value, list):
+                value = tuple(value)
+            if isinstance(known[name], tuple) and not isinstance(value, tuple):
+                value = (value,) if name == "programs" else (value, value)
+            resolved[name] = value
+        return cls(**resolved)
 
 
 def _rng(rng: Seed) -> np.random.Generator:

@@ -71,6 +71,9 @@ class BuildConfig:
         timing_settings: ``(field, value)`` pairs that replace fields of the human timing model
             (:class:`~sfgym.data.performance.HumanTiming`, with ``timing="human"``), e.g. ``(("jitter_s", 0.03),)``
             for rougher timing than the default; recorded in the manifest with the model's other parameters.
+        augment_settings: ``(field, value)`` pairs that replace fields of the augmentation
+            (:class:`~sfgym.data.augment.AugmentSettings`, with ``augment`` > 0), e.g. ``(("pedal_probability", 1.0),)``
+            for takes that are all sustain-pedalled; a single number for a range field means that value always.
         corpus: the built-in corpus built when ``build_dataset`` gets no corpus (:data:`sfgym.data.corpus.CORPORA`):
             ``"default"``, ``"piano-v2"`` (vendored piano parts of songs, fewer chorales; see
             :func:`sfgym.data.corpus.piano_v2_corpus`) or ``"songs"`` (those song parts alone).
@@ -86,6 +89,7 @@ class BuildConfig:
     augment: int = 0
     corpus: str = "default"
     timing_settings: tuple[tuple[str, Any], ...] = ()
+    augment_settings: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         from sfgym.data.corpus import CORPORA
@@ -100,6 +104,10 @@ class BuildConfig:
             if self.timing != "human":
                 raise ValueError("timing settings change the human timing model: build with timing='human'")
             self.human_timing()  # unknown fields and bad values are errors now, not in a worker later
+        if self.augment_settings:
+            if not self.augment:
+                raise ValueError("augment settings change the augmented takes: build with augment > 0")
+            self.augmentation()
 
     def human_timing(self):
         """The :class:`~sfgym.data.performance.HumanTiming` of this build's human-timed performances."""
@@ -114,6 +122,12 @@ class BuildConfig:
             raise ValueError(f"unknown human timing setting(s) {unknown}; known: {sorted(known)}")
         settings = {key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()}
         return HumanTiming(**{"smooth_depth": self.tempo_curve_depth, **settings})
+
+    def augmentation(self):
+        """The :class:`~sfgym.data.augment.AugmentSettings` of this build's augmented takes."""
+        from sfgym.data.augment import AugmentSettings
+
+        return AugmentSettings.with_changes(dict(self.augment_settings))
 
 
 TIMING_MODELS = ("smooth", "human")
@@ -225,14 +239,15 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
             write_piece(split_dir, piece, write_score=not performances, performance_midi=performance_midi)
             performances.append({"name": name, "tempo_ratio": tempo_ratio, "soundfont": soundfont,
                                  "duration_s": round(piece.duration_s, 2), "onsets": len(piece.onset_frames)})
+    augmentation = config.augmentation()
     for take, tempo_ratio, soundfont in augmented_takes(config, soundfonts) if augment else []:
         take_seed = _performance_seed(config.seed, f"{score_name}:aug{take}", tempo_ratio)
         played, velocities = _perform(score_notes, tempo_ratio, config, take_seed)
         rng = np.random.default_rng([take_seed, 1])  # independent of the timing's draws
-        sounding, velocities = augment_notes(played, velocities, rng)  # pedal blur lengthens only what sounds
+        sounding, velocities = augment_notes(played, velocities, rng, augmentation)  # pedal lengthens what sounds
         audio = synthesize_midi(midi_bytes(notes_to_midi(sounding, velocities=velocities)), soundfont=soundfont,
-                                sample_rate=SAMPLE_RATE, piano_program=draw_program(rng))
-        audio = augment_audio(audio, SAMPLE_RATE, rng)
+                                sample_rate=SAMPLE_RATE, piano_program=draw_program(rng, augmentation))
+        audio = augment_audio(audio, SAMPLE_RATE, rng, augmentation)
         spectrogram = spectrogram_from_audio(audio, SAMPLE_RATE)
         midi = notes_to_midi(played, velocities=velocities)
         name = augmented_name(score_name, take, tempo_ratio, soundfont)
@@ -326,7 +341,9 @@ def build_dataset(
         "format": "msmd-score-following",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": "public-domain scores engraved with verovio, synthesized with midirenderer",
-        "build_config": asdict(config) | {"soundfonts": list(soundfonts)} | _model_parameters(config),
+        # the augment settings are recorded resolved (every field) by _model_parameters, not as the changes
+        "build_config": {key: value for key, value in asdict(config).items() if key != "augment_settings"}
+        | {"soundfonts": list(soundfonts)} | _model_parameters(config),
         "spectrogram": SpectrogramParams().to_dict(),
         "versions": _versions(),
         "split_sizes": {s: sum(e["split"] == s for e in entries) for s in SPLITS},
@@ -341,13 +358,11 @@ def build_dataset(
 
 def _model_parameters(config: BuildConfig) -> dict:
     """The parameters of the timing and augmentation models a build uses, for the manifest."""
-    from sfgym.data.augment import AugmentSettings
-
     parameters = {}
     if config.timing == "human":
         parameters["human_timing"] = asdict(config.human_timing())
     if config.augment:
-        parameters["augment_settings"] = asdict(AugmentSettings())
+        parameters["augment_settings"] = asdict(config.augmentation())
     return parameters
 
 
