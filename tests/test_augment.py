@@ -202,6 +202,26 @@ def test_augment_settings_change_the_augmented_takes_of_a_build_and_are_recorded
     assert (pedalled[:, :frames].sum(axis=0) > dry[:, :frames].sum(axis=0) + 1e-3).mean() > 0.5
 
 
+
+def test_a_build_refuses_to_resume_into_a_dataset_built_with_other_settings(tmp_path):
+    """Its takes would be kept under the same names and the manifest would claim the new settings."""
+    config = BuildConfig(tempo_ratios=(1.0,), augment=1, split_fractions=(1, 0, 0))
+    build_dataset(tmp_path, TINY_CORPUS[:1], config, workers=1, progress=False)
+    manifest = (tmp_path / "manifest.json").read_bytes()
+    pedalled = BuildConfig(tempo_ratios=(1.0,), augment=1, split_fractions=(1, 0, 0),
+                           augment_settings=(("pedal_probability", 1.0),))
+    with pytest.raises(ValueError, match=r"manifest.json: this dataset was built with other settings "
+                                         r"\(augment_settings.pedal_probability 0.5 -> 1.0\)"):
+        build_dataset(tmp_path, TINY_CORPUS[:1], pedalled, workers=1, progress=False)
+    with pytest.raises(ValueError, match=r"tempo_ratios \[1.0\] -> \[0.9\]"):
+        build_dataset(tmp_path, TINY_CORPUS[:1], BuildConfig(tempo_ratios=(0.9,), augment=1, split_fractions=(1, 0, 0)),
+                      workers=1, progress=False)
+    assert (tmp_path / "manifest.json").read_bytes() == manifest  # nothing was rebuilt or rewritten
+    # more pieces complete a partial build: the same settings otherwise, so it goes on
+    build_dataset(tmp_path, TINY_CORPUS[:2], config, workers=1, progress=False)
+    assert json.loads((tmp_path / "manifest.json").read_text())["scores_built_this_run"] == 1
+
+
 def test_cli_build_refuses_bad_options_in_one_line(tmp_path, capsys):
     assert sfgym_main(["data", "build", "--out", str(tmp_path), "--augment", "-1"]) == 1
     assert "augment must be a number of takes >= 0" in capsys.readouterr().err

@@ -305,9 +305,11 @@ def build_dataset(
 
     from sfgym.data.spectrogram import SpectrogramParams
     out_dir = Path(out_dir)
+    soundfonts = _check_soundfonts(config.soundfonts)
+    record = _build_record(config, soundfonts)
+    _check_same_build(out_dir, record)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = _resolve_corpus(corpus, config.max_pieces, config.corpus)
-    soundfonts = _check_soundfonts(config.soundfonts)
     splits = assign_splits([name for name, _, _ in sources], config.split_fractions, config.seed)
 
     entries, failures, todo = [], [], []
@@ -342,8 +344,7 @@ def build_dataset(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": "public-domain scores engraved with verovio, synthesized with midirenderer",
         # the augment settings are recorded resolved (every field) by _model_parameters, not as the changes
-        "build_config": {key: value for key, value in asdict(config).items() if key != "augment_settings"}
-        | {"soundfonts": list(soundfonts)} | _model_parameters(config),
+        "build_config": record,
         "spectrogram": SpectrogramParams().to_dict(),
         "versions": _versions(),
         "split_sizes": {s: sum(e["split"] == s for e in entries) for s in SPLITS},
@@ -354,6 +355,39 @@ def build_dataset(
     }
     atomic_write_bytes(out_dir / MANIFEST, json.dumps(manifest, indent=1).encode())
     return out_dir
+
+
+def _build_record(config: BuildConfig, soundfonts: tuple[str, ...]) -> dict:
+    """The manifest's ``build_config``: the config with the soundfonts resolved and the timing and augmentation
+    models' parameters (the augment settings recorded resolved, every field, not as the changes), as JSON has it."""
+    record = ({key: value for key, value in asdict(config).items() if key != "augment_settings"}
+              | {"soundfonts": list(soundfonts)} | _model_parameters(config))
+    return json.loads(json.dumps(record))
+
+
+RESUME_FREE_KEYS = ("max_pieces", "timing_settings")
+"""Build config keys a build may change when it resumes into a root: more pieces complete a partial build, and
+the timing settings are compared resolved (``human_timing``)."""
+
+
+def _check_same_build(out_dir: Path, record: dict) -> None:
+    """Refuse to resume into a root built with other settings: its takes, found under the same names, would be
+    kept and the manifest would then claim settings they were not made with. Keys (and fields of the models'
+    parameters) that only one of the two records has are not compared (manifests of older versions lack some)."""
+    built = read_manifest(out_dir).get("build_config")
+    if not built:
+        return
+    changes = []
+    for key in sorted(record.keys() & built.keys() - set(RESUME_FREE_KEYS)):
+        new, old = record[key], built[key]
+        if isinstance(new, dict) and isinstance(old, dict):
+            changes += [f"{key}.{field} {old[field]} -> {new[field]}" for field in sorted(new.keys() & old.keys())
+                        if new[field] != old[field]]
+        elif new != old:
+            changes.append(f"{key} {old} -> {new}")
+    if changes:
+        raise ValueError(f"{out_dir / MANIFEST}: this dataset was built with other settings ({'; '.join(changes)}); "
+                         "build into another directory, or delete this one to rebuild it")
 
 
 def _model_parameters(config: BuildConfig) -> dict:
