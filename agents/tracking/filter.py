@@ -34,9 +34,11 @@ outside is zero. A frame costs ``O(tempi × band)``, whatever the length of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
+
+from sfgym.settings import reject_unknown_fields
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,7 @@ class FilterSettings:
     @classmethod
     def checked(cls, settings: dict) -> "FilterSettings":
         """Settings from a mapping of field names, with a clear error naming unknown ones."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"unknown tracker setting(s) {unknown}; known: {sorted(known)}")
+        reject_unknown_fields(cls, settings, "tracker")
         return cls(**settings)
 
     @property

@@ -82,10 +82,10 @@ class AugmentSettings:
     def with_changes(cls, changes: dict[str, Any]) -> AugmentSettings:
         """The default settings with ``changes`` (field name -> value); a number for a range means that value
         always, a list is read as a tuple. Unknown names and bad values are a ``ValueError``."""
+        from sfgym.settings import reject_unknown_fields
+
+        reject_unknown_fields(cls, changes, "augment")
         known = {field.name: field.default for field in fields(cls)}
-        unknown = sorted(set(changes) - set(known))
-        if unknown:
-            raise ValueError(f"unknown augment setting(s) {unknown}; known: {sorted(known)}")
         resolved = {}
         for name, value in changes.items():
             if isinstance(value, list):

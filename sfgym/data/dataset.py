@@ -111,15 +111,11 @@ class BuildConfig:
 
     def human_timing(self):
         """The :class:`~sfgym.data.performance.HumanTiming` of this build's human-timed performances."""
-        from dataclasses import fields
-
         from sfgym.data.performance import HumanTiming
+        from sfgym.settings import reject_unknown_fields
 
         settings = dict(self.timing_settings)
-        known = {field.name for field in fields(HumanTiming)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise ValueError(f"unknown human timing setting(s) {unknown}; known: {sorted(known)}")
+        reject_unknown_fields(HumanTiming, settings, "human timing")
         settings = {key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()}
         return HumanTiming(**{"smooth_depth": self.tempo_curve_depth, **settings})
 
