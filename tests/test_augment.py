@@ -202,7 +202,6 @@ def test_augment_settings_change_the_augmented_takes_of_a_build_and_are_recorded
     assert (pedalled[:, :frames].sum(axis=0) > dry[:, :frames].sum(axis=0) + 1e-3).mean() > 0.5
 
 
-
 def test_a_build_refuses_to_resume_into_a_dataset_built_with_other_settings(tmp_path):
     """Its takes would be kept under the same names and the manifest would claim the new settings."""
     config = BuildConfig(tempo_ratios=(1.0,), augment=1, split_fractions=(1, 0, 0))

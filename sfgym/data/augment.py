@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sfgym.settings import reject_unknown_fields
+
 Seed = int | np.random.Generator
 
 
@@ -82,8 +84,6 @@ class AugmentSettings:
     def with_changes(cls, changes: dict[str, Any]) -> AugmentSettings:
         """The default settings with ``changes`` (field name -> value); a number for a range means that value
         always, a list is read as a tuple. Unknown names and bad values are a ``ValueError``."""
-        from sfgym.settings import reject_unknown_fields
-
         reject_unknown_fields(cls, changes, "augment")
         known = {field.name: field.default for field in fields(cls)}
         resolved = {}

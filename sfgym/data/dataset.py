@@ -339,7 +339,6 @@ def build_dataset(
         "format": "msmd-score-following",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": "public-domain scores engraved with verovio, synthesized with midirenderer",
-        # the augment settings are recorded resolved (every field) by _model_parameters, not as the changes
         "build_config": record,
         "spectrogram": SpectrogramParams().to_dict(),
         "versions": _versions(),
