@@ -75,6 +75,10 @@ def test_evaluate_command_with_a_wrong_tempo_mark_misleads_the_metronome(toy_dat
     assert main(["evaluate", "--agents", "constant_tempo", "--data", str(toy_dataset), "--workers", "1",
                  "--no-plots", "--tempo-mark-error", "-1", "--out", str(tmp_path / "bad")]) == 1
     assert "must be positive" in capsys.readouterr().err
+    # checked before any data is read: a missing dataset is not what the error is about
+    assert main(["evaluate", "--agents", "constant_tempo", "--data", str(tmp_path / "missing"), "--workers", "1",
+                 "--no-plots", "--tempo-mark-error", "0", "--out", str(tmp_path / "bad2")]) == 1
+    assert "must be positive" in capsys.readouterr().err
 
 
 def test_evaluate_command_accepts_a_split_directory(toy_dataset, tmp_path):

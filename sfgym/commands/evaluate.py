@@ -46,6 +46,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
+    from sfgym.data.piece import check_tempo_mark_factor, with_wrong_tempo_mark
     from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
     from sfgym.followers import needs_notated_tempo
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--agents: name at least one follower")
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.tempo_mark_error is not None:  # before the split is loaded, not after
+        check_tempo_mark_factor(args.tempo_mark_error)
     if args.data is None:
         from sfgym.data.dataset import default_dataset_dir
 
@@ -68,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
         names = [files.name for files in list_pieces(split_dir)][: args.max_pieces]
     pieces = load_split(split_dir, names)
     if args.tempo_mark_error is not None:
-        from sfgym.data.piece import with_wrong_tempo_mark
-
         pieces = [with_wrong_tempo_mark(piece, args.tempo_mark_error) for piece in pieces]
 
     follower_kwargs = {}

@@ -392,6 +392,13 @@ class Piece:
         )
 
 
+def check_tempo_mark_factor(factor: float) -> float:
+    """``factor`` if it can scale notated times (a positive number), else a ValueError saying so."""
+    if not factor > 0:
+        raise ValueError(f"tempo mark error: the factor must be positive, got {factor}")
+    return factor
+
+
 def with_wrong_tempo_mark(piece: Piece, factor: float) -> Piece:
     """The piece as a score with a wrong tempo mark would present it: its notated times (``score_notes`` onsets and
     durations) multiplied by ``factor``, the performance and its ground truth unchanged.
@@ -403,8 +410,7 @@ def with_wrong_tempo_mark(piece: Piece, factor: float) -> Piece:
     Raises:
         ValueError: ``factor`` is not positive, or the piece has no notated timing (``score_notes``).
     """
-    if not factor > 0:
-        raise ValueError(f"tempo mark error: the factor must be positive, got {factor}")
+    check_tempo_mark_factor(factor)
     if piece.score_notes is None:
         raise ValueError(f"{piece.source}: piece {piece.name!r} has no notated timing (score_notes) to scale")
     scaled = copy.copy(piece)  # not dataclasses.replace: the ground truth must not be derived again
