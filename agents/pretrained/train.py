@@ -383,6 +383,14 @@ def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
     return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
 
 
+def _run_stages(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
+    """:func:`_run_stage` for each ``(arguments, run)`` of ``stages``: in this process one after the other, or with
+    ``jobs`` > 1 that many at a time (:func:`_run_stages_in_parallel`). Returns the commands as run."""
+    if jobs > 1 and len(stages) > 1:
+        return _run_stages_in_parallel(trainer, stages, jobs)
+    return [_run_stage(trainer, arguments, run) for arguments, run in stages]
+
+
 def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
     """Like :func:`_run_stage` for several runs, ``jobs`` at a time, each in its own process (Ctrl-C reaches
     them all: each saves its run, which the next invocation resumes). Returns the commands as run."""
@@ -452,10 +460,7 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
               *threads, *[f"--set={item}" for item in trunk_set]]
     stages = [(["--config", trunk_config, "--out", str(out / f"trunk-seed{seed}"), *common,
                 f"--set=training.seed={seed}"], out / f"trunk-seed{seed}") for seed in seeds]
-    if jobs > 1 and len(stages) > 1:
-        commands = _run_stages_in_parallel("trunk", stages, jobs)
-    else:
-        commands = [_run_stage("trunk", arguments, run) for arguments, run in stages]
+    commands = _run_stages("trunk", stages, jobs)
     candidates = []
     for seed, (_, run) in zip(seeds, stages):
         tr, tue, valid = _valid_over(run / "best.pt", [main_root, *extra_roots], workers, progress, settings)
@@ -473,8 +478,7 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
     trained = trained_model(chosen / "best.pt")
     trained.commands = commands
     trained.selection = {**chosen_valid, "chosen_from": {str(run): tr for tr, _, _, run, _ in candidates}}
-    trained.settings = dict(settings or {})
-    return trained
+    return trained  # chosen with ``settings``; the caller ships it with them (main: trained.settings)
 
 
 def _valid_over(model: Path, roots: list[Path], workers: int | None, progress: bool,
@@ -559,10 +563,7 @@ def train_all_stages(out: Path, seeds: list[int], data: str | None = None, trunk
     stages = [(["--config", rl_config, "--init-from", str(trunk_run), "--out", str(out / f"rl-seed{seed}"),
                 "--seed", str(seed), *common, *[f"--set={item}" for item in rl_set]], out / f"rl-seed{seed}")
               for seed in seeds]
-    if jobs > 1 and len(stages) > 1:
-        commands += _run_stages_in_parallel("rl", stages, jobs)
-    else:
-        commands += [_run_stage("rl", arguments, run) for arguments, run in stages]
+    commands += _run_stages("rl", stages, jobs)
     candidates = []
     for seed, (_, rl_run) in zip(seeds, stages):
         best = json.loads((rl_run / "best.json").read_text())
