@@ -546,3 +546,92 @@ def test_learning_rate_final_decays_the_learning_rate_over_the_run(tmp_path, toy
     assert follower.model.lr_schedule(0.0) == pytest.approx(1.0e-6)
     with pytest.raises(ValueError, match="learning_rate_final"):
         config_from_dict({**_tiny_raw(), "learning_rate_final": -1.0}, source="tiny.yaml")
+
+
+class _PolicyLike(nn.Module):
+    """A stand-in for an SB3 policy: one weight, and ``set_training_mode``."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(3))
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.train(mode)
+
+
+def test_policy_average_is_the_exponential_moving_average_of_the_updates():
+    """``PolicyAverageCallback`` averages the policy's weights after each update (decay ``min(decay,
+    (1 + n) / (10 + n))`` at update n), leaves the policy itself alone, and hands the average to what it deploys."""
+    from types import SimpleNamespace
+
+    from agents.rl.callbacks import PolicyAverageCallback
+
+    model = SimpleNamespace(policy=_PolicyLike(), num_timesteps=0, get_env=lambda: None)
+    averager = PolicyAverageCallback(decay=0.5)
+    averager.init_callback(model)
+    averager.on_training_start({}, {})
+    expected = torch.zeros(3)
+    for update, value in enumerate([1.0, 2.0, 4.0, 8.0]):
+        with torch.no_grad():
+            model.policy.weight.fill_(value)
+        model.num_timesteps += 16
+        averager.on_rollout_start()
+        averager.on_rollout_start()  # no update in between: nothing more is averaged in
+        decay = min(0.5, (1 + update) / (10 + update))
+        expected = decay * expected + (1 - decay) * value
+        assert torch.allclose(averager.averaged.weight, expected)
+    assert 0 < expected[0] < 8.0 and torch.all(model.policy.weight == 8.0)  # the average lags the policy
+    deployed = averager.deployable(lambda stand_in: stand_in)(model)
+    assert deployed is not model and torch.allclose(deployed.policy.weight, expected)
+    assert deployed.num_timesteps == model.num_timesteps and model.policy.weight[0] == 8.0
+    with pytest.raises(ValueError, match="decay"):
+        PolicyAverageCallback(decay=1.0)
+
+
+def test_policy_average_run_saves_the_average_and_trains_on(tmp_path, toy_dataset):
+    """A run with ``policy_average``: ``final_model.zip`` holds the averaged weights (not the training
+    policy's, which ``last_model.zip`` keeps for --resume), loads and follows; a decay outside (0, 1) is refused."""
+    run = tmp_path / "run"
+    assert main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run), "--no-progress",
+                        "--set", "policy_average=0.5", "--set", "hyperparameters.learning_rate=1.0e-2"])) == 0
+    final, last = load_follower(run / "final_model.zip"), load_follower(run / "last_model.zip")
+    final_weights, last_weights = final.model.policy.state_dict(), last.model.policy.state_dict()
+    heads = [key for key in final_weights if "features_extractor" not in key and final_weights[key].is_floating_point()]
+    assert heads and any(not torch.equal(final_weights[key], last_weights[key]) for key in heads)
+    piece = MSMDFollowEnv(data=str(toy_dataset), split="valid").pieces[0]
+    assert len(run_episode(final, piece, seed=0).frames) > 1
+    with pytest.raises(ValueError, match="policy_average"):
+        config_from_dict({**_tiny_raw(), "policy_average": 1.5}, source="tiny.yaml")
+
+
+def test_extra_train_dirs_join_the_training_pieces(tmp_path, toy_dataset, toy_pieces):
+    """``extra_train_dirs``: their train splits join ``data``'s in every env (a name already taken gets the
+    folder's name), in process and in a worker's env; a missing one is an error naming it."""
+    import shutil
+
+    from agents.rl.train import _environment, make_training_env
+    from sfgym.data.msmd import write_piece
+    from sfgym.data.synthetic import synthetic_piece
+
+    other = tmp_path / "other"
+    shutil.copytree(toy_dataset / "train", other / "train")
+    write_piece(other / "train", synthetic_piece("toy_d", n_onsets=20, frames_per_onset=6, seed=4))
+    raw = {**_tiny_raw(), "data": str(toy_dataset), "extra_train_dirs": [str(other)], "vec_env": "dummy", "n_envs": 1}
+    config = config_from_dict(raw, source="tiny.yaml")
+    expected = {"toy_a", "toy_b", "toy_c", "toy_a#other", "toy_b#other", "toy_c#other", "toy_d"}
+    env = make_training_env(config, toy_dataset)
+    try:
+        assert {piece.name for piece in env.envs[0].unwrapped.pieces} == expected
+    finally:
+        env.close()
+    worker_env = _environment(train_roots=[str(toy_dataset), str(other)], **config.env)
+    assert {piece.name for piece in worker_env.pieces} == expected
+    renamed = next(piece for piece in worker_env.pieces if piece.name == "toy_a#other")
+    assert np.array_equal(renamed.spectrogram, toy_pieces[0].spectrogram)  # the same piece, renamed
+    run = tmp_path / "run"
+    with pytest.raises(FileNotFoundError, match="missing"):
+        main(_parse(["--config", str(TINY), "--data", str(toy_dataset), "--out", str(run), "--no-progress",
+                     "--set", f"extra_train_dirs=[\"{tmp_path / 'missing'}\"]"]))
+    assert not run.exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="extra_train_dirs"):
+        config_from_dict({**raw, "extra_train_dirs": [3]}, source="tiny.yaml")

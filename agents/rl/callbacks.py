@@ -9,11 +9,13 @@ so "step N" always means "the weights trained on N steps".
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.rl.curves import CURVE_CSV, CURVE_PNG, plot_learning_curves, write_curve_csv
@@ -161,6 +163,75 @@ class AtomicCheckpointCallback(BaseCallback):
         return True
 
 
+class PolicyAverageCallback(BaseCallback):
+    """An exponential moving average of the policy's weights, updated after every PPO / A2C update.
+
+    PPO at a constant learning rate keeps moving: on the matching trunk its validation TR jumps between a few
+    levels from one evaluation to the next, and the last model is often well below the best. An average of the
+    weights over the last ``1 / (1 - decay)`` updates moves less (Polyak averaging). :meth:`deployable` turns the
+    training model into a stand-in that acts with the averaged weights, for the evaluations, the checkpoints and
+    ``final_model.zip``; training goes on with the policy's own weights (``last_model.zip``).
+
+    The first updates are averaged with a smaller decay, ``min(decay, (1 + n) / (10 + n))`` at update ``n``,
+    so that the average is not dominated by the starting weights. A resumed run starts its average from the
+    weights it resumes.
+
+    Must come before the callbacks that use :meth:`deployable` in the callback list: they run at the same
+    moments, after it.
+    """
+
+    def __init__(self, decay: float, verbose: int = 0):
+        super().__init__(verbose)
+        if not 0 < decay < 1:
+            raise ValueError(f"PolicyAverageCallback: decay must be in (0, 1), got {decay}")
+        self.decay = float(decay)
+        self.updates = 0
+        self.averaged = None  # the policy module holding the averaged weights
+        self._averaged_at = -1  # num_timesteps of the last update averaged in
+
+    def _on_training_start(self) -> None:
+        self.averaged = copy.deepcopy(self.model.policy)
+        self.averaged.set_training_mode(False)
+        self._averaged_at = self.model.num_timesteps
+
+    def _on_rollout_start(self) -> None:  # the policy was just updated on the rollout before
+        self._average_in()
+
+    def _on_training_end(self) -> None:  # after the last update
+        self._average_in()
+
+    def _on_step(self) -> bool:
+        return True
+
+    @torch.no_grad()
+    def _average_in(self) -> None:
+        if self.averaged is None or self.model.num_timesteps == self._averaged_at:
+            return  # no update since the last one averaged in
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = self.model.policy.state_dict()
+        for key, average in self.averaged.state_dict().items():
+            if average.is_floating_point():
+                average.lerp_(current[key], 1.0 - decay)
+            else:
+                average.copy_(current[key])
+        self.updates += 1
+        self._averaged_at = self.model.num_timesteps
+
+    def deployable(self, export: Callable[[Any], Any] | None = None) -> Callable[[Any], Any]:
+        """A function of the training model that gives ``export`` (default: nothing more) a shallow copy of it
+        whose policy holds the averaged weights."""
+        export = export or (lambda model: model)
+
+        def averaged_model(model):
+            if self.averaged is None:
+                return export(model)
+            stand_in = copy.copy(model)  # shares everything but the policy
+            stand_in.policy = self.averaged
+            return export(stand_in)
+
+        return averaged_model
+
+
 class FreezeTrunkCallback(BaseCallback):
     """Keep the policy's trunk frozen for the first ``steps`` environment steps, then train it.
 
@@ -246,5 +317,5 @@ class ProgressCallback(BaseCallback):
         self.bar.close()
 
 
-__all__ = ["AtomicCheckpointCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "ProgressCallback",
-           "StopRequestCallback", "TimeBudgetCallback", "TrackingEvalCallback", "evaluate_follower"]
+__all__ = ["AtomicCheckpointCallback", "BEST_JSON", "BEST_MODEL", "FreezeTrunkCallback", "PolicyAverageCallback",
+           "ProgressCallback", "StopRequestCallback", "TimeBudgetCallback", "TrackingEvalCallback", "evaluate_follower"]

@@ -13,6 +13,7 @@ against the algorithm's constructor), the environment's keyword arguments (check
     n_envs: 8
     vec_env: subproc          # subproc (one process per env) | dummy (all in this process)
     data: null                # dataset root or split dir; null = the built-in default dataset
+    extra_train_dirs: []      # more dataset roots whose train split is trained on too (validation: data's)
     env: {reward_threshold: 170, actions: [-1.0, 0.0, 1.0]}
     trunk: {features: 512, dropout: 0.0, width: 1.0}   # agents.networks.TrunkConfig; with init_from
                               # taken from the checkpoint: set only what you mean to check or override
@@ -20,6 +21,8 @@ against the algorithm's constructor), the environment's keyword arguments (check
       learning_rate: 1.0e-4
       policy_kwargs: {net_arch: {pi: [256], vf: [256]}, activation_fn: elu}
     learning_rate_final: null # decay the learning rate linearly to this over total_timesteps; null = constant
+    policy_average: null      # decay per update of a moving average of the policy's weights, which is evaluated
+                              # and saved in the policy's place; null = off (agents.rl.callbacks.PolicyAverageCallback)
     evaluation: {every_steps: 50000, split: valid, max_pieces: null, deterministic: true}
     checkpoint_every_steps: 200000
     init_from: null           # checkpoint (supervised or trunk pre-training) whose trunk initializes the policy's
@@ -114,6 +117,9 @@ class RLConfig:
     n_envs: int = 8
     vec_env: str = "subproc"
     data: str | None = None
+    extra_train_dirs: list[str] = field(default_factory=list)
+    """More dataset roots whose train split joins ``data``'s (other corpora, other timing); validation stays
+    on ``data``."""
     env: dict[str, Any] = field(default_factory=dict)
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +133,10 @@ class RLConfig:
     """Decay ``hyperparameters.learning_rate`` linearly to this value over ``total_timesteps`` (steady the
     policy at the end of a run); ``None``: constant. A run that a ``max_minutes`` budget ends early stops
     before the decay ends, so set ``total_timesteps`` to what the budget holds."""
+    policy_average: float | None = None
+    """Keep an exponential moving average of the policy's weights, ``decay`` per update (0.99: about the last
+    100 updates), and evaluate, select and save it instead of the policy itself; ``None``: off
+    (:class:`~agents.rl.callbacks.PolicyAverageCallback`)."""
     source: str = "<memory>"
     """The file the config came from (for error messages); not a YAML key."""
     trunk_keys: tuple[str, ...] = TrunkConfig.YAML_KEYS
@@ -256,6 +266,10 @@ def _check_values(config: RLConfig) -> None:
                                "freeze_trunk_steps": config.freeze_trunk_steps,
                                "evaluation.every_steps": config.evaluation.every_steps,
                                "evaluation.max_pieces": config.evaluation.max_pieces})
+    if not all(isinstance(directory, str) for directory in config.extra_train_dirs):
+        raise ValueError(f"{source}: 'extra_train_dirs' must be a list of paths, got {config.extra_train_dirs!r}")
+    if config.policy_average is not None and not 0 < config.policy_average < 1:
+        raise ValueError(f"{source}: 'policy_average' must be in (0, 1) (the decay per update), got {config.policy_average}")
     if config.device not in ("auto", "cpu", "cuda") and not config.device.startswith("cuda:"):
         raise ValueError(f"{source}: 'device' must be one of ['auto', 'cpu', 'cuda'], got {config.device!r}")
     if config.vec_env not in ("subproc", "dummy"):

@@ -26,6 +26,7 @@ image-observation models all the same.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import json
 import multiprocessing
@@ -39,8 +40,8 @@ from typing import Any
 
 from agents import runs
 from agents.config_files import find_config, load_yaml_with_overrides, mapping, read_yaml_config
-from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, ProgressCallback, StopRequestCallback,
-                                 TimeBudgetCallback, TrackingEvalCallback, BEST_JSON)
+from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, PolicyAverageCallback, ProgressCallback,
+                                 StopRequestCallback, TimeBudgetCallback, TrackingEvalCallback, BEST_JSON)
 from agents.rl.config import RLConfig, algorithm_class, config_from_dict, policy_name, with_checkpoint_trunk
 from agents.rl.curves import read_curve_csv
 from agents.rl.extractor import TrunkExtractor, load_supervised_trunk
@@ -60,20 +61,22 @@ RESUMABLE_KEYS = ("total_timesteps", "max_minutes", "device", "torch_threads", "
 
 # ---------------------------------------------------------------------------- building blocks
 def make_training_env(config: RLConfig, data: Path, tables=None):
-    """``n_envs`` seeded, Monitor-wrapped copies of the environment on the train split.
+    """``n_envs`` seeded, Monitor-wrapped copies of the environment on the train split of ``data`` and of the
+    config's ``extra_train_dirs``.
 
     ``dummy``: all envs in this process, sharing one list of pieces. ``subproc``: one process per
-    env, each loading the split itself (pieces are not shipped through pipes). With ``tables`` (a
+    env, each loading the splits itself (pieces are not shipped through pipes). With ``tables`` (a
     :class:`~agents.rl.frozen_trunk.TrunkFeatureTables`), every env observes the frozen trunk's features.
     """
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
+    roots = [str(root) for root in (data, *extra_train_roots(config))]
     if config.vec_env == "dummy":
-        env_kwargs = {**config.env, "data": load_canonical_first(data, "train")}
+        env_kwargs = {**config.env, "data": _train_pieces(roots)}
         vec_env_cls = DummyVecEnv
     else:
-        env_kwargs = {**config.env, "data": str(data), "split": "train"}
+        env_kwargs = {**config.env, "train_roots": roots}
         vec_env_cls = SubprocVecEnv
     wrapper = {}
     if tables is not None:
@@ -84,13 +87,36 @@ def make_training_env(config: RLConfig, data: Path, tables=None):
                         vec_env_cls=vec_env_cls, **wrapper)
 
 
-def _environment(**kwargs):
-    """An ``MSMDFollowEnv``; in a worker process of a ``subproc`` run, one that ignores Ctrl-C (the main
-    process stops the run and saves it; the workers must live until it has)."""
+def extra_train_roots(config: RLConfig) -> list[Path]:
+    """The dataset roots of the config's ``extra_train_dirs`` (an error names one that does not exist)."""
+    return [runs.data_root(extra, f"{config.source}: extra_train_dirs") for extra in config.extra_train_dirs]
+
+
+def _train_pieces(roots: list[str]) -> list[Piece]:
+    """The train splits of ``roots`` in one list. A name an earlier root already has (the same score in two
+    datasets, played otherwise) gets the root's folder name: ``name#folder`` (episodes and the frozen trunk's
+    tables are keyed by name)."""
+    pieces, names = [], set()
+    for root in roots:
+        for piece in load_canonical_first(root, "train"):
+            if piece.name in names:
+                piece = copy.copy(piece)  # not dataclasses.replace: nothing is derived again
+                piece.name = f"{piece.name}#{Path(root).name}"
+            names.add(piece.name)
+            pieces.append(piece)
+    return pieces
+
+
+def _environment(train_roots: list[str] | None = None, **kwargs):
+    """An ``MSMDFollowEnv`` (on the train splits of ``train_roots``, loaded here, when given); in a worker process
+    of a ``subproc`` run, one that ignores Ctrl-C (the main process stops the run and saves it; the workers must
+    live until it has)."""
     from sfgym.envs import MSMDFollowEnv
 
     if multiprocessing.current_process().name != "MainProcess":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if train_roots is not None:
+        kwargs["data"] = _train_pieces(train_roots)
     return MSMDFollowEnv(**kwargs)
 
 
@@ -131,6 +157,7 @@ def train(config: RLConfig, run_dir: str | Path, *, resume: bool = False) -> dic
     run = RunDirectory(run_dir, TRAINER, finished_markers=(FINAL_MODEL,))
     config = with_checkpoint_trunk(config)  # fail now, before anything is written, if the trunks cannot match
     previous = _resumed_run(run, config) if resume else {}
+    extra_train_roots(config)  # a missing one fails now, before anything is written
     runs.setup_torch(None, config.device, config.torch_threads)  # threads; and a GPU asked for must be there
     run.start(config.to_dict(), resume, resume_from=LAST_MODEL)
 
@@ -152,13 +179,18 @@ def train(config: RLConfig, run_dir: str | Path, *, resume: bool = False) -> dic
                 load_supervised_trunk(model.policy, config.init_from)
         metadata = model_metadata(config)
         budget = Budget(config.max_minutes, spent_s=previous.get("elapsed_s", 0.0))
+        callbacks = []
+        if config.policy_average is not None:  # first: the others evaluate and save its average
+            averager = PolicyAverageCallback(config.policy_average)
+            deployable = averager.deployable(deployable)
+            callbacks.append(averager)
         with StopRequest() as stop:
             evaluator = TrackingEvalCallback(
                 eval_pieces, run.path, every_steps=evaluation.every_steps, env_kwargs=config.env, metadata=metadata,
                 deterministic=evaluation.deterministic, seed=config.seed, deployable=deployable, verbose=1,
                 rows=previous.get("rows", ()), best=previous.get("best"), spent_s=budget.elapsed_s)
             time_budget, interruption = TimeBudgetCallback(budget, verbose=1), StopRequestCallback(stop)
-            callbacks = [evaluator, time_budget, interruption]
+            callbacks += [evaluator, time_budget, interruption]
             if config.checkpoint_every_steps:
                 callbacks.append(AtomicCheckpointCallback(run.path, config.checkpoint_every_steps, metadata,
                                                           deployable=deployable, resume_path=run / LAST_MODEL))
