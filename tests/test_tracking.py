@@ -364,3 +364,36 @@ def test_chroma_evidence_carries_an_untrained_trunk_through_a_take_far_from_the_
     assert not with_chroma.lost and reached["with chroma"] == 1.0, reached
     with pytest.raises(ValueError, match="chroma_weight must be >= 0"):
         FilterSettings(chroma_weight=-1.0)
+
+
+def test_the_covering_x_holds_the_most_belief_within_reach():
+    """``covering_x``: with one peak, the peak; with two near peaks, a point within reach of both (nearest the
+    preferred x); with two far apart, the heavier one."""
+    from agents.tracking.follower import covering_x
+
+    xs = np.arange(0.0, 1000.0, 10.0)
+    one = np.zeros(len(xs)); one[30] = 1.0
+    assert covering_x(xs, one, 100.0, preferred=300.0) == 300.0
+    near = np.zeros(len(xs)); near[20], near[35] = 0.55, 0.45  # x 200 (the mode) and 350: both within 100 of 250..300
+    x = covering_x(xs, near, 100.0, preferred=200.0)
+    assert x == 250.0 and abs(x - 200.0) <= 100.0 and abs(x - 350.0) <= 100.0
+    far = np.zeros(len(xs)); far[20], far[60] = 0.55, 0.45
+    assert covering_x(xs, far, 100.0, preferred=200.0) == 200.0
+    # a chord's noteheads a pixel out of order do not break it
+    assert covering_x(np.array([0.0, 10.0, 9.0, 20.0]), np.array([0.0, 0.5, 0.5, 0.0]), 1.0, preferred=9.0) == 10.0
+
+
+def test_a_tracker_that_covers_reports_other_positions_and_still_follows(tmp_path, toy_pieces):
+    from agents.tracking import load_follower
+    from sfgym.evaluation import run_episode
+
+    checkpoint = _trunk_checkpoint(tmp_path / "trunk.pt")
+    piece = toy_pieces[1]
+    at_mode = run_episode(load_follower(checkpoint), piece)
+    covering = run_episode(load_follower(checkpoint, cover_px=60.0), piece)
+    # an untrained trunk's belief is broad: at its mode the follower loses this take, covering it keeps it
+    assert at_mode.lost and not covering.lost
+    steps = len(at_mode.follower_x)  # its episode ended when it was lost
+    assert np.any(np.abs(covering.follower_x[:steps] - at_mode.follower_x) > 1.0)
+    with pytest.raises(ValueError, match="cover_px must be >= 0"):
+        FilterSettings(cover_px=-1.0)

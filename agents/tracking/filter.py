@@ -59,6 +59,9 @@ class FilterSettings:
             ``start_temperature`` instead (the tempo is unknown then, and the evidence must be able to move it).
         chroma_weight: weight of the chroma evidence beside the trunk's logits
             (:class:`~agents.tracking.follower.MatchingTracker`; 0: the trunk alone).
+        cover_px: the tracker reports the sheet x whose ±``cover_px`` holds the most belief
+            (:class:`~agents.tracking.follower.MatchingTracker`; 0: the belief's mode). Where two readings are
+            near, a position between them can be near enough to both; the mode bets on one.
     """
 
     tempo_min: float = 0.4
@@ -80,6 +83,7 @@ class FilterSettings:
     start_frames: int = 0
     start_temperature: float = 15.0
     chroma_weight: float = 0.0
+    cover_px: float = 0.0
 
     def __post_init__(self):
         if not 0 < self.tempo_min < self.tempo_max or self.n_tempi < 2:
@@ -92,8 +96,9 @@ class FilterSettings:
                              f"{self.pause_end}")
         if not 0 <= self.relocate < 1:
             raise ValueError(f"filter: relocate must be in [0, 1), got {self.relocate}")
-        if not self.chroma_weight >= 0:
-            raise ValueError(f"filter: chroma_weight must be >= 0, got {self.chroma_weight}")
+        for key in ("chroma_weight", "cover_px"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"filter: {key} must be >= 0, got {getattr(self, key)}")
         if self.start_frames < 0:
             raise ValueError(f"filter: start_frames must be >= 0, got {self.start_frames}")
         for key in ("tempo_prior_std", "start_spread", "temperature", "start_temperature"):
@@ -214,6 +219,11 @@ class TempoPositionFilter:
         self.belief /= total
         self.paused /= total
         return self.estimate()
+
+    def position_belief(self) -> tuple[int, np.ndarray]:
+        """``(low, belief)``: the belief over positions ``low .. low + len(belief) - 1`` (the band; moving or
+        paused, any tempo; it sums to one)."""
+        return self.low, self._marginal(self.low, self.high)
 
     def _marginal(self, low: int, high: int) -> np.ndarray:
         """The belief over positions ``low .. high - 1``, moving or paused, any tempo."""

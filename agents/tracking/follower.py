@@ -149,7 +149,24 @@ class MatchingTracker(Follower):
 
         position, tempo = self._filter.step(logits)
         x = float(self._map.x_at((position + LOOK_AHEAD * tempo) / self._fps))
+        if self.settings.cover_px > 0:
+            low, belief = self._filter.position_belief()
+            belief_x = self._map.x_at((np.arange(low, low + len(belief)) + LOOK_AHEAD * tempo) / self._fps)
+            x = covering_x(belief_x, belief, self.settings.cover_px, preferred=x)
         return np.array([x / self._width], dtype=np.float32)
+
+
+def covering_x(xs: np.ndarray, weights: np.ndarray, radius: float, preferred: float) -> float:
+    """The x among ``xs`` (sheet x of each position, in score order) whose ``[x - radius, x + radius]`` holds the
+    most of ``weights``; of several such, the one nearest ``preferred``.
+
+    The target counts as lost beyond 170 px: the reported x should be within reach of as much belief as it can
+    be. It is the mode where the belief has one peak, and between two near ones where it has two."""
+    xs = np.maximum.accumulate(np.asarray(xs, dtype=np.float64))  # noteheads of a chord may stand a pixel apart
+    cumulative = np.concatenate([[0.0], np.cumsum(weights)])
+    covered = cumulative[np.searchsorted(xs, xs + radius, "right")] - cumulative[np.searchsorted(xs, xs - radius, "left")]
+    best = xs[covered >= covered.max() - 1e-9]
+    return float(best[np.argmin(np.abs(best - preferred))])
 
 
 ENSEMBLE_KEY = "member_trunks"
@@ -224,5 +241,5 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
     return write_checkpoint_payload(out, payload)
 
 
-__all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "load_follower", "notated_positions_x", "position_embeddings",
+__all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "covering_x", "load_follower", "notated_positions_x", "position_embeddings",
            "save_trunk_ensemble"]
