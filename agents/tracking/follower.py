@@ -7,7 +7,9 @@ once, and every notated frame of the score is given the column of its sheet posi
 noteheads and the notated timing, as the metronome and on-line DTW use them). Each performed frame, the
 sound of the observation's last ``match_frames`` frames is embedded and compared with the columns of the
 positions the filter considers; the filter returns the notated position and tempo, and the follower asks
-for the sheet x there (one frame ahead, at the inferred tempo).
+for the sheet x there (one frame ahead, at the inferred tempo). With ``cover_px`` > 0 (:class:`FilterSettings`;
+the shipped follower's 140) it reports instead the x whose ±``cover_px`` holds the most of the filter's belief
+(:func:`covering_x`): where the belief has two near peaks, a position within reach of both, not a bet on one.
 
 What the trunk hears is first brought to the level and spectral tilt of its training data
 (:class:`~agents.tracking.normalize.SpectrumNormalizer`, causal), so that a quieter or darker piano is
