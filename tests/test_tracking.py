@@ -379,6 +379,10 @@ def test_the_covering_x_holds_the_most_belief_within_reach():
     assert x == 250.0 and abs(x - 200.0) <= 100.0 and abs(x - 350.0) <= 100.0
     far = np.zeros(len(xs)); far[20], far[60] = 0.55, 0.45
     assert covering_x(xs, far, 100.0, preferred=200.0) == 200.0
+    # the belief's thin tails do not pull it off a peak (only more than COVER_SLACK of the belief does)
+    tailed = np.where(xs >= 400.0, 0.005 / np.count_nonzero(xs >= 400.0), 0.0); tailed[30] = 0.995
+    assert covering_x(xs, tailed, 140.0, preferred=300.0) == 300.0
+    assert covering_x(xs, tailed, 140.0, preferred=300.0, slack=0.0) > 300.0
     # a chord's noteheads a pixel out of order do not break it
     assert covering_x(np.array([0.0, 10.0, 9.0, 20.0]), np.array([0.0, 0.5, 0.5, 0.0]), 1.0, preferred=9.0) == 10.0
 

@@ -158,16 +158,21 @@ class MatchingTracker(Follower):
         return np.array([x / self._width], dtype=np.float32)
 
 
-def covering_x(xs: np.ndarray, weights: np.ndarray, radius: float, preferred: float) -> float:
+COVER_SLACK = 0.01
+""":func:`covering_x` moves away from the preferred x only to cover this much more belief: the belief's thin tails
+(a millionth here and there) would otherwise decide where in a wide plateau of full cover the follower stands."""
+
+
+def covering_x(xs: np.ndarray, weights: np.ndarray, radius: float, preferred: float, slack: float = COVER_SLACK) -> float:
     """The x among ``xs`` (sheet x of each position, in score order) whose ``[x - radius, x + radius]`` holds the
-    most of ``weights``; of several such, the one nearest ``preferred``.
+    most of ``weights`` (within ``slack`` of the most); of several such, the one nearest ``preferred``.
 
     The target counts as lost beyond 170 px: the reported x should be within reach of as much belief as it can
     be. It is the mode where the belief has one peak, and between two near ones where it has two."""
     xs = np.maximum.accumulate(np.asarray(xs, dtype=np.float64))  # noteheads of a chord may stand a pixel apart
     cumulative = np.concatenate([[0.0], np.cumsum(weights)])
     covered = cumulative[np.searchsorted(xs, xs + radius, "right")] - cumulative[np.searchsorted(xs, xs - radius, "left")]
-    best = xs[covered >= covered.max() - 1e-9]
+    best = xs[covered >= covered.max() - slack - 1e-12]
     return float(best[np.argmin(np.abs(best - preferred))])
 
 
@@ -243,5 +248,5 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
     return write_checkpoint_payload(out, payload)
 
 
-__all__ = ["ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "covering_x", "load_follower", "notated_positions_x", "position_embeddings",
+__all__ = ["COVER_SLACK", "ENSEMBLE_KEY", "LOOK_AHEAD", "MatchingTracker", "covering_x", "load_follower", "notated_positions_x", "position_embeddings",
            "save_trunk_ensemble"]
