@@ -12,14 +12,15 @@ import pytest
 from sfgym.data.piece import FPS, SHEET_HEIGHT, Piece
 from sfgym.data.spectrogram import SpectrogramParams, spectrogram_from_audio
 from sfgym.data.synthetic import synthetic_piece
+from sfgym.data.systems import detect_system_bounds, system_index
 from sfgym.followers import Follower
-from sfgym.rendering.live import LiveFollowing, live_piece, stand_in_notes
+from sfgym.live import LiveFollowing, live_piece
+from sfgym.live.streaming import StreamingSpectrogram
 from sfgym.rendering.player import export_video
 from sfgym.rendering.session import SideBySideSession
-from sfgym.rendering.streaming import StreamingSpectrogram
-from sfgym.rendering.systems import detect_system_bounds, system_index
 from sfgym.rendering.video import find_ffmpeg
 from sfgym.rendering.view import AGENT_COLORS, SideBySideView, surface_rgb
+from sfgym.score.timing import stand_in_notes
 
 from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
 

@@ -43,29 +43,25 @@ def register(subparsers) -> None:
 
 def make_followers(agents: str, piece, split_dir: Path, score_speed: float | None) -> list[tuple[str, object]]:
     """``(label, follower)`` for each comma-separated spec; score-side baselines get a stand-in tempo if needed."""
-    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec
-    from sfgym.followers import make_follower, needs_notated_tempo
+    from sfgym.followers import make_follower
+    from sfgym.score.timing import stand_in_tempo
 
     specs = [AgentSpec.parse(text) for text in agents.split(",") if text.strip()]
     if not specs:
         raise ValueError("--agents: no follower given")
-    followers = []
-    for spec in specs:
-        kwargs = {}
-        if needs_notated_tempo(spec.spec) and piece.score_notes is None:
-            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed, followers=[spec.label])
-        followers.append((spec.label, make_follower(spec.spec, **kwargs)))
-    return followers
+    tempo = stand_in_tempo([(spec.label, spec.spec) for spec in specs], timing_missing=piece.score_notes is None,
+                           score_speed=score_speed, split_dir=split_dir)
+    return [(spec.label, make_follower(spec.spec, **tempo.get(spec.label, {}))) for spec in specs]
 
 
 def run(args: argparse.Namespace) -> int:
+    from sfgym.data.audio import performance_audio
+    from sfgym.data.lookup import find_piece_files
     from sfgym.data.msmd import load_piece
-    from sfgym.rendering.pieces import find_piece_files
+    from sfgym.data.systems import system_bounds_of
     from sfgym.rendering.player import export_video, headless, play_interactive
     from sfgym.rendering.session import SideBySideSession
-    from sfgym.rendering.systems import system_bounds_of
-    from sfgym.rendering.video import performance_audio
     from sfgym.rendering.view import SideBySideView, surface_rgb
 
     no_display = headless()
