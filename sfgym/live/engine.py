@@ -54,14 +54,13 @@ from sfgym.data.msmd import PieceFiles, read_midi_notes, read_score_npz
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
 from sfgym.data.systems import detect_system_bounds, system_index
 from sfgym.envs import MSMDFollowEnv
-from sfgym.envs.geometry import LOSS_THRESHOLD_PX
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX, NEVER_LOST_PX
 from sfgym.files import atomic_write_bytes
 from sfgym.followers import Follower
 from sfgym.live.sources import DEFAULT_BLOCK_SIZE, AudioSource, RecordingSource
 from sfgym.live.streaming import StreamingSpectrogram
 from sfgym.score.timing import stand_in_notes
 
-_NEVER_LOST_PX = 1e12  # the environment's threshold while following live: it never terminates
 SILENCE_DBFS = -60.0
 """A spectrogram frame whose samples' RMS is below this (dB relative to full scale 1.0) is silence."""
 SILENCE_WARNING_S = 5.0
@@ -150,15 +149,20 @@ class LiveReport:
 
 def live_piece(name: str, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int], n_frames: int,
                *, notes: np.ndarray | None = None, score_notes: np.ndarray | None = None,
-               pitches: np.ndarray | None = None) -> Piece:
+               pitches: np.ndarray | None = None, spectrogram: np.ndarray | None = None) -> Piece:
     """The environment's piece for live following: the score, a zero spectrogram of ``n_frames``, and the
-    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes` (with ``pitches`` if given)."""
+    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes` (with ``pitches`` if given).
+
+    ``spectrogram``: the recording's, ``(78, n_frames)``, where it is known in advance (``sfgym render`` of a
+    recording); live, the frames are computed as the audio arrives and the piece's stay zeros.
+    """
     if notes is None:
         n_notes = len(pitches) if pitches is not None else max(int(v) for v in coord2onset.values()) + 1
         notes = stand_in_notes(score_notes, n_notes, n_frames, pitches=pitches)
+    if spectrogram is None:
+        spectrogram = np.zeros((N_SPEC_BINS, n_frames), dtype=np.float32)
     return Piece(name=name, sheet=sheet, coords=coords, coord2onset=dict(coord2onset), notes=notes,
-                 spectrogram=np.zeros((N_SPEC_BINS, n_frames), dtype=np.float32), source=f"live:{name}",
-                 score_notes=score_notes)
+                 spectrogram=spectrogram, source=f"live:{name}", score_notes=score_notes)
 
 
 SCORE_FILE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
@@ -256,7 +260,7 @@ class LiveFollowing:
         self.piece = piece
         self.system_bounds = np.asarray(system_bounds, dtype=np.int64).reshape(-1, 2)
         self.truth_known = truth_known
-        env_kwargs = {**getattr(follower, "env_kwargs", {}), "reward_threshold": _NEVER_LOST_PX}
+        env_kwargs = {**getattr(follower, "env_kwargs", {}), "reward_threshold": NEVER_LOST_PX}
         self.env = MSMDFollowEnv(data=[piece], action_type=follower.action_type, **env_kwargs)
         self.spec_window = self.env.spec_window
         self.difference_channels = self.env.difference_channels
