@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SilentInputWarning)  # silence is reported below, once
-            report = live.follow(source,
-                                 on_step=(lambda step: (printer.step(step), window.show(step))) if window else printer.step,
-                                 on_event=printer.event, should_stop=window.closed if window else None)
+            on_step = (lambda step: (printer.step(step), window.show(step))) if window else printer.step
+            report = live.follow(source, on_step=on_step, on_event=printer.event,
+                                 should_stop=window.closed if window else None)
     finally:
         live.close()
         if window is not None:

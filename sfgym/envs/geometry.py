@@ -139,5 +139,5 @@ class ObservationGeometry:
 DEFAULT_GEOMETRY = ObservationGeometry()
 """The environment's default observation geometry."""
 
-__all__ = ["DEFAULT_GEOMETRY", "LOSS_THRESHOLD_PX", "NEVER_LOST_PX", "ObservationGeometry", "SCORE_FACTOR", "SCORE_WINDOW",
-           "SPEC_WINDOW", "prepare_score_strip", "score_observation_values"]
+__all__ = ["DEFAULT_GEOMETRY", "LOSS_THRESHOLD_PX", "NEVER_LOST_PX", "ObservationGeometry", "SCORE_FACTOR",
+           "SCORE_WINDOW", "SPEC_WINDOW", "prepare_score_strip", "score_observation_values"]

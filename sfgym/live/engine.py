@@ -9,10 +9,11 @@ only the observation's spectrogram window is replaced by the frames computed so 
 environment's convention: at frame ``f`` the follower sees frames ``f - 40 .. f - 1``.
 
 Without a ground truth (a user's recording) the environment's piece gets *stand-in* performance timing
-(the score's notes spread evenly over the recording, :func:`sfgym.score.timing.stand_in_notes`) so that an episode spans the whole recording; no
-follower may use it (fair followers never read ``Piece.notes``), errors are not reported, and the
-environment's loss threshold is lifted: live following never stops early. With a ground truth (a built
-piece and its own performance) errors and tracked / lost state (170 px) are reported too.
+(the score's notes spread evenly over the recording, :func:`sfgym.score.timing.stand_in_notes`) so that an
+episode spans the whole recording; no follower may use it (fair followers never read ``Piece.notes``),
+errors are not reported, and the environment's loss threshold is lifted: live following never stops early.
+With a ground truth (a built piece and its own performance) errors and tracked / lost state (170 px) are
+reported too.
 
 A *system change* is emitted the first time the follower's position enters a later system than any before
 (a follower hovering at a boundary does not turn pages back and forth), with its processing latency
