@@ -3,7 +3,7 @@
     python benchmarks/follow_latency.py [--agents online_dtw,constant_tempo,oracle] [--piece NAME --data DIR]
                                         [--block 512] [--realtime] [--torch-threads 1]
 
-Follows a performance the way ``sfgym follow`` does (:class:`sfgym.rendering.live.LiveFollowing`): the audio
+Follows a performance the way ``sfgym follow`` does (:class:`sfgym.live.LiveFollowing`): the audio
 arrives in blocks of ``--block`` samples (512 at 22.05 kHz = 23 ms, a usual sound-card buffer), each
 spectrogram frame is computed as soon as its samples are in, and the follower steps as soon as its
 observation is complete. Printed per follower:
@@ -51,13 +51,13 @@ def main() -> None:
 
 def run(args: argparse.Namespace) -> None:
 
-    from sfgym.followers import needs_notated_tempo
     from agents.registry import make_follower
+    from sfgym.data.audio import performance_audio
+    from sfgym.data.lookup import find_piece_files
     from sfgym.data.msmd import load_piece
-    from sfgym.rendering.live import LiveFollowing, live_piece
-    from sfgym.rendering.pieces import find_piece_files
-    from sfgym.rendering.systems import detect_system_bounds
-    from sfgym.rendering.video import performance_audio
+    from sfgym.data.systems import detect_system_bounds
+    from sfgym.live import LiveFollowing, live_piece
+    from sfgym.score.timing import stand_in_tempo
 
     files = find_piece_files(args.piece, args.data, args.split)
     piece = load_piece(files, cache_spectrogram=False)
@@ -69,9 +69,11 @@ def run(args: argparse.Namespace) -> None:
           f"samples ({1000 * args.block / rate:.1f} ms), {'real time' if args.realtime else 'as fast as possible'}")
     print(f"{'follower':<16} {'frames':>6} {'features':>9} {'step':>8} {'latency mean':>13} {'median':>7} "
           f"{'p95':>7} {'max':>7}   (ms per frame)")
-    for spec in [s.strip() for s in args.agents.split(",") if s.strip()]:
-        kwargs = {"px_per_second": args.score_speed} if needs_notated_tempo(spec) and piece.score_notes is None else {}
-        follower = make_follower(spec, **kwargs)
+    specs = [s.strip() for s in args.agents.split(",") if s.strip()]
+    tempo = stand_in_tempo([(spec, spec) for spec in specs], timing_missing=piece.score_notes is None,
+                           score_speed=args.score_speed, score_name=piece.name)
+    for spec in specs:
+        follower = make_follower(spec, **tempo.get(spec, {}))
         live = LiveFollowing(follower, timeline, bounds, truth_known=True)
         report = live.run(audio, rate, speed=1.0 if args.realtime else 0.0, block_size=args.block)
         live.close()

@@ -12,6 +12,8 @@ import importlib
 import sys
 import warnings
 
+from sfgym.commands import CommandParser
+
 # Modules under sfgym.commands, in the order their commands are listed in --help.
 COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow", "agents")
 
@@ -33,7 +35,7 @@ Run 'sfgym COMMAND --help' for the options of one command.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sfgym", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     from sfgym import __version__

@@ -39,7 +39,7 @@ class Follower(ABC):
         needs_notated_tempo: the follower moves by the score's notated timing (``Piece.score_notes``).
             Pieces without it (real MSMD has no score MIDI) need a stand-in speed in sheet px per second,
             which the commands pass to its constructor as the keyword ``px_per_second``
-            (:func:`sfgym.data.tempo.stand_in_speed`).
+            (:func:`sfgym.score.timing.stand_in_tempo`).
     """
 
     name: str = "follower"

@@ -12,13 +12,12 @@ import pytest
 
 from agents.baselines import ConstantTempoFollower, OnlineDTWFollower, OracleFollower
 from agents.baselines.oltw import OnlineTimeWarping, unit_features
-from agents.baselines.score_side import MissingScoreTiming
 from agents.registry import make_follower
 from sfgym.data.piece import N_SPEC_BINS, Piece
 from sfgym.data.synthetic import synthetic_piece
-from sfgym.data.tempo import median_speed_px_per_s
 from sfgym.evaluation import run_episode
 from sfgym.metrics import piece_metrics
+from sfgym.score.timing import MissingScoreTiming, median_speed_px_per_s
 
 
 def toy_spectrogram(notes: np.ndarray, n_frames: int | None = None) -> np.ndarray:

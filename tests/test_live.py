@@ -13,7 +13,7 @@ from agents.baselines import OracleFollower
 from agents.registry import make_follower
 from sfgym.cli import main
 from sfgym.followers import register_follower
-from sfgym.rendering.live import LiveFollowing, SilentInputWarning
+from sfgym.live import LiveFollowing, SilentInputWarning
 
 from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
 

@@ -18,7 +18,7 @@ from sfgym.data.synthetic import synthetic_piece
 from sfgym.data.variant import reverberate
 from sfgym.evaluation import run_episode
 from sfgym.metrics import piece_metrics
-from sfgym.rendering.streaming import StreamingSpectrogram
+from sfgym.live.streaming import StreamingSpectrogram
 
 from scores import melody_musicxml
 from test_baselines import performed

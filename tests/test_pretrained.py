@@ -402,7 +402,7 @@ def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_
     # the shipped follower is the tracker on that trunk; it brings its own stand-in speed for scores without
     # notated timing (its training data's median), so the commands need not find one; a given speed wins
     from agents.tracking import MatchingTracker
-    from sfgym.data.tempo import median_speed_px_per_s
+    from sfgym.score.timing import median_speed_px_per_s
     from sfgym.followers import needs_notated_tempo
 
     follower = make_follower("pretrained")

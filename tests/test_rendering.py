@@ -12,14 +12,15 @@ import pytest
 from sfgym.data.piece import FPS, SHEET_HEIGHT, Piece
 from sfgym.data.spectrogram import SpectrogramParams, spectrogram_from_audio
 from sfgym.data.synthetic import synthetic_piece
+from sfgym.data.systems import detect_system_bounds, system_index
 from sfgym.followers import Follower
-from sfgym.rendering.live import LiveFollowing, live_piece, stand_in_notes
+from sfgym.live import LiveFollowing, live_piece
+from sfgym.live.streaming import StreamingSpectrogram
 from sfgym.rendering.player import export_video
 from sfgym.rendering.session import SideBySideSession
-from sfgym.rendering.streaming import StreamingSpectrogram
-from sfgym.rendering.systems import detect_system_bounds, system_index
 from sfgym.rendering.video import find_ffmpeg
 from sfgym.rendering.view import AGENT_COLORS, SideBySideView, surface_rgb
+from sfgym.score.timing import stand_in_notes
 
 from conftest import MSMD_SAMPLE_PIECE, MSMD_SAMPLE_SPLIT
 
@@ -286,6 +287,33 @@ def test_render_command_headless_needs_a_video_or_a_still(toy_dataset, tmp_path,
     assert main(["render", "--agents", "oracle", "--piece", "toy_b", "--data", str(toy_dataset),
                  "--still", str(still), "--still-at", "1"]) == 0
     assert cv2.imread(str(still)).shape == (720, 1280, 3) and not list(tmp_path.glob("*.mp4"))
+
+
+def test_render_command_renders_a_recording_of_a_score_without_a_truth(toy_dataset, tmp_path, capsys) -> None:
+    import soundfile
+
+    from sfgym.cli import main
+
+    score = toy_dataset / "train" / "score" / "toy_b.npz"
+    wav, out = tmp_path / "take.wav", tmp_path / "take.mp4"
+    rng = np.random.default_rng(0)
+    soundfile.write(str(wav), (0.1 * rng.standard_normal(3 * 22050)).astype(np.float32), 22050)
+    assert main(["render", "--agents", "constant_tempo,online_dtw", "--score", str(score), "--audio", str(wav),
+                 "--video", str(out), "--no-audio"]) == 0
+    assert len(_read_video(out)) == 60  # the whole recording (3 s), not a piece's timeline
+    assert main(["render", "--agents", "oracle", "--score", str(score), "--video", str(out)]) == 1
+    assert "--audio" in capsys.readouterr().err
+
+
+def test_a_session_without_a_truth_shows_no_true_position_and_loses_no_one(toy_pieces) -> None:
+    piece = toy_pieces[0]
+    stand_in = live_piece(piece.name, piece.sheet, piece.coords, piece.coord2onset, piece.n_frames,
+                          score_notes=piece.score_notes, spectrogram=piece.spectrogram)
+    session = SideBySideSession(stand_in, [("far", OffsetFollower(offset=400.0))], truth_known=False)
+    states = [session.state(frame) for frame in range(session.n_frames)]
+    session.close()
+    assert all(state.true_x is None for state in states)
+    assert all(agent.error is None and agent.status != "lost" for state in states for agent in state.agents)
 
 
 def test_follow_command_follows_a_pieces_own_performance(toy_dataset, capsys) -> None:

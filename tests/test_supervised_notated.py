@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.baselines.score_side import ScoreMap, notated_notes, notated_truth
 from agents.networks import TrunkConfig
 from agents.supervised.config import ModelConfig, SupervisedConfig
 from agents.supervised.data import full_episode, prepare_song
 from agents.supervised.model import PositionRegressor
 from agents.supervised.notated import NotatedRegressorFollower, NotatedTables, heard_frames, notated_rollout
+from sfgym.score.timing import ScoreMap, notated_notes, notated_truth
 
 from test_supervised_matching import MATCHING, follow, moving, tiny_matching_trunk_run, train_command
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.score_side import ScoreMap, notated_notes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
+from sfgym.score.timing import ScoreMap, notated_notes
 
 
 class ConstantTempoFollower(Follower):
@@ -16,13 +16,13 @@ class ConstantTempoFollower(Follower):
 
     At frame ``f`` it is at the notated time ``t0 + (f - f0) / fps``, where ``f0`` is the frame of
     the episode's start (the first onset) and ``t0`` the notated time of the first onset, mapped to
-    x through the noteheads (:class:`~agents.baselines.score_side.ScoreMap`). This is what a
+    x through the noteheads (:class:`~sfgym.score.timing.ScoreMap`). This is what a
     metronome set to the score's tempo would do: it is exact for a performance played strictly in
     time and drifts with every tempo change.
 
     Args:
         px_per_second: only used for pieces without notated timing (no score MIDI, as in real MSMD):
-            the speed of the stand-in score (see :func:`~agents.baselines.score_side.notated_notes`),
+            the speed of the stand-in score (see :func:`~sfgym.score.timing.notated_notes`),
             e.g. the training set's median. Without it such pieces raise ``MissingScoreTiming``.
     """
 

@@ -6,7 +6,7 @@ performance has (:func:`sfgym.data.spectrogram.spectrogram_from_audio`). During 
 new spectrogram frame is aligned on line to that reference with on-line time warping
 (:mod:`agents.baselines.oltw`; Arzt's windowed form by default) on features that do not depend on the
 piano or the room (:mod:`agents.baselines.dtw_features`: chroma and onset chroma); the aligned reference
-frame is a notated time, which the noteheads map to a sheet x (:class:`~agents.baselines.score_side.ScoreMap`).
+frame is a notated time, which the noteheads map to a sheet x (:class:`~sfgym.score.timing.ScoreMap`).
 
 This is the non-learned anchor that learned followers must beat. It uses the score side only.
 
@@ -28,9 +28,9 @@ import numpy as np
 
 from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
 from agents.baselines.oltw import ArztTimeWarping, OnlineTimeWarping, unit_features
-from agents.baselines.score_side import ScoreMap, notated_notes
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
+from sfgym.score.timing import ScoreMap, notated_notes
 
 SAMPLE_RATE = 22050
 LOOK_AHEAD = 2
@@ -105,7 +105,7 @@ class OnlineDTWFollower(Follower):
             notated tempo.
         soundfont: soundfont of the score synthesis.
         px_per_second: stand-in speed for pieces without notated timing (see
-            :func:`~agents.baselines.score_side.notated_notes`).
+            :func:`~sfgym.score.timing.notated_notes`).
         reference_spectrogram: replaces the synthesis (tests use a toy renderer).
         onset_weight: weight of the onset (spectral difference) part of the features.
         tempo_frames: frames over which the local tempo ratio is measured for the one-frame look-ahead.

@@ -279,7 +279,7 @@ def stand_in_speed_of(data: Path) -> float | None:
     """The median speed (px/s) of ``data``'s train split, a tracker's stand-in tempo on scores without
     notated timing (:data:`~agents.pretrained.STAND_IN_SPEED_KEY`); ``None`` without a train split."""
     from sfgym.data.msmd import find_split_dir
-    from sfgym.data.tempo import median_speed_px_per_s
+    from sfgym.score.timing import median_speed_px_per_s
 
     try:
         return median_speed_px_per_s(find_split_dir(data, "train"))

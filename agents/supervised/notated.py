@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.baselines.score_side import ScoreMap, notated_notes, notated_truth
 from agents.networks import MatchingTrunk
 from agents.supervised.data import Episode, PreparedSong
 from agents.supervised.model import PositionRegressor, RecurrentState, detach_state
@@ -48,6 +47,7 @@ from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
 from sfgym.followers import Follower
+from sfgym.score.timing import ScoreMap, notated_notes, notated_truth
 
 OFF_SCORE_LOGIT = -30.0
 """Logit of a window position before the score's start or after its end (a probability of ~0)."""

@@ -36,13 +36,13 @@ import torch
 
 from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
 from agents.baselines.online_dtw import reference_features
-from agents.baselines.score_side import ScoreMap, notated_notes
 from agents.networks import MatchingTrunk
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
 from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
 from sfgym.followers import Follower
+from sfgym.score.timing import ScoreMap, notated_notes
 
 LOOK_AHEAD = 1.0
 """Performed frames between the newest heard frame and the frame the position is asked for."""
@@ -79,7 +79,7 @@ class MatchingTracker(Follower):
         name: shown in tables and legends.
         settings: the filter's motion model and temperature (:class:`FilterSettings`).
         px_per_second: stand-in speed for pieces without notated timing
-            (:func:`~agents.baselines.score_side.notated_notes`).
+            (:func:`~sfgym.score.timing.notated_notes`).
         normalize: bring what is heard to the training data's level and tilt (:class:`SpectrumNormalizer`;
             without it, a piano 17 dB quieter than the training one was lost within seconds).
     """

@@ -1,6 +1,19 @@
 """Sub-commands of the ``sfgym`` command line (one module each, see :mod:`sfgym.cli`)."""
 
+import argparse
 from pathlib import Path
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of the command line and of every command: options are taken only as written.
+
+    argparse by default takes any unambiguous prefix of an option for the option (``allow_abbrev``), so that
+    ``sfgym render --score S`` was read as ``--score-speed S``. Sub-command parsers are made of the class of
+    the parser that adds them, so every ``add_parser`` below :func:`sfgym.cli.build_parser` is one of these.
+    """
+
+    def __init__(self, *args, allow_abbrev: bool = False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
 
 
 def check_output_path(path: Path, option: str, *, directory: bool) -> None:

@@ -47,9 +47,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from sfgym.data.msmd import find_split_dir, list_pieces, load_split
     from sfgym.data.piece import check_tempo_mark_factor, with_wrong_tempo_mark
-    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec, run_evaluation, summary_markdown, write_report
-    from sfgym.followers import needs_notated_tempo
+    from sfgym.score.timing import stand_in_tempo
 
     check_out_dir(args.out, args.overwrite)  # before the evaluation runs, not after
     agents = [AgentSpec.parse(text) for text in args.agents.split(",") if text.strip()]
@@ -73,11 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tempo_mark_error is not None:
         pieces = [with_wrong_tempo_mark(piece, args.tempo_mark_error) for piece in pieces]
 
-    follower_kwargs = {}
-    score_side = [a for a in agents if needs_notated_tempo(a.spec)]
-    if score_side and any(piece.score_notes is None for piece in pieces):
-        speed = stand_in_speed(split_dir, data, args.score_speed, followers=[a.label for a in score_side])
-        follower_kwargs = {a.label: {"px_per_second": speed} for a in score_side}
+    follower_kwargs = stand_in_tempo([(a.label, a.spec) for a in agents],
+                                     timing_missing=any(piece.score_notes is None for piece in pieces),
+                                     score_speed=args.score_speed, split_dir=split_dir, data=data)
     agents = [AgentSpec.parse(f"{a.label}={a.spec}", follower_kwargs.get(a.label)) for a in agents]
 
     started = time.perf_counter()

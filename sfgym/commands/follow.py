@@ -9,8 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+# Like every command module, this one imports the rest of sfgym when the command runs, not when the command
+# line builds its parser: `sfgym --help` and the other commands start in a third of the time.
+
+
 def register(subparsers) -> None:
-    from sfgym.rendering.live import SILENCE_DBFS
+    from sfgym.data.audio import AUDIO_FORMATS_HELP
+    from sfgym.live import SILENCE_DBFS
     from sfgym.threads import add_torch_threads_argument
 
     parser = subparsers.add_parser(
@@ -22,7 +27,8 @@ def register(subparsers) -> None:
         "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
         "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported. On silent "
         "frames the follower holds its position; --positions writes every position as CSV.")
-    parser.add_argument("audio", nargs="?", type=Path, help="the recording (.wav/.flac/.ogg); default: --piece's own")
+    parser.add_argument("audio", nargs="?", type=Path,
+                        help=f"the recording ({AUDIO_FORMATS_HELP}); default: --piece's own")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--score", type=Path, help="MSMD score .npz (score/<name>.npz; a <name>.mid beside it "
                         "gives the notated timing) or a score file (.xml/.musicxml/.mxl/.mei/.krn/.abc)")
@@ -53,39 +59,15 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _load_audio(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: audio file not found")
-    try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile's errors are of several types
-        raise ValueError(f"{path}: cannot read audio ({error})") from error
-    if len(samples) == 0:
-        raise ValueError(f"{path}: the audio file holds no samples")
-    return samples.mean(axis=1), int(rate)
-
-
 def _score_side(args: argparse.Namespace):
-    """``(LiveScore, piece files or None)``: the score of ``--piece`` or ``--score``.
-
-    ``LiveScore.pitches``: the notes' pitches from a performance MIDI when the score has no notated timing
-    (MSMD score files hold no pitches; a stand-in timing for score-side followers needs them).
-    """
-    from sfgym.data.msmd import read_midi_notes, read_score_npz
-    from sfgym.rendering.live import LiveScore, read_live_score
-    from sfgym.rendering.systems import detect_system_bounds
+    """``(LiveScore, piece files or None)``: the score of ``--score``, or of ``--piece`` with the piece's files."""
+    from sfgym.data.lookup import find_piece_files
+    from sfgym.live import read_live_score, read_piece_score
 
     if args.piece is None:
         return read_live_score(args.score), None
-    from sfgym.rendering.pieces import find_piece_files
-
     files = find_piece_files(args.piece, args.data, args.split)
-    sheet, coords, coord2onset = read_score_npz(files.score)
-    score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
-    pitches = read_midi_notes(files.midi)[:, 1] if score_notes is None else None
-    return LiveScore(files.name, sheet, coords, coord2onset, score_notes, pitches, detect_system_bounds(sheet)), files
+    return read_piece_score(files), files
 
 
 def _rms_dbfs(samples: np.ndarray) -> float:
@@ -95,12 +77,13 @@ def _rms_dbfs(samples: np.ndarray) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from sfgym.commands import check_output_path
+    from sfgym.data.audio import performance_audio
     from sfgym.data.msmd import read_midi_notes
     from sfgym.data.piece import FPS
     from sfgym.envs.geometry import LOSS_THRESHOLD_PX
-    from sfgym.followers import make_follower, needs_notated_tempo
-    from sfgym.rendering.live import LiveFollowing, SilentInputWarning, live_piece, write_positions_csv
-    from sfgym.rendering.video import performance_audio
+    from sfgym.followers import make_follower
+    from sfgym.live import LiveFollowing, RecordingSource, SilentInputWarning, write_positions_csv
+    from sfgym.score.timing import stand_in_tempo
 
     if args.speed < 0:
         raise ValueError(f"--speed must be >= 0, got {args.speed}")
@@ -109,48 +92,37 @@ def run(args: argparse.Namespace) -> int:
     if args.positions is not None:
         check_output_path(args.positions, "--positions", directory=False)
     score, files = _score_side(args)
-    bounds = score.system_bounds
     if args.audio is not None:
-        samples, rate = _load_audio(args.audio)
-        audio_source = str(args.audio)
-    else:
-        samples, rate, audio_source = performance_audio(files)
-    loudness = _rms_dbfs(samples)
+        source = RecordingSource.from_file(args.audio, speed=args.speed)
+        performance_notes = None
+    else:  # the piece's own performance: its MIDI is the ground truth
+        samples, rate, audio_name = performance_audio(files)
+        source = RecordingSource(samples, rate, speed=args.speed, name=audio_name)
+        performance_notes = read_midi_notes(files.midi)
+    loudness = _rms_dbfs(source.samples)
     if loudness < args.silence_dbfs:
         hold = "holds its position" if args.hold_on_silence else "is asked all the same (--no-hold-on-silence)"
-        print(f"warning: {audio_source} is silent (RMS {loudness:.1f} dBFS, below {args.silence_dbfs:g}): there "
+        print(f"warning: {source.name} is silent (RMS {loudness:.1f} dBFS, below {args.silence_dbfs:g}): there "
               f"is nothing to follow; the follower {hold}", file=sys.stderr)
 
-    hop = rate / FPS
-    n_frames = int(np.ceil(len(samples) / hop))
-    truth_known = args.audio is None  # the piece's own performance: its MIDI is the ground truth
-    notes = read_midi_notes(files.midi) if truth_known else None
-    if truth_known:
-        n_frames = max(n_frames, int(np.floor(notes[:, 0].max() * FPS)) + 1)
-    piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, n_frames, notes=notes,
-                       score_notes=score.score_notes, pitches=score.pitches)
-
     spec = args.agent or "online_dtw"
-    kwargs = {}
-    if needs_notated_tempo(spec) and score.score_notes is None:
-        if args.score_speed is None:
-            raise ValueError(f"{score.name}: the score has no notated timing (no score MIDI), so {spec} needs "
-                             "--score-speed PX_PER_S (or give a score file / a built piece)")
-        kwargs["px_per_second"] = args.score_speed
-    follower = make_follower(spec, **kwargs)
-    live = LiveFollowing(follower, piece, bounds, truth_known=truth_known, seed=args.seed,
-                         hold_on_silence=args.hold_on_silence, silence_dbfs=args.silence_dbfs)
-
-    print(f"following {audio_source} ({len(samples) / rate:.1f} s) in {score.name}: {len(bounds)} systems, "
+    tempo = stand_in_tempo([(spec, spec)], timing_missing=score.score_notes is None, score_speed=args.score_speed,
+                           score_name=score.name)
+    follower = make_follower(spec, **tempo.get(spec, {}))
+    live = LiveFollowing.for_score(score, follower, max_seconds=source.duration_s, seed=args.seed,
+                                   performance_notes=performance_notes, hold_on_silence=args.hold_on_silence,
+                                   silence_dbfs=args.silence_dbfs)
+    bounds = score.system_bounds
+    print(f"following {source.name} ({source.duration_s:.1f} s) in {score.name}: {len(bounds)} systems, "
           f"follower {spec}, {'real time' if args.speed == 1 else 'as fast as possible' if args.speed == 0 else f'x{args.speed:g}'}")
     printer = _Printer(args.print_every, len(bounds))
     window = _Window(live, score.name, spec, bounds) if args.show else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SilentInputWarning)  # silence is reported below, once
-            report = live.run(samples, rate, speed=args.speed,
-                              on_step=(lambda step: (printer.step(step), window.show(step))) if window else printer.step,
-                              on_event=printer.event, should_stop=window.closed if window else None)
+            on_step = (lambda step: (printer.step(step), window.show(step))) if window else printer.step
+            report = live.follow(source, on_step=on_step, on_event=printer.event,
+                                 should_stop=window.closed if window else None)
     finally:
         live.close()
         if window is not None:
@@ -158,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     latency = report.latency_summary()
     feature = np.array(report.feature_ms)
-    print(f"done: {len(report.steps)} frames in {report.wall_seconds:.1f} s for {report.audio_seconds:.1f} s of audio; "
+    print(f"done: {len(report.steps)} frames in {report.wall_seconds:.1f} s for {source.duration_s:.1f} s of audio; "
           f"{len(report.events)} page turns")
     if report.silent_steps:
         print(f"{report.silent_steps} of {len(report.steps)} frames ({report.silent_steps / FPS:.1f} s) were silent "

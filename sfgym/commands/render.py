@@ -13,14 +13,21 @@ def register(subparsers) -> None:
         "scrolling spectrogram and each follower's error and tracked/lost state. In a window it plays in real "
         "time (space: pause, right arrow: step while paused / +5 s, left arrow: -5 s, esc: quit). With --video, "
         "or headless (SDL_VIDEODRIVER=dummy), the frames go into an mp4, with the performance's audio muxed in "
-        "when ffmpeg (or the imageio-ffmpeg package) is available.")
+        "when ffmpeg (or the imageio-ffmpeg package) is available. Instead of a --piece of a dataset, --score and "
+        "--audio render a recording of a score (both read as 'sfgym follow' reads them); without a ground truth "
+        "the view shows no true position and no errors.")
+    from sfgym.data.audio import AUDIO_FORMATS_HELP
     from sfgym.followers import follower_descriptions
     from sfgym.threads import add_torch_threads_argument
 
     parser.add_argument("--agents", required=True,
                         help=f"comma-separated followers: by name ({', '.join(follower_descriptions())}), "
                         ".pt / .zip checkpoints, each optionally as LABEL=SPEC (see 'sfgym agents')")
-    parser.add_argument("--piece", required=True, help="the piece's name (as in 'sfgym data info')")
+    shown = parser.add_mutually_exclusive_group(required=True)
+    shown.add_argument("--piece", help="the piece's name (as in 'sfgym data info')")
+    shown.add_argument("--score", type=Path, help="a score file, as for 'sfgym follow' (MSMD score .npz or "
+                       "MusicXML/MEI/kern/ABC), with --audio")
+    parser.add_argument("--audio", type=Path, help=f"with --score: the recording ({AUDIO_FORMATS_HELP})")
     parser.add_argument("--data", type=Path, help="dataset root or split (default: the default dataset)")
     parser.add_argument("--split", help="split to look in (default: every split of --data)")
     parser.add_argument("--video", type=Path, help="write an mp4 instead of (or, with a window, as well as) playing")
@@ -41,31 +48,27 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def make_followers(agents: str, piece, split_dir: Path, score_speed: float | None) -> list[tuple[str, object]]:
+def make_followers(agents: str, piece, split_dir: Path | None, score_speed: float | None) -> list[tuple[str, object]]:
     """``(label, follower)`` for each comma-separated spec; score-side baselines get a stand-in tempo if needed."""
-    from sfgym.data.tempo import stand_in_speed
     from sfgym.evaluation import AgentSpec
-    from sfgym.followers import make_follower, needs_notated_tempo
+    from sfgym.followers import make_follower
+    from sfgym.score.timing import stand_in_tempo
 
     specs = [AgentSpec.parse(text) for text in agents.split(",") if text.strip()]
     if not specs:
         raise ValueError("--agents: no follower given")
-    followers = []
-    for spec in specs:
-        kwargs = {}
-        if needs_notated_tempo(spec.spec) and piece.score_notes is None:
-            kwargs["px_per_second"] = stand_in_speed(split_dir, score_speed=score_speed, followers=[spec.label])
-        followers.append((spec.label, make_follower(spec.spec, **kwargs)))
-    return followers
+    tempo = stand_in_tempo([(spec.label, spec.spec) for spec in specs], timing_missing=piece.score_notes is None,
+                           score_speed=score_speed, split_dir=split_dir, score_name=piece.name)
+    return [(spec.label, make_follower(spec.spec, **tempo.get(spec.label, {}))) for spec in specs]
 
 
 def run(args: argparse.Namespace) -> int:
+    from sfgym.data.audio import performance_audio
+    from sfgym.data.lookup import find_piece_files
     from sfgym.data.msmd import load_piece
-    from sfgym.rendering.pieces import find_piece_files
+    from sfgym.data.systems import system_bounds_of
     from sfgym.rendering.player import export_video, headless, play_interactive
     from sfgym.rendering.session import SideBySideSession
-    from sfgym.rendering.systems import system_bounds_of
-    from sfgym.rendering.video import performance_audio
     from sfgym.rendering.view import SideBySideView, surface_rgb
 
     no_display = headless()
@@ -78,17 +81,25 @@ def run(args: argparse.Namespace) -> int:
     if speed == 0 and args.video is None and not no_display:
         raise ValueError("--speed 0 renders as fast as possible and is for video export: give --video")
 
-    files = find_piece_files(args.piece, args.data, args.split)
-    piece = load_piece(files)
-    followers = make_followers(args.agents, piece, files.split_dir, args.score_speed)
-    session = SideBySideSession(piece, followers, seed=args.seed)
-    view = SideBySideView(piece.name, piece.sheet, piece.spectrogram, session.labels, system_bounds_of(piece),
+    wants_sound = (args.video is not None or not no_display) and not args.no_audio
+    if args.piece is not None:
+        files = find_piece_files(args.piece, args.data, args.split)
+        piece = load_piece(files)
+        bounds, split_dir, truth_known = system_bounds_of(piece), files.split_dir, True
+        recording = performance_audio(files) if wants_sound else None
+    else:
+        if args.audio is None:
+            raise ValueError("--score needs the recording to render: --audio FILE")
+        piece, bounds, recording = _recording_piece(args.score, args.audio)
+        split_dir, truth_known = None, False
+    followers = make_followers(args.agents, piece, split_dir, args.score_speed)
+    session = SideBySideSession(piece, followers, seed=args.seed, truth_known=truth_known)
+    view = SideBySideView(piece.name, piece.sheet, piece.spectrogram, session.labels, bounds,
                           fps=piece.fps, threshold=session.threshold, end_frame=session.end_frame,
                           observed_frames=session.observed_frames)
     audio = None
-    wants_sound = args.video is not None or not no_display
-    if wants_sound and not args.no_audio:
-        samples, rate, source = performance_audio(files)
+    if wants_sound:
+        samples, rate, source = recording
         audio = (samples, rate)
         print(f"audio: {source}")
     try:
@@ -105,6 +116,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         session.close()
     return 0
+
+
+def _recording_piece(score_path: Path, audio_path: Path):
+    """``(piece, system bounds, (samples, rate, source))`` of a recording of a score, for rendering.
+
+    The score is read as ``sfgym follow`` reads it, the spectrogram is the recording's, and the performance
+    timing is a stand-in (:func:`sfgym.live.live_piece`): there is no ground truth.
+    """
+    from sfgym.data.audio import read_audio
+    from sfgym.data.spectrogram import spectrogram_from_audio
+    from sfgym.live import live_piece, read_live_score
+
+    score = read_live_score(score_path)
+    samples, rate = read_audio(audio_path)
+    spectrogram = spectrogram_from_audio(samples, rate)
+    piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, spectrogram.shape[1],
+                       score_notes=score.score_notes, pitches=score.pitches, spectrogram=spectrogram)
+    return piece, score.system_bounds, (samples, rate, str(audio_path))
 
 
 def _save_still(view, session, path: Path, at_seconds: float, surface_rgb) -> None:

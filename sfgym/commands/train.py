@@ -16,6 +16,8 @@ import importlib.util
 from functools import partial
 from pathlib import Path
 
+from sfgym.commands import CommandParser
+
 KINDS = {
     "supervised": "a recurrent position regressor (SRN / GRU / LSTM, the seed paper's models) on the "
                   "train split, validated on the valid split after every epoch",
@@ -58,8 +60,8 @@ def register(subparsers) -> None:
 def kind_parser(kind: str) -> tuple[argparse.ArgumentParser, object]:
     """The full parser of ``sfgym train KIND`` and the module that runs it."""
     module = importlib.import_module(trainer_modules()[kind])
-    parser = argparse.ArgumentParser(prog=f"sfgym train {kind}", description=module.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog=f"sfgym train {kind}", description=module.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     return parser, module
 

@@ -29,6 +29,10 @@ LOSS_THRESHOLD_PX = 170.0
 """Distance from the truth beyond which the target is lost (512 // 3, the reference value): the
 environment's default ``reward_threshold`` and the tracking metrics' threshold."""
 
+NEVER_LOST_PX = 1e12
+"""The ``reward_threshold`` of an environment over a recording without a ground truth (its performance timing
+a stand-in): no distance from the stand-in truth means anything, so the episode never ends early."""
+
 
 def prepare_score_strip(
     sheet: np.ndarray, score_window: tuple[int, int] = SCORE_WINDOW, score_factor: float = SCORE_FACTOR
@@ -135,5 +139,5 @@ class ObservationGeometry:
 DEFAULT_GEOMETRY = ObservationGeometry()
 """The environment's default observation geometry."""
 
-__all__ = ["DEFAULT_GEOMETRY", "LOSS_THRESHOLD_PX", "ObservationGeometry", "SCORE_FACTOR", "SCORE_WINDOW",
-           "SPEC_WINDOW", "prepare_score_strip", "score_observation_values"]
+__all__ = ["DEFAULT_GEOMETRY", "LOSS_THRESHOLD_PX", "NEVER_LOST_PX", "ObservationGeometry", "SCORE_FACTOR",
+           "SCORE_WINDOW", "SPEC_WINDOW", "prepare_score_strip", "score_observation_values"]

@@ -9,7 +9,8 @@ Each follower runs in the evaluation's environment (:func:`sfgym.evaluation.make
 loss threshold of 170 px, plus the follower's own ``env_kwargs``), so what the view shows is exactly
 what ``sfgym evaluate`` measures. Before the first onset the followers wait at their start position;
 a follower that loses the target (the environment terminates) stays where it was lost, marked lost,
-while the others go on.
+while the others go on. On a recording without a ground truth (``truth_known=False``: a user's recording of
+a score, its performance timing a stand-in) there is no true position, no error and no loss.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from sfgym.data.piece import Piece
+from sfgym.envs import MSMDFollowEnv
+from sfgym.envs.geometry import NEVER_LOST_PX
 from sfgym.followers import Follower
 from sfgym.rendering.view import (
     STATUS_DONE, STATUS_LOST, STATUS_TRACKING, STATUS_WAITING, AgentFrame, FrameState,
@@ -30,6 +33,11 @@ def _evaluation_env(piece: Piece, action_type: str, **env_kwargs):
     from sfgym.evaluation import make_env
 
     return make_env(piece, action_type, **env_kwargs)
+
+
+def _never_lost_env(piece: Piece, action_type: str, **env_kwargs):
+    """An environment over a recording without a ground truth: no distance from the stand-in truth ends it."""
+    return MSMDFollowEnv(data=[piece], action_type=action_type, **{**env_kwargs, "reward_threshold": NEVER_LOST_PX})
 
 
 @dataclass
@@ -53,15 +61,19 @@ class SideBySideSession:
         followers: ``(label, follower)`` pairs, in legend order.
         seed: seeds every follower's ``reset`` and every environment.
         env_factory: ``env_factory(piece, action_type, **env_kwargs)`` builds a follower's environment
-            (default: the evaluation's, :func:`sfgym.evaluation.make_env`).
+            (default: the evaluation's, :func:`sfgym.evaluation.make_env`; without a ground truth, one that
+            never ends early).
+        truth_known: whether ``piece.notes`` are the performance's real timing; without it the states carry
+            no true position and no errors.
     """
 
     def __init__(self, piece: Piece, followers: Sequence[tuple[str, Follower]], seed: int = 0,
-                 env_factory: EnvFactory | None = None):
+                 env_factory: EnvFactory | None = None, *, truth_known: bool = True):
         if not followers:
             raise ValueError("no follower to render: give at least one")
-        factory = env_factory or _evaluation_env
+        factory = env_factory or (_evaluation_env if truth_known else _never_lost_env)
         self.piece = piece
+        self.truth_known = truth_known
         self.labels = [label for label, _ in followers]
         self._runners: list[_Runner] = []
         for label, follower in followers:
@@ -111,12 +123,15 @@ class SideBySideSession:
             runner.over = terminated or truncated
         self._history.append(self._snapshot(frame))
 
+    def _true_x(self, frame: int) -> float | None:
+        return float(self.piece.true_x[frame]) if self.truth_known else None
+
     def _waiting_state(self, frame: int) -> FrameState:
         agents = [AgentFrame(r.label, float(r.info["follower_x"]), None, STATUS_WAITING) for r in self._runners]
-        return FrameState(frame=frame, true_x=float(self.piece.true_x[frame]), agents=agents)
+        return FrameState(frame=frame, true_x=self._true_x(frame), agents=agents)
 
     def _snapshot(self, frame: int) -> FrameState:
-        true_x = float(self.piece.true_x[frame])
+        true_x = self._true_x(frame)
         agents = []
         for runner in self._runners:
             x = float(runner.info["follower_x"])
@@ -124,7 +139,7 @@ class SideBySideSession:
                 status, lost_at = STATUS_LOST, runner.lost_at_frame / self.piece.fps
             else:
                 status, lost_at = (STATUS_DONE if runner.over else STATUS_TRACKING), None
-            agents.append(AgentFrame(runner.label, x, abs(x - true_x), status, lost_at))
+            agents.append(AgentFrame(runner.label, x, None if true_x is None else abs(x - true_x), status, lost_at))
         return FrameState(frame=frame, true_x=true_x, agents=agents)
 
 

@@ -7,7 +7,7 @@ either, the video stays silent and :func:`write_video_with_audio` says so. The f
 output atomically (``os.replace``), so a reader never sees half a video.
 
 The audio is the performance's own recording (``performance/<piece>.wav``) if present, else its MIDI
-synthesized with the dataset's default soundfont (:func:`performance_audio`).
+synthesized with the dataset's default soundfont (:func:`sfgym.data.audio.performance_audio`).
 """
 
 from __future__ import annotations
@@ -98,29 +98,6 @@ def mux_audio(video: str | Path, audio_wav: str | Path, out: str | Path, ffmpeg:
         raise RuntimeError(f"ffmpeg could not mux {audio_wav} into {video}: {result.stderr.strip()[-500:]}")
 
 
-def performance_audio(piece_files, soundfont: str | None = None) -> tuple[np.ndarray, int, str]:
-    """The audio a piece's spectrogram was computed from: ``(mono float32 samples, sample rate, source)``.
-
-    The performance's recording if the split has one, else its MIDI synthesized as the dataset builder
-    does: with the soundfont named in the performance's name (``<score>@t1.10-<soundfont>``) when that
-    soundfont is installed, else ``soundfont`` (default ``TimGM6mb``).
-    """
-    import soundfile
-
-    if piece_files.audio is not None:
-        samples, sample_rate = soundfile.read(str(piece_files.audio), dtype="float32", always_2d=True)
-        return samples.mean(axis=1), int(sample_rate), str(piece_files.audio)
-    from sfgym.data.synth import available_soundfonts, synthesize_midi
-
-    if soundfont is None:
-        _, _, variant = piece_files.name.partition("@")
-        named = variant.split("-", 1)[1] if "-" in variant else ""
-        soundfont = named if named in available_soundfonts() else "TimGM6mb"
-    sample_rate = 22050
-    samples = synthesize_midi(piece_files.midi, soundfont=soundfont, sample_rate=sample_rate)
-    return np.asarray(samples, dtype=np.float32), sample_rate, f"{piece_files.midi.name} synthesized with {soundfont}"
-
-
 def finish_video(silent_video: Path, out: str | Path, audio: tuple[np.ndarray, int] | None,
                  start_s: float = 0.0) -> str:
     """Mux ``audio`` (samples, rate; from ``start_s`` on) into ``silent_video`` and move the result to ``out``.
@@ -156,4 +133,4 @@ def finish_video(silent_video: Path, out: str | Path, audio: tuple[np.ndarray, i
     return f"{out}: video with audio (muxed by {ffmpeg})"
 
 
-__all__ = ["VideoWriter", "find_ffmpeg", "finish_video", "mux_audio", "performance_audio"]
+__all__ = ["VideoWriter", "find_ffmpeg", "finish_video", "mux_audio"]

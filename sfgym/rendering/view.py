@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from sfgym.envs.geometry import LOSS_THRESHOLD_PX
-from sfgym.rendering.systems import system_index
+from sfgym.data.systems import system_index
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402
@@ -116,7 +116,7 @@ class SideBySideView:
         spectrogram: float ``(78, T)``; in live use an array that fills up as frames arrive.
         labels: the followers' names, in the order of ``FrameState.agents``; follower ``i`` is drawn
             in ``AGENT_COLORS[i % 9]``.
-        system_bounds: ``(S, 2)`` system columns (see :mod:`sfgym.rendering.systems`).
+        system_bounds: ``(S, 2)`` system columns (see :mod:`sfgym.data.systems`).
         fps: spectrogram frames per second.
         threshold: loss threshold in px (the tinted tracking zone).
         end_frame: the last frame of the timeline (for the header).

@@ -1,7 +1,7 @@
 """Following an audio stream as if it were live, with page-turn (system-change) events.
 
 :class:`LiveFollowing` feeds a recording block by block at its own pace (or as fast as possible), computes
-each spectrogram frame as soon as its samples have arrived (:class:`~sfgym.rendering.streaming.StreamingSpectrogram`:
+each spectrogram frame as soon as its samples have arrived (:class:`~sfgym.live.streaming.StreamingSpectrogram`:
 causal, only samples up to the frame's end), and steps the follower as soon as the frames its next
 observation shows exist. The score side of the observation and the follower's dynamics are those of
 :class:`~sfgym.envs.MSMDFollowEnv` itself (an environment over a piece whose spectrogram is all zeros);
@@ -9,10 +9,11 @@ only the observation's spectrogram window is replaced by the frames computed so 
 environment's convention: at frame ``f`` the follower sees frames ``f - 40 .. f - 1``.
 
 Without a ground truth (a user's recording) the environment's piece gets *stand-in* performance timing
-(the score's notes spread evenly over the recording) so that an episode spans the whole recording; no
-follower may use it (fair followers never read ``Piece.notes``), errors are not reported, and the
-environment's loss threshold is lifted: live following never stops early. With a ground truth (a built
-piece and its own performance) errors and tracked / lost state (170 px) are reported too.
+(the score's notes spread evenly over the recording, :func:`sfgym.score.timing.stand_in_notes`) so that an
+episode spans the whole recording; no follower may use it (fair followers never read ``Piece.notes``),
+errors are not reported, and the environment's loss threshold is lifted: live following never stops early.
+With a ground truth (a built piece and its own performance) errors and tracked / lost state (170 px) are
+reported too.
 
 A *system change* is emitted the first time the follower's position enters a later system than any before
 (a follower hovering at a boundary does not turn pages back and forth), with its processing latency
@@ -33,7 +34,9 @@ For live use from Python, push audio as it arrives and get positions back::
             ...                          # position.time_s, .x, .system, .page_turn
     live.finish()
 
-Pushing a recording in blocks of any size gives the same positions as :meth:`LiveFollowing.run` on it.
+Pushing a recording in blocks of any size gives the same positions as :meth:`LiveFollowing.run` on it, and
+:meth:`LiveFollowing.follow` takes any :class:`~sfgym.live.sources.AudioSource` (``sfgym follow`` gives it a
+recording fed as if live, :class:`~sfgym.live.sources.RecordingSource`).
 """
 
 from __future__ import annotations
@@ -47,13 +50,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sfgym.data.engrave import engrave
+from sfgym.data.msmd import PieceFiles, read_midi_notes, read_score_npz
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
-from sfgym.envs.geometry import LOSS_THRESHOLD_PX
+from sfgym.data.systems import detect_system_bounds, system_index
+from sfgym.envs import MSMDFollowEnv
+from sfgym.envs.geometry import LOSS_THRESHOLD_PX, NEVER_LOST_PX
+from sfgym.files import atomic_write_bytes
 from sfgym.followers import Follower
-from sfgym.rendering.streaming import StreamingSpectrogram
-from sfgym.rendering.systems import system_index
+from sfgym.live.sources import DEFAULT_BLOCK_SIZE, AudioSource, RecordingSource
+from sfgym.live.streaming import StreamingSpectrogram
+from sfgym.score.timing import stand_in_notes
 
-_NEVER_LOST_PX = 1e12  # the environment's threshold while following live: it never terminates
 SILENCE_DBFS = -60.0
 """A spectrogram frame whose samples' RMS is below this (dB relative to full scale 1.0) is silence."""
 SILENCE_WARNING_S = 5.0
@@ -140,44 +148,22 @@ class LiveReport:
                 "tracked_share": float(np.mean(errors <= LOSS_THRESHOLD_PX))}
 
 
-def stand_in_notes(score_notes: np.ndarray | None, n_notes: int, n_frames: int, fps: int = FPS,
-                   pitches: np.ndarray | None = None) -> np.ndarray:
-    """Performance notes spread over ``n_frames``: first onset at 0 s, last onset in the last frame.
-
-    The score's own notes (rescaled in time) if given; else ``n_notes`` evenly spaced notes with
-    ``pitches`` (e.g. from a performance MIDI: pitches are written in the score, only the timing is off
-    limits) or pitch 60. The environment's episode length depends on the timing, and score-side
-    followers without notated timing read the pitches (``agents.baselines.score_side.notated_notes``).
-    """
-    if n_frames < 2:
-        raise ValueError("the recording is too short to follow (fewer than 2 spectrogram frames)")
-    end_s = (n_frames - 0.5) / fps  # floor(end_s * fps) == n_frames - 1
-    if score_notes is not None and len(score_notes):
-        notes = np.array(score_notes, dtype=np.float64)[:, :3]
-        first, last = notes[:, 0].min(), notes[:, 0].max()
-        span = last - first
-        notes[:, 0] = (notes[:, 0] - first) * (end_s / span) if span > 0 else np.linspace(0, end_s, len(notes))
-        if np.any(np.diff(notes[:, 0]) < 0):
-            raise ValueError("score notes must be sorted by onset")
-        return notes
-    if pitches is not None and len(pitches) != n_notes:
-        raise ValueError(f"{len(pitches)} pitches for {n_notes} notes")
-    onsets = np.linspace(0.0, end_s, n_notes)
-    pitch = np.full(n_notes, 60.0) if pitches is None else np.asarray(pitches, dtype=np.float64)
-    return np.stack([onsets, pitch, np.full(n_notes, 0.25)], axis=1)
-
-
 def live_piece(name: str, sheet: np.ndarray, coords: np.ndarray, coord2onset: dict[int, int], n_frames: int,
                *, notes: np.ndarray | None = None, score_notes: np.ndarray | None = None,
-               pitches: np.ndarray | None = None) -> Piece:
+               pitches: np.ndarray | None = None, spectrogram: np.ndarray | None = None) -> Piece:
     """The environment's piece for live following: the score, a zero spectrogram of ``n_frames``, and the
-    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes` (with ``pitches`` if given)."""
+    performance ``notes`` if known (the ground truth), else :func:`stand_in_notes` (with ``pitches`` if given).
+
+    ``spectrogram``: the recording's, ``(78, n_frames)``, where it is known in advance (``sfgym render`` of a
+    recording); live, the frames are computed as the audio arrives and the piece's stay zeros.
+    """
     if notes is None:
         n_notes = len(pitches) if pitches is not None else max(int(v) for v in coord2onset.values()) + 1
         notes = stand_in_notes(score_notes, n_notes, n_frames, pitches=pitches)
+    if spectrogram is None:
+        spectrogram = np.zeros((N_SPEC_BINS, n_frames), dtype=np.float32)
     return Piece(name=name, sheet=sheet, coords=coords, coord2onset=dict(coord2onset), notes=notes,
-                 spectrogram=np.zeros((N_SPEC_BINS, n_frames), dtype=np.float32), source=f"live:{name}",
-                 score_notes=score_notes)
+                 spectrogram=spectrogram, source=f"live:{name}", score_notes=score_notes)
 
 
 SCORE_FILE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
@@ -205,9 +191,6 @@ def read_live_score(path: str | Path) -> LiveScore:
         FileNotFoundError: no such file.
         ValueError: an unknown kind of file, or one that cannot be read.
     """
-    from sfgym.data.msmd import read_midi_notes, read_score_npz
-    from sfgym.rendering.systems import detect_system_bounds
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: score file not found")
@@ -220,13 +203,23 @@ def read_live_score(path: str | Path) -> LiveScore:
                    if score_notes is None and performance_midi.is_file() else None)
         return LiveScore(path.stem, sheet, coords, coord2onset, score_notes, pitches, detect_system_bounds(sheet))
     if path.suffix.lower() in SCORE_FILE_SUFFIXES:
-        from sfgym.data.engrave import engrave
-
         engraved = engrave(path)
         return LiveScore(path.stem, engraved.sheet, engraved.coords, engraved.coord2onset, engraved.notes, None,
                          engraved.system_bounds)
     raise ValueError(f"{path}: unknown score type {path.suffix!r}; give an MSMD .npz or "
                      f"{'/'.join(SCORE_FILE_SUFFIXES)}")
+
+
+def read_piece_score(files: PieceFiles) -> LiveScore:
+    """The score of a built piece (its files in a split).
+
+    ``LiveScore.pitches``: the notes' pitches from the performance MIDI when the score has no notated timing
+    (MSMD score files hold no pitches; a stand-in timing for score-side followers needs them).
+    """
+    sheet, coords, coord2onset = read_score_npz(files.score)
+    score_notes = read_midi_notes(files.score_midi) if files.score_midi is not None else None
+    pitches = read_midi_notes(files.midi)[:, 1] if score_notes is None else None
+    return LiveScore(files.name, sheet, coords, coord2onset, score_notes, pitches, detect_system_bounds(sheet))
 
 
 def write_positions_csv(path: str | Path, steps: list[LiveStep]) -> None:
@@ -235,8 +228,6 @@ def write_positions_csv(path: str | Path, steps: list[LiveStep]) -> None:
     ``system`` counts from 1; ``page_turn`` is 1 on the step that entered a later system, ``silent`` 1 on a
     step taken on silence (the position held).
     """
-    from sfgym.files import atomic_write_bytes
-
     lines = ["frame,time_s,x,system,page_turn,silent"]
     lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},{int(s.silent)}"
               for s in steps]
@@ -259,19 +250,18 @@ class LiveFollowing:
             continuous-speed followers stop at once; discrete ones brake as fast as their actions allow.
         silence_dbfs: the silence threshold in dB relative to full scale.
 
-    Feed it with :meth:`run` (a whole recording, paced) or push-style, as audio arrives from a sound card:
-    :meth:`start`, then :meth:`push` per block (each returns the new positions), then :meth:`finish`.
+    Feed it with :meth:`follow` (any :class:`~sfgym.live.sources.AudioSource`), :meth:`run` (a whole
+    recording, paced) or push-style, as audio arrives from a sound card: :meth:`start`, then :meth:`push` per
+    block (each returns the new positions), then :meth:`finish`.
     """
 
     def __init__(self, follower: Follower, piece: Piece, system_bounds: np.ndarray, *, truth_known: bool,
                  seed: int = 0, hold_on_silence: bool = True, silence_dbfs: float = SILENCE_DBFS):
-        from sfgym.envs import MSMDFollowEnv
-
         self.follower = follower
         self.piece = piece
         self.system_bounds = np.asarray(system_bounds, dtype=np.int64).reshape(-1, 2)
         self.truth_known = truth_known
-        env_kwargs = {**getattr(follower, "env_kwargs", {}), "reward_threshold": _NEVER_LOST_PX}
+        env_kwargs = {**getattr(follower, "env_kwargs", {}), "reward_threshold": NEVER_LOST_PX}
         self.env = MSMDFollowEnv(data=[piece], action_type=follower.action_type, **env_kwargs)
         self.spec_window = self.env.spec_window
         self.difference_channels = self.env.difference_channels
@@ -290,21 +280,26 @@ class LiveFollowing:
 
     @classmethod
     def for_score(cls, score: str | Path | LiveScore, follower: Follower, *, max_seconds: float, seed: int = 0,
-                  **kwargs) -> LiveFollowing:
-        """Live following of a user's performance of ``score`` (a file for :func:`read_live_score`, or one read).
+                  performance_notes: np.ndarray | None = None, **kwargs) -> LiveFollowing:
+        """Live following of a performance of ``score`` (a file for :func:`read_live_score`, or one read).
 
         ``max_seconds``: the longest the performance may last; the follower's timeline ends there (later
-        audio is ignored). No ground truth: the positions are the follower's alone. ``kwargs``: those of
-        the constructor (``hold_on_silence``, ``silence_dbfs``).
+        audio is ignored). ``performance_notes``: the performance's own notes, when it is a built piece's
+        (``(onset s, pitch, duration s)`` rows from its MIDI): the ground truth, so errors are reported, and
+        the timeline lasts at least to the last onset. Without them (a user's recording) the positions are
+        the follower's alone. ``kwargs``: those of the constructor (``hold_on_silence``, ``silence_dbfs``).
         """
         if not max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds!r}")
         if not isinstance(score, LiveScore):
             score = read_live_score(score)
         n_frames = int(math.ceil(max_seconds * FPS))
+        if performance_notes is not None:
+            n_frames = max(n_frames, int(np.floor(performance_notes[:, 0].max() * FPS)) + 1)
         piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, n_frames,
-                           score_notes=score.score_notes, pitches=score.pitches)
-        return cls(follower, piece, score.system_bounds, truth_known=False, seed=seed, **kwargs)
+                           notes=performance_notes, score_notes=score.score_notes, pitches=score.pitches)
+        return cls(follower, piece, score.system_bounds, truth_known=performance_notes is not None, seed=seed,
+                   **kwargs)
 
     # ------------------------------------------------------------------ observation
     def spectrogram_window(self, frame: int) -> np.ndarray:
@@ -375,12 +370,39 @@ class LiveFollowing:
         """Whether spectrogram frame ``frame`` is silence (RMS below ``silence_dbfs``); before the start, yes."""
         return frame < 0 or self._rms[frame] < self._silence_rms
 
-    # ------------------------------------------------------------------ running a whole recording
-    def run(self, audio: np.ndarray, sample_rate: int, *, speed: float = 1.0, block_size: int = 512,
+    # ------------------------------------------------------------------ following a source
+    def follow(self, source: AudioSource, *, on_step: Callable[[LiveStep], None] | None = None,
+               on_event: Callable[[SystemChange], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> LiveReport:
+        """Follow ``source`` block by block as its blocks arrive (:meth:`push` each, :meth:`finish` at its end).
+
+        Args:
+            source: the audio (resampled on the fly to 22.05 kHz if its rate differs).
+            on_step, on_event: called after every step / system change (printing, drawing).
+            should_stop: polled once per block; ``True`` ends the run early (e.g. a closed window).
+
+        Returns:
+            the report; its ``audio_seconds`` is the audio fed (all of it, unless stopped early).
+        """
+        self.start(source.sample_rate)
+        started = time.perf_counter()
+        samples_fed = 0
+        for block in source.blocks():
+            samples_fed += len(block)
+            self._announce(self.push(block), on_step, on_event)
+            if self.over or (should_stop is not None and should_stop()):
+                break
+        else:
+            self._announce(self.finish(), on_step, on_event)
+        self.report.audio_seconds = samples_fed / source.sample_rate
+        self.report.wall_seconds = time.perf_counter() - started
+        return self.report
+
+    def run(self, audio: np.ndarray, sample_rate: int, *, speed: float = 1.0, block_size: int = DEFAULT_BLOCK_SIZE,
             on_step: Callable[[LiveStep], None] | None = None,
             on_event: Callable[[SystemChange], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> LiveReport:
-        """Feed ``audio`` (mono) in blocks of ``block_size`` samples and follow it (:meth:`push` paced).
+        """Follow a whole recording fed as if live: :meth:`follow` of a :class:`~sfgym.live.sources.RecordingSource`.
 
         Args:
             audio: the recording, 1-D (float in [-1, 1] or integer PCM).
@@ -388,36 +410,20 @@ class LiveFollowing:
             speed: 1 feeds the audio at its own pace (block ``i`` arrives when it would from a sound
                 card), 2 twice as fast, 0 as fast as possible.
             block_size: samples per block (512 at 22.05 kHz: 23 ms, a usual audio buffer).
-            on_step, on_event: called after every step / system change (printing, drawing).
-            should_stop: polled once per block; ``True`` ends the run early (e.g. a closed window).
+            on_step, on_event, should_stop: as for :meth:`follow`.
         """
-        audio = np.asarray(audio)
-        if audio.ndim != 1 or len(audio) == 0:
-            raise ValueError(f"audio must be non-empty mono samples, got shape {audio.shape}")
-        if block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size}")
-        self.start(sample_rate)
-        started = time.perf_counter()
-        for first in range(0, len(audio) + 1, block_size):
-            last_block = first + block_size >= len(audio)
-            end = min(first + block_size, len(audio))
-            if speed > 0:
-                delay = started + end / sample_rate / speed - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            steps = self.push(audio[first:end]) if end > first else []
-            if last_block:
-                steps += self.finish()
-            for step in steps:
-                if step.page_turn is not None and on_event is not None:
-                    on_event(step.page_turn)
-                if on_step is not None:
-                    on_step(step)
-            if self.over or last_block or (should_stop is not None and should_stop()):
-                break
-        self.report.audio_seconds = len(audio) / sample_rate
-        self.report.wall_seconds = time.perf_counter() - started
-        return self.report
+        source = RecordingSource(audio, sample_rate, speed=speed, block_size=block_size)
+        return self.follow(source, on_step=on_step, on_event=on_event, should_stop=should_stop)
+
+    @staticmethod
+    def _announce(steps: list[LiveStep], on_step: Callable[[LiveStep], None] | None,
+                  on_event: Callable[[SystemChange], None] | None) -> None:
+        """Tell the callbacks of ``steps`` (a step's system change before the step itself)."""
+        for step in steps:
+            if step.page_turn is not None and on_event is not None:
+                on_event(step.page_turn)
+            if on_step is not None:
+                on_step(step)
 
     # ------------------------------------------------------------------ stepping
     def _hold_action(self, info: dict) -> Any:
@@ -483,6 +489,6 @@ class LiveFollowing:
         self.env.close()
 
 
-__all__ = ["SCORE_FILE_SUFFIXES", "SILENCE_DBFS", "LiveFollowing", "LiveReport", "LiveScore", "LiveStep",
-           "SilentInputWarning", "SystemChange", "live_piece", "read_live_score", "stand_in_notes",
+__all__ = ["SCORE_FILE_SUFFIXES", "SILENCE_DBFS", "SILENCE_WARNING_S", "LiveFollowing", "LiveReport", "LiveScore",
+           "LiveStep", "SilentInputWarning", "SystemChange", "live_piece", "read_live_score", "read_piece_score",
            "write_positions_csv"]

@@ -1,9 +1,10 @@
-"""Finding one piece by name in a dataset, for the commands that show a single piece."""
+"""Finding one piece by name in a dataset, for the commands that show or follow a single piece."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from sfgym.data.dataset import default_dataset_dir
 from sfgym.data.msmd import PieceFiles, find_split_dir, list_pieces
 
 SPLITS = ("train", "valid", "test")
@@ -17,11 +18,7 @@ def find_piece_files(name: str, data: str | Path | None = None, split: str | Non
     Raises:
         ValueError: no such piece (the message lists some that exist).
     """
-    if data is None:
-        from sfgym.data.dataset import default_dataset_dir
-
-        data = default_dataset_dir()
-    data = Path(data)
+    data = Path(default_dataset_dir() if data is None else data)
     if split is not None or (data / "score").is_dir():
         split_dirs = [find_split_dir(data, split or "test")]
     else:
