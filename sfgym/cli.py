@@ -12,7 +12,9 @@ import importlib
 import sys
 import warnings
 
+from sfgym import __version__
 from sfgym.commands import CommandParser
+from sfgym.threads import torch_threads
 
 # Modules under sfgym.commands, in the order their commands are listed in --help.
 COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow", "agents")
@@ -38,8 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="sfgym", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    from sfgym import __version__
-
     parser.add_argument("--version", action="version", version=f"sfgym {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
@@ -59,8 +59,6 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sfgym.threads import torch_threads
-
     warnings.formatwarning = _format_warning  # formats only: catch_warnings(record=True) still records
     parser = build_parser()
     args = parser.parse_args(argv)

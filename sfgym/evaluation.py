@@ -29,7 +29,11 @@ import numpy as np
 import pandas as pd
 
 from sfgym.data.piece import Piece
+from sfgym.envs import MSMDFollowEnv
+from sfgym.files import atomic_write_bytes
+from sfgym.followers import default_label, make_follower
 from sfgym.metrics import DEFAULT_THRESHOLD_PX, PieceMetrics, Trajectory, aggregate, piece_metrics
+from sfgym.threads import check_threads, set_process_threads, torch_threads
 
 FIXED_ENV_KWARGS = {"reward_threshold": DEFAULT_THRESHOLD_PX}
 """Environment settings that every follower is evaluated under, whatever it was trained with."""
@@ -56,8 +60,6 @@ class AgentSpec:
     @classmethod
     def parse(cls, text: str, kwargs: dict[str, Any] | None = None) -> AgentSpec:
         """``"oracle"``, ``"path/to/model.pt"`` or ``"LABEL=SPEC"``; the label defaults to the spec's name."""
-        from sfgym.followers import default_label
-
         label, _, spec = text.partition("=") if "=" in text else ("", "", text)
         spec = spec.strip()
         if not spec:
@@ -88,8 +90,6 @@ class Evaluation:
 # ---------------------------------------------------------------------------- one episode
 def make_env(piece: Piece, action_type: str, **env_kwargs):
     """The evaluation environment for one piece (the class directly: no checker wrappers in the way)."""
-    from sfgym.envs import MSMDFollowEnv
-
     return MSMDFollowEnv(data=[piece], action_type=action_type, **{**env_kwargs, **FIXED_ENV_KWARGS})
 
 
@@ -136,8 +136,6 @@ def _follower(agent: AgentSpec):
     if agent.instance is not None:
         return agent.instance
     if agent not in _FOLLOWERS:
-        from sfgym.followers import make_follower
-
         _FOLLOWERS[agent] = make_follower(agent.spec, **dict(agent.kwargs))
     return _FOLLOWERS[agent]
 
@@ -158,8 +156,6 @@ def _evaluate_piece(piece: Piece, agents: Sequence[AgentSpec], seeds: int) -> li
 
 def _init_worker(threads: int) -> None:
     """Keep each worker's torch and math libraries to ``threads`` threads (before torch is imported)."""
-    from sfgym.threads import set_process_threads
-
     set_process_threads(threads)
 
 
@@ -191,8 +187,6 @@ def run_evaluation(
             One by default: a follower's per-frame work is too small to share (see :mod:`sfgym.threads`).
     """
     from tqdm.auto import tqdm
-
-    from sfgym.threads import check_threads, torch_threads
 
     follower_kwargs = follower_kwargs or {}
     specs = []
@@ -356,8 +350,6 @@ def write_report(evaluation: Evaluation, pieces: Sequence[Piece], out_dir: str |
     from pathlib import Path
 
     from tqdm.auto import tqdm
-
-    from sfgym.files import atomic_write_bytes
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -20,17 +20,20 @@ def project_modules() -> dict[str, Path]:
     return {module_name(path): path for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))}
 
 
-def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
+def imported_modules(path: Path, modules: dict[str, Path], type_checking: bool = False,
+                     package: str | None = None) -> set[str]:
     """The project modules ``path`` imports: ``import a.b``, ``from a.b import c`` (``a.b.c`` when that is a
-    module, else ``a.b``), relative imports resolved."""
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    module, else ``a.b``), relative imports resolved; those under ``if TYPE_CHECKING:`` only if
+    ``type_checking``."""
+    if package is None:
+        package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found = set()
     tree = ast.parse(path.read_text(), filename=str(path))
     type_checking_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
                           and getattr(block.test, "id", getattr(block.test, "attr", None)) == "TYPE_CHECKING"
                           for statement in block.body for node in ast.walk(statement)}
     for node in ast.walk(tree):
-        if id(node) in type_checking_only:
+        if id(node) in type_checking_only and not type_checking:
             continue  # `if TYPE_CHECKING:` imports are for annotations and never run
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -44,9 +47,10 @@ def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
     return {name for name in found if name in modules}
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
+    """Each project module's project imports; with ``type_checking``, also those made for annotations only."""
     modules = project_modules()
-    return {name: imported_modules(path, modules) - {name} for name, path in modules.items()}
+    return {name: imported_modules(path, modules, type_checking) - {name} for name, path in modules.items()}
 
 
 def test_the_graph_sees_lazy_and_from_imports():
@@ -80,11 +84,8 @@ def test_sfgym_never_imports_agents():
     assert {name: found for name, found in named.items() if found} == {}
 
 
-def test_no_import_cycles():
-    graph = import_graph()
-    mutual = sorted((a, b) for a, imports in graph.items() for b in imports if a < b and a in graph[b])
-    assert mutual == []
-    # longer loops: a depth-first search that meets a module on its own path
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every loop a depth-first search meets (a module met again on its own path), pairs included."""
     cycles, state = [], {}
 
     def visit(name: str, path: list[str]) -> None:
@@ -99,4 +100,33 @@ def test_no_import_cycles():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-    assert cycles == []
+    return cycles
+
+
+def test_the_cycle_search_finds_pairs_and_longer_loops():
+    assert find_cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b", "a"]]
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_the_graph_can_see_type_checking_imports(tmp_path):
+    """A module that imports another for its annotations only: counted with ``type_checking``, not without."""
+    module = tmp_path / "annotated.py"
+    module.write_text("from typing import TYPE_CHECKING\nimport sfgym.metrics\n"
+                      "if TYPE_CHECKING:\n    from sfgym.data.piece import Piece\n")
+    modules = project_modules()
+    assert imported_modules(module, modules, package="sfgym") == {"sfgym.metrics"}
+    assert imported_modules(module, modules, type_checking=True, package="sfgym") == {"sfgym.metrics",
+                                                                                      "sfgym.data.piece"}
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    mutual = sorted((a, b) for a, imports in graph.items() for b in imports if a < b and a in graph[b])
+    assert mutual == []
+    assert find_cycles(graph) == []  # longer loops too
+
+
+def test_no_import_cycles_through_type_checking_imports():
+    """Annotation-only imports form no loop either: a loop there is a knot hidden from the interpreter."""
+    assert find_cycles(import_graph(type_checking=True)) == []

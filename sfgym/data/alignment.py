@@ -30,7 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sfgym.data.midi import parse_midi
+from sfgym.data.msmd import notes_of_midi
 from sfgym.data.piece import PieceFormatError
+from sfgym.files import atomic_write_bytes
 
 SAMPLE_RATE = 22050
 """Audio rate of the alignment features (synctoolbox's pitch filterbank is designed for it)."""
@@ -93,9 +96,6 @@ def align_performance(score_notes: np.ndarray, performance: str | Path) -> Align
     """
     import soundfile
 
-    from sfgym.data.midi import parse_midi
-    from sfgym.data.msmd import notes_of_midi
-
     performance = Path(performance)
     if not performance.is_file():
         raise PieceFormatError(performance, "performance file does not exist")
@@ -146,8 +146,6 @@ def align_to_csv(score_notes: np.ndarray, note_ids: list[str], performance: str 
 def write_alignment_csv(path: str | Path, note_ids: list[str], onsets_s: np.ndarray) -> None:
     """Write ``note_id,onset_s`` rows (the format ``--alignment`` reads), atomically; a note id that occurs
     more than once is written once, at its first onset (the reader refuses duplicate ids)."""
-    from sfgym.files import atomic_write_bytes
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["note_id", "onset_s"])

@@ -26,8 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sfgym.data.alignment import align_to_csv, alignment_csv_path
+from sfgym.data.engrave import engrave
 from sfgym.data.msmd import PieceFiles, midi_bytes, notes_of_midi, notes_to_midi, piece_files, write_piece
 from sfgym.data.piece import FPS, Piece, PieceFormatError, reconcile_onsets
+from sfgym.data.spectrogram import spectrogram_from_audio, spectrogram_from_file
+from sfgym.data.synth import synthesize_midi, wav_bytes
 
 SAMPLE_RATE = 22050
 SCORE_SUFFIXES = (".xml", ".musicxml", ".mxl", ".mei", ".krn", ".abc")
@@ -228,10 +232,6 @@ def import_piece(
     """
     import soundfile
 
-    from sfgym.data.engrave import engrave
-    from sfgym.data.spectrogram import spectrogram_from_audio, spectrogram_from_file
-    from sfgym.data.synth import synthesize_midi, wav_bytes
-
     score = Path(score)
     if not score.is_file():
         raise PieceFormatError(score, "score file does not exist")
@@ -247,8 +247,6 @@ def import_piece(
         )
     engraved = engrave(score)
     if performance is not None and alignment is None:  # align automatically; the CSV is kept beside the piece
-        from sfgym.data.alignment import align_to_csv, alignment_csv_path
-
         alignment = alignment_csv_path(out_dir, name)
         align_to_csv(engraved.notes, engraved.note_ids_of_notes, performance, alignment)
 

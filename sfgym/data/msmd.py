@@ -26,6 +26,7 @@ import numpy as np
 
 from sfgym.data.midi import parse_midi
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece, PieceFormatError
+from sfgym.data.synth import synthesize_midi
 from sfgym.files import atomic_write_bytes
 
 SCORE_KEYS = ("sheet", "coords", "coord2onset")
@@ -309,12 +310,11 @@ def _read_cached_spectrogram(files: PieceFiles) -> np.ndarray | None:
 
 def compute_spectrogram(files: PieceFiles, soundfont: str = "TimGM6mb") -> np.ndarray:
     """The performance's 78-bin spectrogram: from its audio file, or else by synthesizing its MIDI."""
+    # Imported here: the spectrogram's scipy.fft costs ~130 ms, which `import sfgym` (this module) need not pay.
     from sfgym.data.spectrogram import spectrogram_from_audio, spectrogram_from_file
 
     if files.audio is not None:
         return spectrogram_from_file(files.audio)
-    from sfgym.data.synth import synthesize_midi
-
     sample_rate = 22050
     try:
         audio = synthesize_midi(files.midi, soundfont=soundfont, sample_rate=sample_rate)

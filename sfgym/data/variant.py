@@ -27,7 +27,8 @@ import numpy as np
 import scipy.signal
 
 from sfgym.data.msmd import find_split_dir, list_pieces, piece_files, write_array_npy
-from sfgym.data.synth import write_wav_atomic
+from sfgym.data.spectrogram import spectrogram_from_audio
+from sfgym.data.synth import available_soundfonts, synthesize_midi, write_wav_atomic
 from sfgym.files import atomic_write_bytes
 
 SAMPLE_RATE = 22050
@@ -80,8 +81,6 @@ def _piece_seed(seed: int, name: str) -> int:
 
 
 def _check_sf2(soundfont: str) -> str:
-    from sfgym.data.synth import available_soundfonts
-
     if soundfont in available_soundfonts():
         return soundfont
     path = Path(soundfont)
@@ -96,8 +95,6 @@ def _check_sf2(soundfont: str) -> str:
 
 def render_performance(midi_path: str | Path, soundfont: str, rt60_s: float, seed: int) -> np.ndarray:
     """The performance MIDI synthesized with ``soundfont`` and reverberated: mono float32 at 22.05 kHz."""
-    from sfgym.data.synth import synthesize_midi
-
     audio = synthesize_midi(midi_path, soundfont=soundfont, sample_rate=SAMPLE_RATE)
     return reverberate(audio, rt60_s, SAMPLE_RATE, seed) if rt60_s > 0 else audio
 
@@ -120,8 +117,6 @@ def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str,
         ``out_dir``, with ``manifest.json`` recording the source, soundfont, reverb, seed and pieces.
     """
     from tqdm.auto import tqdm
-
-    from sfgym.data.spectrogram import spectrogram_from_audio
 
     source, out_dir = Path(source), Path(out_dir)
     soundfont = _check_sf2(soundfont)

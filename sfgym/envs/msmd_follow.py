@@ -18,9 +18,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sfgym.data import dataset
+from sfgym.data.msmd import find_split_dir, load_split
 from sfgym.data.piece import FPS, N_SPEC_BINS, Piece
 from sfgym.envs.geometry import (LOSS_THRESHOLD_PX, SCORE_FACTOR, SCORE_WINDOW, SPEC_WINDOW, ObservationGeometry,
                                  prepare_score_strip, score_observation_values)
+from sfgym.envs.render import HumanWindow, render_frame
 
 __all__ = ["ACTION_TYPES", "MSMDFollowEnv", "SPECTROGRAM_HIGH", "prepare_score_strip", "score_observation_values"]
 
@@ -360,8 +363,6 @@ class MSMDFollowEnv(gym.Env[dict[str, np.ndarray], Any]):
             return None
         if self._last_observation is None:
             raise RuntimeError("call reset() before render()")
-        from sfgym.envs.render import HumanWindow, render_frame
-
         info = self._info()
         frame = render_frame(
             score=self._last_observation["score"][0],
@@ -512,13 +513,9 @@ def _with_difference(image: np.ndarray, previous: np.ndarray) -> np.ndarray:
 def _load_pieces(data: str | os.PathLike | Sequence[Piece] | None, split: str) -> list[Piece]:
     """The pieces named by the ``data`` argument (see :class:`MSMDFollowEnv`)."""
     if data is None:
-        # Imported here so that importing the environment never builds the default dataset.
-        from sfgym.data.dataset import default_dataset_dir
-
-        data = default_dataset_dir()
+        # Looked up through the module, so that tests can stand in for the default dataset (built on first use).
+        data = dataset.default_dataset_dir()
     if isinstance(data, (str, os.PathLike)):
-        from sfgym.data.msmd import find_split_dir, load_split
-
         return load_split(find_split_dir(data, split), progress=False)
     if isinstance(data, Piece):
         return [data]

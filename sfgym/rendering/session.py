@@ -25,13 +25,12 @@ from sfgym.followers import Follower
 from sfgym.rendering.view import (
     STATUS_DONE, STATUS_LOST, STATUS_TRACKING, STATUS_WAITING, AgentFrame, FrameState,
 )
+from sfgym.evaluation import make_env
 
 EnvFactory = Callable[..., Any]
 
 
 def _evaluation_env(piece: Piece, action_type: str, **env_kwargs):
-    from sfgym.evaluation import make_env
-
     return make_env(piece, action_type, **env_kwargs)
 
 
