@@ -43,9 +43,9 @@ from torch import nn
 
 from agents import runs
 from agents.config_files import apply_overrides, build_sections, check_ranges, find_config, load_yaml_with_overrides
-from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig
+from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig, score_features_every_start
 from agents.runs import BEST, LAST, Budget, BudgetProgress, RunDirectory, StopRequest
-from agents.sliding import branch_at_every_window, score_features_every_start
+from agents.sliding import branch_at_every_window
 from agents.supervised.data import (LOSS_THRESHOLD_PX, SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
                                    score_window_start)
 

@@ -72,7 +72,7 @@ class RLFollower(Follower):
     A recurrent policy keeps its LSTM state across ``act`` calls; :meth:`reset` clears it.
 
     A feed-forward policy whose trunk reads single-channel images runs its trunk incrementally
-    (:class:`~agents.sliding.IncrementalTrunk`: score features per piece, the spectrogram branch
+    (:class:`~agents.networks.IncrementalTrunk`: score features per piece, the spectrogram branch
     streamed), the policy's own output at a fraction of the cost; other policies run SB3's ``predict``.
 
     Args:
@@ -141,7 +141,7 @@ class RLFollower(Follower):
 
     @torch.no_grad()
     def _predict_incrementally(self, observation, score_start: int, deterministic: bool) -> int:
-        """What ``predict`` gives, with the trunk computed by :class:`~agents.sliding.IncrementalTrunk`."""
+        """What ``predict`` gives, with the trunk computed by :class:`~agents.networks.IncrementalTrunk`."""
         from agents.rl.extractor import SCORE_KEY, SPECTROGRAM_KEY, append_speed
 
         policy = self.model.policy
