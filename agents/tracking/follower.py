@@ -15,7 +15,7 @@ What the trunk hears is first brought to the level and spectral tilt of its trai
 (:class:`~agents.tracking.normalize.SpectrumNormalizer`, causal), so that a quieter or darker piano is
 heard as the one it learned from. With ``chroma_weight`` > 0 (:class:`FilterSettings`) a second, classical
 piece of evidence joins the trunk's logits: the cosine of the newest frame's chroma and onset-chroma features
-(:class:`~agents.baselines.dtw_features.ChromaOnsetFeatures`, as on-line DTW uses them) with those of the
+(:class:`~sfgym.score.features.ChromaOnsetFeatures`, as on-line DTW uses them) with those of the
 score synthesized at each notated position. The trunk has learned what a piano it knows sounds like in
 music it knows; chroma knows neither but does not depend on the timbre, so each covers the other's blind
 spot. The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
@@ -34,8 +34,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
-from agents.baselines.online_dtw import reference_features
 from agents.baselines.score_side import ScoreMap, notated_notes
 from agents.networks import MatchingTrunk
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
@@ -43,6 +41,7 @@ from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
 from sfgym.followers import Follower
+from sfgym.score.features import ChromaOnsetFeatures, newest_frame_features, reference_features
 
 LOOK_AHEAD = 1.0
 """Performed frames between the newest heard frame and the frame the position is asked for."""
