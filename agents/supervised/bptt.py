@@ -111,7 +111,7 @@ def truncated_bptt(
     model: PositionRegressor,
     space: Space,
     *,
-    jump_penalty: float,
+    jump_penalty: float = 0.2,
     noise: float = 0.0,
     max_centre_error: float | None = None,
     tbptt_steps: int = 50,
@@ -128,6 +128,7 @@ def truncated_bptt(
     at zeros for every episode. Without an optimizer nothing is back-propagated (call it under ``torch.no_grad()``).
 
     Args:
+        jump_penalty: λ of the loss.
         noise: std of the noise added to an estimate before it centres the next window (space units).
         max_centre_error: clamp the next window's centre to within this distance of the truth.
         generator: CPU generator of the noise.

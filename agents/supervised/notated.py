@@ -253,27 +253,15 @@ class NotatedSpace:
         return estimates_x
 
 
-def notated_rollout(
-    model: PositionRegressor,
-    episodes: list[Episode],
-    tables: NotatedTables,
-    *,
-    loss_on: str = "notated",
-    jump_penalty: float = 0.2,
-    noise_frames: float = 0.0,
-    max_centre_error_frames: float | None = None,
-    tbptt_steps: int = 50,
-    optimizer: torch.optim.Optimizer | None = None,
-    grad_clip: float | None = None,
-    generator: torch.Generator | None = None,
-    on_chunk=None,
-) -> RolloutResult:
-    """Follow every episode to its end in notated time; with an ``optimizer``, train on the way
-    (:func:`~agents.supervised.bptt.truncated_bptt`, whose arguments these are, in notated frames). The result's
-    ``positions`` are sheet x (native px). ``loss_on``: see :class:`NotatedSpace`."""
-    return truncated_bptt(model, NotatedSpace(model, episodes, tables, loss_on), jump_penalty=jump_penalty,
-                          noise=noise_frames, max_centre_error=max_centre_error_frames, tbptt_steps=tbptt_steps,
-                          optimizer=optimizer, grad_clip=grad_clip, generator=generator, on_chunk=on_chunk)
+def notated_rollout(model: PositionRegressor, episodes: list[Episode], tables: NotatedTables, *,
+                    loss_on: str = "notated", noise_frames: float = 0.0, max_centre_error_frames: float | None = None,
+                    **loop_options) -> RolloutResult:
+    """Follow every episode to its end in notated time; with an ``optimizer``, train on the way. The result's
+    ``positions`` are sheet x (native px). ``loss_on``: see :class:`NotatedSpace`; ``noise_frames`` and
+    ``max_centre_error_frames``: :func:`~agents.supervised.bptt.truncated_bptt`'s ``noise`` and
+    ``max_centre_error`` in notated frames; ``loop_options``: the rest of its keyword arguments."""
+    return truncated_bptt(model, NotatedSpace(model, episodes, tables, loss_on), noise=noise_frames,
+                          max_centre_error=max_centre_error_frames, **loop_options)
 
 
 class NotatedRegressorFollower(Follower):

@@ -130,31 +130,20 @@ class SheetSpace:
         return estimates.double().cpu().numpy()
 
 
-def rollout(
-    model: PositionRegressor,
-    batch: EpisodeBatch,
-    *,
-    jump_penalty: float = 0.2,
-    noise_px: float = 0.0,
-    max_centre_error_px: float | None = None,
-    tbptt_steps: int = 50,
-    optimizer: torch.optim.Optimizer | None = None,
-    grad_clip: float | None = None,
-    generator: torch.Generator | None = None,
-    on_chunk=None,
-    tables: FrozenTrunkTables | None = None,
-) -> RolloutResult:
-    """Follow every episode of ``batch`` to its end on the sheet; with an ``optimizer``, train on the way
-    (:func:`~agents.supervised.bptt.truncated_bptt`, whose arguments these are, in px).
+def rollout(model: PositionRegressor, batch: EpisodeBatch, *, noise_px: float = 0.0,
+            max_centre_error_px: float | None = None, tables: FrozenTrunkTables | None = None,
+            **loop_options) -> RolloutResult:
+    """Follow every episode of ``batch`` to its end on the sheet; with an ``optimizer``, train on the way.
 
     Args:
         noise_px: std of the noise added to an estimate before it centres the next window.
         max_centre_error_px: clamp the next window's centre to within this distance of the truth.
         tables: the model's frozen trunk as lookup tables (its output is then looked up, not computed).
+        loop_options: the rest of :func:`~agents.supervised.bptt.truncated_bptt`'s keyword arguments
+            (``jump_penalty``, ``tbptt_steps``, ``optimizer``, ``grad_clip``, ``generator``, ``on_chunk``).
     """
-    return truncated_bptt(model, SheetSpace(model, batch, tables), jump_penalty=jump_penalty, noise=noise_px,
-                          max_centre_error=max_centre_error_px, tbptt_steps=tbptt_steps, optimizer=optimizer,
-                          grad_clip=grad_clip, generator=generator, on_chunk=on_chunk)
+    return truncated_bptt(model, SheetSpace(model, batch, tables), noise=noise_px,
+                          max_centre_error=max_centre_error_px, **loop_options)
 
 
 __all__ = ["FrozenTrunkTables", "RolloutResult", "SheetSpace", "rollout", "step_loss"]
