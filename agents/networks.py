@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from agents.config_files import build_section
 from agents.sliding import StreamingBranch, branch_at_every_window
 
 # (out_channels, kernel, stride, dropout after) per layer; the seed paper's Figure 3.
@@ -103,8 +104,6 @@ class TrunkConfig:
     @classmethod
     def from_settings(cls, settings: dict[str, Any], source: str = "trunk settings") -> "TrunkConfig":
         """A config from a ``trunk:`` mapping (as checkpoints record it), checked like a YAML section."""
-        from agents.config_files import build_section
-
         return build_section(cls, settings, "trunk", source, cls.YAML_KEYS)
 
 

@@ -36,6 +36,7 @@ import torch
 
 from agents.baselines.score_side import ScoreMap, notated_notes
 from agents.networks import MatchingTrunk
+from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of, write_checkpoint_payload
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
 from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
@@ -191,8 +192,6 @@ def load_follower(path: str | Path, name: str | None = None, **settings: Any) ->
     ``best.pt``, or its directory), or on all the trunks of an ensemble (:func:`save_trunk_ensemble`);
     ``settings`` override :class:`FilterSettings` fields, except ``px_per_second`` and ``normalize`` which go
     to the tracker."""
-    from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of
-
     path = resolve_checkpoint(path)
     payload = read_checkpoint(path)
     weights, trunk_config = trunk_of(payload)
@@ -222,8 +221,6 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
     Raises:
         ValueError: fewer than two checkpoints, a trunk that is not a matching one, or trunks of other settings.
     """
-    from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of, write_checkpoint_payload
-
     paths = [resolve_checkpoint(checkpoint) for checkpoint in checkpoints]
     if len(paths) < 2:
         raise ValueError(f"an ensemble needs at least two trunks, got {len(paths)}")
