@@ -23,6 +23,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from agents.config_files import build_section
+from agents.sliding import StreamingBranch, branch_at_every_window
 
 # (out_channels, kernel, stride, dropout after) per layer; the seed paper's Figure 3.
 SPECTROGRAM_LAYERS = (
@@ -100,8 +104,6 @@ class TrunkConfig:
     @classmethod
     def from_settings(cls, settings: dict[str, Any], source: str = "trunk settings") -> "TrunkConfig":
         """A config from a ``trunk:`` mapping (as checkpoints record it), checked like a YAML section."""
-        from agents.config_files import build_section
-
         return build_section(cls, settings, "trunk", source, cls.YAML_KEYS)
 
 
@@ -193,22 +195,16 @@ class MultimodalTrunk(Trunk):
         return self.joint(torch.cat([spectrogram_features, score_features], dim=1))
 
     def incremental(self):
-        from agents.sliding import IncrementalTrunk
-
         return IncrementalTrunk(self)
 
     # The joint layer is linear before its activation, so each table holds its branch's share of it
     # already projected: the output is ELU(spectrogram part[frame] + score part[start]).
     def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
-        from agents.sliding import spectrogram_features_every_frame
-
         joint = self._joint_linear()
         return (spectrogram_features_every_frame(self, spectrogram) @ joint.weight[:, : self.config.features].T
                 + joint.bias).numpy()
 
     def score_table(self, strip: torch.Tensor) -> np.ndarray:
-        from agents.sliding import score_features_every_start
-
         joint = self._joint_linear()
         return (score_features_every_start(self, strip) @ joint.weight[:, self.config.features :].T).numpy()
 
@@ -291,8 +287,6 @@ class MatchingTrunk(Trunk):
         return torch.softmax(self.match_logits(spectrogram, score), dim=1)
 
     def incremental(self):
-        from agents.sliding import IncrementalMatchingTrunk
-
         return IncrementalMatchingTrunk(self)
 
     def spectrogram_table(self, spectrogram: torch.Tensor) -> np.ndarray:
@@ -315,6 +309,111 @@ class MatchingTrunk(Trunk):
 
 COLUMN_MARGIN = sum(kernel[1] - 1 for _, kernel in COLUMN_LAYERS) // 2
 """Columns the convolutions of a matching trunk lose at each edge of its window (3), ``match_context`` aside."""
+
+
+# ---------------------------------------------------------------------------- incremental forms and feature tables
+def score_features_every_start(trunk: MultimodalTrunk, strip: torch.Tensor) -> torch.Tensor:
+    """``(S - W + 1, features)``: the score branch (with its dense layer) for the window starting at
+    every column of ``strip`` (``(rows, S)`` float, the values of the score observation; W = the
+    window's columns). Differentiable, as :func:`branch_at_every_window`."""
+    return branch_at_every_window(trunk.score_convs, strip.reshape(1, *strip.shape),
+                                  trunk.config.score_shape[-1], head=trunk.score_dense)
+
+
+def spectrogram_features_every_frame(trunk: MultimodalTrunk, spectrogram: torch.Tensor) -> torch.Tensor:
+    """``(T + 1, features)``: row ``f`` is the spectrogram branch (with its dense layer) on the window
+    the environment shows at frame ``f`` — frames ``f - W .. f - 1``, zeros before the first."""
+    window = trunk.config.spectrogram_shape[-1]
+    padded = F.pad(spectrogram.reshape(1, *spectrogram.shape), (window, 0))
+    return branch_at_every_window(trunk.spectrogram_convs, padded, window, head=trunk.spectrogram_dense)
+
+
+class IncrementalTrunk:
+    """A :class:`MultimodalTrunk` that follows one piece, frame by frame, cheaply.
+
+    At :meth:`reset` the score branch runs once for every window position of the piece's strip;
+    each call then looks the score features up and streams the spectrogram branch one frame on
+    (:class:`StreamingBranch`). The result is the trunk's own output; an observation that is not the
+    expected strip slice, or a spectrogram window that did not move by exactly one frame, takes the
+    plain trunk (counted in :attr:`plain_frames`) or restarts the stream.
+
+    Args:
+        trunk: the trunk (inference only; its weights are used, not copied).
+    """
+
+    def __init__(self, trunk: MultimodalTrunk):
+        self.trunk = trunk
+        self.plain_frames = 0
+        self._strip: torch.Tensor | None = None
+        self._score_features: torch.Tensor | None = None
+        self._stream = StreamingBranch(trunk.spectrogram_convs, trunk.config.spectrogram_shape)
+        self._last_spectrogram: torch.Tensor | None = None
+
+    def reset(self, strip: torch.Tensor) -> None:
+        """Start a piece whose score windows are slices of ``strip`` (``(rows, S)`` float, the observation's
+        values to the bit: :func:`sfgym.envs.msmd_follow.score_observation_values`)."""
+        self._strip = strip
+        with torch.no_grad():
+            self._score_features = score_features_every_start(self.trunk, strip)
+        self._last_spectrogram = None
+
+    @torch.no_grad()
+    def __call__(self, spectrogram: torch.Tensor, score: torch.Tensor, start: int) -> torch.Tensor:
+        """The trunk's ``(1, features)`` for one observation (``(1, C, H, W)`` tensors) whose score
+        window starts at strip column ``start``."""
+        if self._strip is None:
+            raise RuntimeError("IncrementalTrunk: call reset(strip) before the first frame")
+        columns = self.trunk.config.score_shape[-1]
+        expected = self._strip[:, start : start + columns]
+        if expected.shape != score.shape[2:] or not torch.equal(expected, score[0, 0]):
+            self.plain_frames += 1
+            self._last_spectrogram = None
+            return self.trunk(spectrogram, score)
+        window = spectrogram[0]
+        previous = self._last_spectrogram
+        if previous is not None and torch.equal(window[..., :-1], previous[..., 1:]):
+            spectrogram_flat = self._stream.push(window[..., -1:])  # the usual case: one frame on
+        else:
+            spectrogram_flat = self._stream.start(window)
+        self._last_spectrogram = window
+        spectrogram_features = self.trunk.spectrogram_dense(spectrogram_flat)
+        score_features = self._score_features[start : start + 1]
+        return self.trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
+
+
+class IncrementalMatchingTrunk:
+    """A :class:`MatchingTrunk` that follows one piece, frame by frame, cheaply.
+
+    At :meth:`reset` every column of the strip is embedded once; a call embeds the sound of the
+    observation's last frames and compares it with the window's columns, looked up. Same interface
+    and fallback as :class:`IncrementalTrunk` (an observation that is not the expected strip slice
+    takes the plain trunk, counted in :attr:`plain_frames`).
+    """
+
+    def __init__(self, trunk: MatchingTrunk):
+        self.trunk = trunk
+        self.plain_frames = 0
+        self._strip: torch.Tensor | None = None
+        self._columns: torch.Tensor | None = None
+
+    def reset(self, strip: torch.Tensor) -> None:
+        """Start a piece whose score windows are slices of ``strip`` (see :meth:`IncrementalTrunk.reset`)."""
+        self._strip = strip
+        with torch.no_grad():
+            self._columns = self.trunk.column_embeddings(strip[None])[0]
+
+    @torch.no_grad()
+    def __call__(self, spectrogram: torch.Tensor, score: torch.Tensor, start: int) -> torch.Tensor:
+        """The trunk's ``(1, features_dim)`` for one observation whose score window starts at ``start``."""
+        if self._strip is None:
+            raise RuntimeError("IncrementalMatchingTrunk: call reset(strip) before the first frame")
+        expected = self._strip[:, start : start + self.trunk.config.score_shape[-1]]
+        if expected.shape != score.shape[2:] or not torch.equal(expected, score[0, 0]):
+            self.plain_frames += 1
+            return self.trunk(spectrogram, score)
+        sound = self.trunk.sound_embeddings(spectrogram[:, 0, :, -self.trunk.config.match_frames:])
+        logits = self._columns[start : start + self.trunk.features_dim] @ sound[0]
+        return torch.softmax(logits, dim=0)[None]
 
 
 TRUNK_KINDS: dict[str, type[Trunk]] = {cls.KIND: cls for cls in (MultimodalTrunk, MatchingTrunk)}

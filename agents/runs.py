@@ -35,6 +35,8 @@ from typing import Any, Callable, Iterable
 import torch
 import yaml
 
+from agents.config_files import shipped_configs
+from agents.networks import TrunkConfig
 from sfgym.files import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "sfgym-checkpoint"
@@ -204,8 +206,6 @@ def read_checkpoint(path: str | Path, trainer: str | None = None) -> dict[str, A
         ValueError: an SB3 model, a file torch cannot read safely, an untagged or foreign file, another
             version, or (with ``trainer``) another trainer's checkpoint; the message names the file.
     """
-    from agents.networks import TrunkConfig
-
     if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in (BEST, LAST)) \
             and any(Path(path).glob("*.zip")):
         raise ValueError(f"{path}: an RL run directory (stable-baselines3 models), not a checkpoint of "
@@ -294,7 +294,7 @@ def setup_torch(seed: int | None, device: str = "auto", threads: int | None = No
 def data_root(directory: str | Path | None, source: str = "the config") -> Path:
     """The dataset root (or split directory) a config names; the built-in default dataset (built on
     first use) when it names none."""
-    if directory is None:
+    if directory is None:  # imported on first use: the dataset builder costs ~0.1 s that most callers never need
         from sfgym.data.dataset import default_dataset_dir
 
         return default_dataset_dir()
@@ -440,8 +440,6 @@ def check_resumable(source: str | Path, before: dict[str, Any], now: dict[str, A
 def add_run_arguments(parser, kind: str, out_help: str, resume_help: str, set_example: str) -> None:
     """The options every ``sfgym train KIND`` has: ``--config`` (a shipped config of ``kind`` by name, or a
     file), ``--out``, ``--resume``, ``--data``, ``--set`` and ``--no-progress``."""
-    from agents.config_files import shipped_configs
-
     names = ", ".join(path.stem for path in shipped_configs(kind))
     parser.add_argument("--config", help=f"a shipped config by name ({names}) or a YAML file; with --resume "
                                          "optional: the run's own config is used")

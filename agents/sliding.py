@@ -1,6 +1,6 @@
 """A convolutional branch evaluated at every position of a sliding window, without redundant work.
 
-The trunk's branches (:mod:`agents.networks`) read a fixed-size window — 40 spectrogram frames, 256
+A trunk's convolutional branches read a fixed-size window — 40 spectrogram frames, 256
 score columns — that slides along a much longer input. Neighbouring windows share almost all their
 input, and with unpadded convolutions they share almost all their intermediate columns too; only the
 column strides get in the way (a window moved by one column sees a stride-2 layer's grid shifted by
@@ -17,19 +17,19 @@ which each window's output is a strided slice. Two ways to use that here:
 Both are exact: they give what the branch itself gives on each window (up to float rounding), which
 the tests check. Only unpadded, ungrouped, undilated ``Conv2d`` layers with elementwise layers
 (activations, dropout in eval mode) between them are supported; anything else is refused.
+
+This module knows no trunk: :mod:`agents.networks` builds each trunk's incremental form and feature
+tables on these two.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-
-if TYPE_CHECKING:  # annotations only: the trunks call into this module for their incremental forms
-    from agents.networks import MatchingTrunk, MultimodalTrunk
 
 _ELEMENTWISE = (nn.ELU, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Identity, nn.Dropout)
 
@@ -123,8 +123,7 @@ def branch_at_every_window(convs: nn.Sequential, inputs: torch.Tensor, window: i
     many windows of it (:mod:`agents.pretraining.train`); wrap inference in ``torch.no_grad``.
 
     Args:
-        convs: a branch of :class:`~agents.networks.MultimodalTrunk` (``spectrogram_convs`` or
-            ``score_convs``), in the mode it is in (eval: no dropout).
+        convs: a stack of convolutions (e.g. a branch of a trunk), in the mode it is in (eval: no dropout).
         inputs: ``(C, H, L)`` — e.g. a performance's spectrogram or a piece's score strip.
         window: the window width (columns) the branch was built for.
         head: applied to each chunk of flattened outputs (e.g. the branch's dense layer), so that
@@ -206,112 +205,4 @@ class StreamingBranch:
         return self._final[..., self.form.output_columns].reshape(1, -1)
 
 
-
-
-# ---------------------------------------------------------------------------- the whole trunk
-def score_features_every_start(trunk: MultimodalTrunk, strip: torch.Tensor) -> torch.Tensor:
-    """``(S - W + 1, features)``: the score branch (with its dense layer) for the window starting at
-    every column of ``strip`` (``(rows, S)`` float, the values of the score observation; W = the
-    window's columns). Differentiable, as :func:`branch_at_every_window`."""
-    return branch_at_every_window(trunk.score_convs, strip.reshape(1, *strip.shape),
-                                  trunk.config.score_shape[-1], head=trunk.score_dense)
-
-
-def spectrogram_features_every_frame(trunk: MultimodalTrunk, spectrogram: torch.Tensor) -> torch.Tensor:
-    """``(T + 1, features)``: row ``f`` is the spectrogram branch (with its dense layer) on the window
-    the environment shows at frame ``f`` — frames ``f - W .. f - 1``, zeros before the first."""
-    window = trunk.config.spectrogram_shape[-1]
-    padded = F.pad(spectrogram.reshape(1, *spectrogram.shape), (window, 0))
-    return branch_at_every_window(trunk.spectrogram_convs, padded, window, head=trunk.spectrogram_dense)
-
-
-class IncrementalTrunk:
-    """A :class:`~agents.networks.MultimodalTrunk` that follows one piece, frame by frame, cheaply.
-
-    At :meth:`reset` the score branch runs once for every window position of the piece's strip;
-    each call then looks the score features up and streams the spectrogram branch one frame on
-    (:class:`StreamingBranch`). The result is the trunk's own output; an observation that is not the
-    expected strip slice, or a spectrogram window that did not move by exactly one frame, takes the
-    plain trunk (counted in :attr:`plain_frames`) or restarts the stream.
-
-    Args:
-        trunk: the trunk (inference only; its weights are used, not copied).
-    """
-
-    def __init__(self, trunk: MultimodalTrunk):
-        self.trunk = trunk
-        self.plain_frames = 0
-        self._strip: torch.Tensor | None = None
-        self._score_features: torch.Tensor | None = None
-        self._stream = StreamingBranch(trunk.spectrogram_convs, trunk.config.spectrogram_shape)
-        self._last_spectrogram: torch.Tensor | None = None
-
-    def reset(self, strip: torch.Tensor) -> None:
-        """Start a piece whose score windows are slices of ``strip`` (``(rows, S)`` float, the observation's
-        values to the bit: :func:`sfgym.envs.msmd_follow.score_observation_values`)."""
-        self._strip = strip
-        with torch.no_grad():
-            self._score_features = score_features_every_start(self.trunk, strip)
-        self._last_spectrogram = None
-
-    @torch.no_grad()
-    def __call__(self, spectrogram: torch.Tensor, score: torch.Tensor, start: int) -> torch.Tensor:
-        """The trunk's ``(1, features)`` for one observation (``(1, C, H, W)`` tensors) whose score
-        window starts at strip column ``start``."""
-        if self._strip is None:
-            raise RuntimeError("IncrementalTrunk: call reset(strip) before the first frame")
-        columns = self.trunk.config.score_shape[-1]
-        expected = self._strip[:, start : start + columns]
-        if expected.shape != score.shape[2:] or not torch.equal(expected, score[0, 0]):
-            self.plain_frames += 1
-            self._last_spectrogram = None
-            return self.trunk(spectrogram, score)
-        window = spectrogram[0]
-        previous = self._last_spectrogram
-        if previous is not None and torch.equal(window[..., :-1], previous[..., 1:]):
-            spectrogram_flat = self._stream.push(window[..., -1:])  # the usual case: one frame on
-        else:
-            spectrogram_flat = self._stream.start(window)
-        self._last_spectrogram = window
-        spectrogram_features = self.trunk.spectrogram_dense(spectrogram_flat)
-        score_features = self._score_features[start : start + 1]
-        return self.trunk.joint(torch.cat([spectrogram_features, score_features], dim=1))
-
-
-class IncrementalMatchingTrunk:
-    """A :class:`~agents.networks.MatchingTrunk` that follows one piece, frame by frame, cheaply.
-
-    At :meth:`reset` every column of the strip is embedded once; a call embeds the sound of the
-    observation's last frames and compares it with the window's columns, looked up. Same interface
-    and fallback as :class:`IncrementalTrunk` (an observation that is not the expected strip slice
-    takes the plain trunk, counted in :attr:`plain_frames`).
-    """
-
-    def __init__(self, trunk: MatchingTrunk):
-        self.trunk = trunk
-        self.plain_frames = 0
-        self._strip: torch.Tensor | None = None
-        self._columns: torch.Tensor | None = None
-
-    def reset(self, strip: torch.Tensor) -> None:
-        """Start a piece whose score windows are slices of ``strip`` (see :meth:`IncrementalTrunk.reset`)."""
-        self._strip = strip
-        with torch.no_grad():
-            self._columns = self.trunk.column_embeddings(strip[None])[0]
-
-    @torch.no_grad()
-    def __call__(self, spectrogram: torch.Tensor, score: torch.Tensor, start: int) -> torch.Tensor:
-        """The trunk's ``(1, features_dim)`` for one observation whose score window starts at ``start``."""
-        if self._strip is None:
-            raise RuntimeError("IncrementalMatchingTrunk: call reset(strip) before the first frame")
-        expected = self._strip[:, start : start + self.trunk.config.score_shape[-1]]
-        if expected.shape != score.shape[2:] or not torch.equal(expected, score[0, 0]):
-            self.plain_frames += 1
-            return self.trunk(spectrogram, score)
-        sound = self.trunk.sound_embeddings(spectrogram[:, 0, :, -self.trunk.config.match_frames:])
-        logits = self._columns[start : start + self.trunk.features_dim] @ sound[0]
-        return torch.softmax(logits, dim=0)[None]
-
-
-__all__ = ["IncrementalMatchingTrunk", "IncrementalTrunk", "StreamingBranch", "branch_at_every_window", "score_features_every_start",
-           "spectrogram_features_every_frame"]
+__all__ = ["StreamingBranch", "branch_at_every_window"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from agents.baselines import OnlineDTWFollower, SpectrumDTWFollower
-from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features, pitch_class_map
+from sfgym.score.features import ChromaOnsetFeatures, newest_frame_features, pitch_class_map
 from agents.baselines.oltw import ArztTimeWarping
 from sfgym.data.dataset import expressive_timing
 from sfgym.data.engrave import engrave

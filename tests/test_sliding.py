@@ -66,7 +66,7 @@ def test_unsupported_layers_are_refused():
 
 
 def test_feature_tables_are_what_the_trunk_gives_on_the_environments_windows(trunk, toy_pieces):
-    from agents.sliding import IncrementalTrunk, score_features_every_start, spectrogram_features_every_frame
+    from agents.networks import IncrementalTrunk, score_features_every_start, spectrogram_features_every_frame
     from sfgym.envs import MSMDFollowEnv
     from sfgym.envs.msmd_follow import prepare_score_strip, score_observation_values
 
@@ -100,7 +100,7 @@ def test_feature_tables_are_what_the_trunk_gives_on_the_environments_windows(tru
 
 def test_incremental_matching_trunk_is_the_trunk_and_falls_back_on_a_foreign_window():
     from agents.networks import MatchingTrunk
-    from agents.sliding import IncrementalMatchingTrunk
+    from agents.networks import IncrementalMatchingTrunk
 
     torch.manual_seed(0)
     matching = MatchingTrunk(TrunkConfig(kind="matching", features=8, width=0.25, match_frames=4)).eval()

@@ -5,7 +5,7 @@ synthesized (:func:`sfgym.data.synth.synthesize_midi`) and turned into the same 
 performance has (:func:`sfgym.data.spectrogram.spectrogram_from_audio`). During the performance, each
 new spectrogram frame is aligned on line to that reference with on-line time warping
 (:mod:`agents.baselines.oltw`; Arzt's windowed form by default) on features that do not depend on the
-piano or the room (:mod:`agents.baselines.dtw_features`: chroma and onset chroma); the aligned reference
+piano or the room (:mod:`sfgym.score.features`: chroma and onset chroma); the aligned reference
 frame is a notated time, which the noteheads map to a sheet x (:class:`~sfgym.score.timing.ScoreMap`).
 
 This is the non-learned anchor that learned followers must beat. It uses the score side only.
@@ -19,69 +19,22 @@ do the same vectorized (the Arzt loop follows pymatchmaker's ``oltw_arzt_loop``)
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
 from agents.baselines.oltw import ArztTimeWarping, OnlineTimeWarping, unit_features
 from sfgym.data.piece import Piece
 from sfgym.followers import Follower
+from sfgym.score.features import ChromaOnsetFeatures, newest_frame_features, reference_features
 from sfgym.score.timing import ScoreMap, notated_notes
 
-SAMPLE_RATE = 22050
 LOOK_AHEAD = 2
 """Frames between the newest observed spectrogram frame and the frame the action is applied to."""
 
 ReferenceSpectrogram = Callable[[np.ndarray], np.ndarray]
 """``(score notes (M, 3)) -> (78, N)`` spectrogram of the score at ``piece.fps``."""
-
-
-def synthesized_spectrogram(score_notes: np.ndarray, soundfont: str = "TimGM6mb") -> np.ndarray:
-    """The 78-bin spectrogram of ``score_notes`` synthesized with ``soundfont`` (the default reference)."""
-    from sfgym.data.msmd import notes_to_midi
-    from sfgym.data.spectrogram import spectrogram_from_audio
-    from sfgym.data.synth import synthesize_midi
-
-    audio = synthesize_midi(notes_to_midi(score_notes), soundfont=soundfont, sample_rate=SAMPLE_RATE)
-    return spectrogram_from_audio(audio, SAMPLE_RATE)
-
-
-class _ReferenceCache:
-    """Reference features per score, kept in memory (synthesis costs ~0.5 s per minute of music).
-
-    Keyed by the score's notes (and the synthesis), so the performances of one score (``score@variant``)
-    share one entry.
-    """
-
-    def __init__(self, max_entries: int = 64):
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key]
-        value = compute()
-        self._entries[key] = value
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-        return value
-
-
-_REFERENCE_CACHE = _ReferenceCache()
-
-
-def reference_features(score_notes: np.ndarray, features: Callable[[np.ndarray], np.ndarray], features_key: str,
-                       soundfont: str = "TimGM6mb") -> np.ndarray:
-    """``features`` of the score's notes synthesized with ``soundfont`` (a frame per notated frame), cached in
-    memory under the notes, the soundfont and ``features_key`` (which must name the features' settings)."""
-    digest = hashlib.sha1(np.ascontiguousarray(score_notes, dtype=np.float64).tobytes()).hexdigest()
-    return _REFERENCE_CACHE.get(f"{soundfont}:{features_key}:{digest}",
-                                lambda: features(synthesized_spectrogram(score_notes, soundfont)))
 
 
 class OnlineDTWFollower(Follower):
@@ -93,7 +46,7 @@ class OnlineDTWFollower(Follower):
     extrapolated with the tempo ratio of the last ``tempo_frames`` aligned frames.
 
     The defaults follow a piano the score synthesis does not use, in a reverberant room: chroma and
-    onset-chroma features (:class:`~agents.baselines.dtw_features.ChromaOnsetFeatures`) aligned with
+    onset-chroma features (:class:`~sfgym.score.features.ChromaOnsetFeatures`) aligned with
     Arzt's windowed on-line time warping (:class:`~agents.baselines.oltw.ArztTimeWarping`).
     ``features="spectrum", method="dixon", onset_weight=1, max_step=3`` is the earlier follower
     (Dixon's algorithm on the raw spectrum), which needs the score's own piano.
@@ -189,4 +142,4 @@ class SpectrumDTWFollower(OnlineDTWFollower):
         super().__init__(**({"features": "spectrum", "method": "dixon", "onset_weight": 1.0, "max_step": 3} | kwargs))
 
 
-__all__ = ["OnlineDTWFollower", "SpectrumDTWFollower", "reference_features", "synthesized_spectrogram"]
+__all__ = ["OnlineDTWFollower", "SpectrumDTWFollower"]

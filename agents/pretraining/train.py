@@ -43,11 +43,12 @@ from torch import nn
 
 from agents import runs
 from agents.config_files import apply_overrides, build_sections, check_ranges, find_config, load_yaml_with_overrides
-from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig
+from agents.networks import MatchingTrunk, MultimodalTrunk, TrunkConfig, score_features_every_start
 from agents.runs import BEST, LAST, Budget, BudgetProgress, RunDirectory, StopRequest
-from agents.sliding import branch_at_every_window, score_features_every_start
+from agents.sliding import branch_at_every_window
 from agents.supervised.data import (LOSS_THRESHOLD_PX, SCORE_COLUMNS, SCORE_FACTOR, SPEC_WINDOW, PreparedSong, prepare_song,
                                    score_window_start)
+from sfgym.data.msmd import load_canonical_first
 
 TRAINER = "trunk"
 HISTORY_COLUMNS = ("step", "samples", "wall_s", "train_mae_px", "valid_mae_px", "valid_r2")
@@ -250,8 +251,6 @@ def train(config: TrunkPretrainingConfig, run_dir: str | Path, *, resume: bool =
 
     The run ends after ``training.max_steps`` batches or ``training.max_minutes``, or at Ctrl-C; it is
     then evaluated (unless it just was) and saved, so that no trained step is lost."""
-    from sfgym.data.msmd import load_canonical_first
-
     run = RunDirectory(run_dir, TRAINER, finished_markers=(LAST,))
     t, d = config.training, config.data
     device = runs.setup_torch(t.seed, t.device, t.num_threads)

@@ -52,6 +52,8 @@ from torch import nn
 from agents.config_files import (build_section, check_ranges, checked_value, find_config, load_yaml_with_overrides,
                                  mapping, reject_unknown)
 from agents.networks import TrunkConfig
+from agents.runs import read_trunk
+from sfgym.envs import MSMDFollowEnv
 
 ALGORITHMS = ("ppo", "a2c", "recurrent_ppo")
 
@@ -174,8 +176,6 @@ def _constructor_args(cls, reserved: set[str]) -> set[str]:
 
 def env_argument_names() -> set[str]:
     """Keyword arguments of the environment a config's ``env`` section may set."""
-    from sfgym.envs import MSMDFollowEnv
-
     return _constructor_args(MSMDFollowEnv, _RESERVED_ENV_ARGS)
 
 
@@ -299,8 +299,6 @@ def with_checkpoint_trunk(config: RLConfig) -> RLConfig:
     pass); ``dropout`` may differ."""
     if not config.init_from:
         return config
-    from agents.runs import read_trunk
-
     _, trunk = read_trunk(config.init_from)
     architecture = trunk.architecture()
     given = {key: getattr(config.trunk, key) for key in config.trunk_keys}

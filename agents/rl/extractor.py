@@ -19,6 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from agents.networks import MultimodalTrunk, Trunk, TrunkConfig, build_trunk
+from agents.runs import read_trunk
 
 SPECTROGRAM_KEY = "spectrogram"
 SCORE_KEY = "score"
@@ -109,8 +110,6 @@ def load_supervised_trunk(policy: nn.Module, checkpoint: str | Path) -> int:
     weights for them (:func:`expand_input_channels`). Raises ``ValueError`` naming the checkpoint
     when the trunks differ otherwise (another ``width`` / ``features`` / window size).
     """
-    from agents.runs import read_trunk
-
     state, _ = read_trunk(checkpoint)
     trunks = list(policy_trunks(policy))
     if not trunks:

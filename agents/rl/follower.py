@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.rl.config import algorithm_class
 from agents.runs import resolve_checkpoint
-from sfgym.files import atomic_write_bytes
 from sfgym.data.piece import Piece
+from sfgym.envs.geometry import ObservationGeometry, score_observation_values
+from sfgym.files import atomic_write_bytes
 from sfgym.followers import Follower
 
 METADATA_KEY = "sfgym_metadata"
@@ -72,7 +74,7 @@ class RLFollower(Follower):
     A recurrent policy keeps its LSTM state across ``act`` calls; :meth:`reset` clears it.
 
     A feed-forward policy whose trunk reads single-channel images runs its trunk incrementally
-    (:class:`~agents.sliding.IncrementalTrunk`: score features per piece, the spectrogram branch
+    (:class:`~agents.networks.IncrementalTrunk`: score features per piece, the spectrogram branch
     streamed), the policy's own output at a fraction of the cost; other policies run SB3's ``predict``.
 
     Args:
@@ -109,8 +111,6 @@ class RLFollower(Follower):
             self.reset_seed(seed)
         self._incremental_ready = False
         if self._incremental is not None and piece is not None:
-            from sfgym.envs.geometry import ObservationGeometry, score_observation_values
-
             strip = ObservationGeometry.of(self.env_kwargs).strip(piece.sheet)
             self._incremental.reset(torch.from_numpy(score_observation_values(strip)).to(self.model.policy.device))
             self.model.policy.set_training_mode(False)  # once per piece: it walks every module
@@ -141,7 +141,8 @@ class RLFollower(Follower):
 
     @torch.no_grad()
     def _predict_incrementally(self, observation, score_start: int, deterministic: bool) -> int:
-        """What ``predict`` gives, with the trunk computed by :class:`~agents.sliding.IncrementalTrunk`."""
+        """What ``predict`` gives, with the trunk computed by :class:`~agents.networks.IncrementalTrunk`."""
+        # imported on first use, as stable-baselines3 itself: the extractor module brings it in (~0.1 s)
         from agents.rl.extractor import SCORE_KEY, SPECTROGRAM_KEY, append_speed
 
         policy = self.model.policy
@@ -157,7 +158,7 @@ def _incremental_trunk(policy):
     policy on single-channel images, or ``None`` when the policy is of another kind."""
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    from agents.rl.extractor import TrunkExtractor
+    from agents.rl.extractor import TrunkExtractor  # on first use, as stable-baselines3 (~0.1 s)
 
     extractor = getattr(policy, "pi_features_extractor", None)
     if not isinstance(policy, ActorCriticPolicy) or not isinstance(extractor, TrunkExtractor):
@@ -170,8 +171,6 @@ def _incremental_trunk(policy):
 def load_follower(path: str | Path, *, stochastic: bool = False, device: str | torch.device = "cpu",
                   name: str | None = None) -> RLFollower:
     """Load a model saved by ``sfgym train rl`` (a ``.zip``, or a run directory: its best model) as a follower."""
-    from agents.rl.config import algorithm_class
-
     path = resolve_checkpoint(path, MODEL_FILES, what="model")
     metadata = read_metadata(path)
     model = algorithm_class(metadata["algorithm"]).load(path, device=device)

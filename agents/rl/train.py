@@ -44,11 +44,13 @@ from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, 
                                  StopRequestCallback, TimeBudgetCallback, TrackingEvalCallback, BEST_JSON)
 from agents.rl.config import RLConfig, algorithm_class, config_from_dict, policy_name, with_checkpoint_trunk
 from agents.rl.curves import read_curve_csv
-from agents.rl.extractor import TrunkExtractor, load_supervised_trunk
+from agents.rl.extractor import TrunkExtractor, load_supervised_trunk, policy_trunks
 from agents.rl.follower import save_model
+from agents.rl.frozen_trunk import FrozenTrunkObservations, TrunkFeaturesExtractor, TrunkFeatureTables, export_image_model
 from agents.runs import Budget, RunDirectory, StopRequest
 from sfgym.data.msmd import load_canonical_first
 from sfgym.data.piece import Piece
+from sfgym.envs import MSMDFollowEnv
 
 TRAINER = "rl"
 FINAL_MODEL = "final_model.zip"
@@ -80,8 +82,6 @@ def make_training_env(config: RLConfig, data: Path, tables=None):
         vec_env_cls = SubprocVecEnv
     wrapper = {}
     if tables is not None:
-        from agents.rl.frozen_trunk import FrozenTrunkObservations
-
         wrapper = {"wrapper_class": FrozenTrunkObservations, "wrapper_kwargs": {"tables": tables}}
     return make_vec_env(_environment, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
                         vec_env_cls=vec_env_cls, **wrapper)
@@ -111,8 +111,6 @@ def _environment(train_roots: list[str] | None = None, **kwargs):
     """An ``MSMDFollowEnv`` (on the train splits of ``train_roots``, loaded here, when given); in a worker process
     of a ``subproc`` run, one that ignores Ctrl-C (the main process stops the run and saves it; the workers must
     live until it has)."""
-    from sfgym.envs import MSMDFollowEnv
-
     if multiprocessing.current_process().name != "MainProcess":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if train_roots is not None:
@@ -125,8 +123,6 @@ def build_model(config: RLConfig, env, tensorboard_log: str | None = None, table
     ``tabled_trunk``, the pass-through extractor on a frozen trunk's looked-up features)."""
     kwargs = config.algorithm_kwargs()
     if tabled_trunk:
-        from agents.rl.frozen_trunk import TrunkFeaturesExtractor
-
         kwargs["policy_kwargs"].update(features_extractor_class=TrunkFeaturesExtractor)
     else:
         kwargs["policy_kwargs"].update(features_extractor_class=TrunkExtractor,
@@ -239,10 +235,6 @@ def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
     loaded) is made once; each export copies the current heads into it.
     """
     from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from agents.rl.extractor import policy_trunks
-    from agents.rl.frozen_trunk import TrunkFeatureTables, export_image_model
-    from sfgym.envs import MSMDFollowEnv
 
     image_env = DummyVecEnv([lambda: MSMDFollowEnv(data=pieces[:1], **config.env)])
     with warnings.catch_warnings():  # its rollout buffer is never used: SB3's batch-size remark is moot

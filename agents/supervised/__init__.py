@@ -3,9 +3,11 @@
 - :mod:`agents.supervised.config`: the YAML run config, every key checked.
 - :mod:`agents.supervised.model`: :class:`PositionRegressor` — shared trunk → recurrent core → linear head.
 - :mod:`agents.supervised.data`: songs as padded arrays, episode batches, window slicing (= the env's observations).
-- :mod:`agents.supervised.rollout`: following a batch frame by frame; the loss; truncated backprop through time.
+- :mod:`agents.supervised.bptt`: the one loop that follows a batch frame by frame and trains it (truncated
+  backprop through time); the loss.
+- :mod:`agents.supervised.rollout`: that loop on the sheet (the environment's windows, or a frozen trunk's tables).
 - :mod:`agents.supervised.notated`: the same models reading a frozen matching trunk in notated time
-  (``model.space: notated``): tables, rollout and :class:`NotatedRegressorFollower`.
+  (``model.space: notated``): tables, the loop in notated time and :class:`NotatedRegressorFollower`.
 - :mod:`agents.supervised.validation`: full validation runs scored with :mod:`sfgym.metrics`.
 - :mod:`agents.supervised.train`: ``sfgym train supervised``.
 - :mod:`agents.supervised.checkpoint`: checkpoints; :mod:`agents.supervised.follower`: a trained model as a

@@ -22,6 +22,7 @@ from agents import runs
 from agents.config_files import apply_overrides, build_sections, check_ranges, read_yaml_config
 from agents.networks import TrunkConfig
 from sfgym.envs.geometry import LOSS_THRESHOLD_PX
+from sfgym.files import atomic_write_bytes
 
 CELLS = ("srn", "gru", "lstm")
 TARGETS = ("absolute", "relative")
@@ -229,9 +230,7 @@ def check_init_trunk(config: SupervisedConfig) -> None:
             raise ValueError("training.freeze_trunk: true needs a pre-trained trunk to keep: pass --init-from "
                              "CHECKPOINT (a 'sfgym train trunk' run), or --set training.freeze_trunk=false")
         return
-    from agents.runs import read_trunk
-
-    _, trunk = read_trunk(config.training.init_from)
+    _, trunk = runs.read_trunk(config.training.init_from)
     theirs, ours = trunk.architecture(), config.trunk.architecture()
     if theirs != ours:
         fix = " ".join(f"--set trunk.{key}={value}" for key, value in theirs.items())
@@ -243,8 +242,6 @@ def check_init_trunk(config: SupervisedConfig) -> None:
 
 def save_config(config: SupervisedConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (atomically)."""
-    from sfgym.files import atomic_write_bytes
-
     atomic_write_bytes(path, yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sfgym.data.msmd import list_pieces, load_split
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, LOSS_THRESHOLD_PX, SCORE_FACTOR, SCORE_WINDOW, SPEC_WINDOW
 
@@ -193,8 +194,6 @@ class SongCache:
     """
 
     def __init__(self, split_dir: str | Path, size: int):
-        from sfgym.data.msmd import list_pieces
-
         self.split_dir = Path(split_dir)
         self.size = size
         self.names = [f.name for f in list_pieces(split_dir)]
@@ -209,8 +208,6 @@ class SongCache:
         to_load = [name for name in drawn if name not in self.songs]
         self.songs = {name: song for name, song in self.songs.items() if name in drawn}
         if to_load:
-            from sfgym.data.msmd import load_split
-
             for piece in load_split(self.split_dir, to_load, progress=False):
                 self.songs[piece.name] = prepare_song(piece)
         return [self.songs[name] for name in drawn]
@@ -222,8 +219,6 @@ def load_songs(split_dir: str | Path, max_songs: int | None = None) -> list[Prep
     Evenly spaced rather than the first ones: performances of one score (``score@variant``) sort
     together, and a subset should cover many scores.
     """
-    from sfgym.data.msmd import list_pieces, load_split
-
     names = [f.name for f in list_pieces(split_dir)]
     if not names:
         raise ValueError(f"{split_dir}: no pieces in this split")

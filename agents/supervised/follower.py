@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.runs import resolve_checkpoint
+from agents.supervised.checkpoint import load_regressor
 from agents.supervised.model import PositionRegressor, RecurrentState
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, ObservationGeometry, score_observation_values
@@ -116,8 +118,7 @@ def load_follower(path: str | Path, name: str | None = None, device: torch.devic
     """The follower of a checkpoint file or a run directory (its ``best.pt``): a :class:`RegressorFollower`, or
     for a model in notated time a :class:`~agents.supervised.notated.NotatedRegressorFollower` (on the CPU;
     ``px_per_second``: its stand-in speed for pieces without notated timing)."""
-    from agents.runs import resolve_checkpoint
-    from agents.supervised.checkpoint import load_regressor
+    # imported on first use: notated time brings the tracker and on-line DTW (~0.2 s) that a sheet-space follower does without
     from agents.supervised.notated import NotatedRegressorFollower
 
     path = resolve_checkpoint(path)

@@ -39,9 +39,9 @@ import numpy as np
 import torch
 
 from agents.networks import MatchingTrunk
+from agents.supervised.bptt import RolloutResult, step_loss, truncated_bptt
 from agents.supervised.data import Episode, PreparedSong
-from agents.supervised.model import PositionRegressor, RecurrentState, detach_state
-from agents.supervised.rollout import RolloutResult, optimize_chunk, step_loss
+from agents.supervised.model import PositionRegressor, RecurrentState
 from agents.tracking.follower import notated_positions_x, position_embeddings
 from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
@@ -175,98 +175,93 @@ def sheet_x(position_x: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
     return left + (clamped - below) * (right - left)
 
 
-def notated_rollout(
-    model: PositionRegressor,
-    episodes: list[Episode],
-    tables: NotatedTables,
-    *,
-    loss_on: str = "notated",
-    jump_penalty: float = 0.2,
-    noise_frames: float = 0.0,
-    max_centre_error_frames: float | None = None,
-    tbptt_steps: int = 50,
-    optimizer: torch.optim.Optimizer | None = None,
-    grad_clip: float | None = None,
-    generator: torch.Generator | None = None,
-    on_chunk=None,
-) -> RolloutResult:
-    """Follow every episode to its end in notated time; with an ``optimizer``, train on the way (truncated
-    backprop through time, as :func:`agents.supervised.rollout.rollout`). The result's ``positions`` are sheet x
-    (native px). ``loss_on``: the error in notated frames (units of ``H``), or on the sheet (``sheet``: the x it is
-    scored on, units of ``model.offset_scale_px``). Runs on the CPU (the tables live there)."""
-    if loss_on not in ("notated", "sheet"):
-        raise ValueError(f"loss_on must be 'notated' or 'sheet', got {loss_on!r}")
-    half = model.config.half_window_frames
-    songs = [tables.song(episode.song) for episode in episodes]
-    size = len(episodes)
-    steps = np.array([episode.n_steps for episode in episodes])
-    total_steps = int(steps.max(initial=0))
-    positions, on_score = padded_positions([song.positions for song in songs], half)
-    width = positions.shape[1]
-    sound = torch.zeros((size, total_steps, positions.shape[2]))
-    truth = torch.zeros((size, total_steps + 1), dtype=torch.float64)
-    true_x = torch.zeros((size, total_steps + 1), dtype=torch.float64)
-    position_x = torch.zeros((size, width - 2 * half), dtype=torch.float64)
-    for row, (episode, song) in enumerate(zip(episodes, songs)):
-        n, start = int(steps[row]), episode.start_frame
-        sound[row, :n] = torch.from_numpy(song.sound[start:start + n])
-        truth[row, :n + 1] = torch.from_numpy(song.truth[start:start + n + 1])
-        truth[row, n + 1:] = truth[row, n]
-        true_x[row, :n + 1] = torch.from_numpy(song.true_x[start:start + n + 1])
-        true_x[row, n + 1:] = true_x[row, n]
-        position_x[row, :len(song.position_x)] = torch.from_numpy(song.position_x)
-        position_x[row, len(song.position_x):] = song.position_x[-1]
-    truth, true_x, position_x = truth.float(), true_x.float(), position_x.float()
-    on_sheet = loss_on == "sheet"
-    predict = model.config.predict_centre
-    unit = model.config.offset_scale_px if on_sheet else half
-    alive = torch.from_numpy(np.arange(total_steps)[None, :] < steps[:, None])
-    last_position = torch.tensor([len(song.positions) - 1 for song in songs], dtype=torch.float32)
+class NotatedSpace:
+    """Episodes followed in notated time (a :class:`~agents.supervised.bptt.Space`): positions are notated
+    frames, the model reads the window of notated positions around the centre (:func:`notated_step`) and its
+    own last move; the next window is centred on the estimate, or with ``model.predict_centre`` on where its
+    last move would take it. ``loss_on``: the error in notated frames (units of ``H``), or on the sheet
+    (``sheet``: the x it is scored on, units of ``model.offset_scale_px``). Every row runs to the longest
+    episode's end (the finished ones count for nothing); all of it on the CPU (the tables live there)."""
 
-    state: RecurrentState = model.initial_state(size, "cpu")
-    centre = truth[:, 0].clone()  # the start: the notated position of the episode's first onset
-    previous = centre.clone()
-    motion = torch.zeros(size)
-    estimates = torch.zeros((size, total_steps))
-    squared_sum = jump_sum = 0.0
-    for chunk_start in range(0, total_steps, tbptt_steps):
-        chunk_loss = torch.zeros(())
-        chunk = range(chunk_start, min(chunk_start + tbptt_steps, total_steps))
-        for step in chunk:
-            position, state = notated_step(model, positions, on_score, sound[:, step], centre, motion, state)
-            target = truth[:, step + 1]
-            if on_sheet:
-                squared, jump = step_loss(sheet_x(position_x, position), sheet_x(position_x, previous),
-                                          true_x[:, step + 1], unit, jump_penalty)
-            else:
-                squared, jump = step_loss(position, previous, target, unit, jump_penalty)
-            counted = alive[:, step].float()
-            chunk_loss = chunk_loss + ((squared + jump_penalty * jump) * counted).sum()
-            squared_sum += float((squared.detach() * counted).sum())
-            jump_sum += float((jump.detach() * counted).sum())
-            estimates[:, step] = position.detach()
-            motion = (position - previous).detach()
-            previous = position
-            centre = position.detach() + (motion if predict else 0.0)
-            if noise_frames > 0:
-                centre = centre + torch.randn(size, generator=generator) * noise_frames
-            if max_centre_error_frames is not None:
-                centre = torch.maximum(torch.minimum(centre, target + max_centre_error_frames),
-                                       target - max_centre_error_frames)
-            centre = torch.minimum(centre.clamp_min(0.0), last_position)
-        if optimizer is not None:
-            optimize_chunk(model, optimizer, chunk_loss / max(float(alive[:, chunk.start:chunk.stop].sum()), 1.0),
-                           grad_clip)
-        state = detach_state(state)
-        previous = previous.detach()
-        if on_chunk is not None and on_chunk():
-            break
+    device = "cpu"
+    sums_dtype = torch.float64
 
-    estimates_x = np.zeros((size, total_steps))
-    for row, song in enumerate(songs):
-        estimates_x[row] = song.score_map.x_at(estimates[row].double().numpy() / episodes[row].song.piece.fps)
-    return RolloutResult(positions=estimates_x, squared_error_sum=squared_sum, jump_sum=jump_sum,
-                         n_steps=int(alive.sum()), jump_penalty=jump_penalty)
+    def __init__(self, model: PositionRegressor, episodes: list[Episode], tables: NotatedTables, loss_on: str):
+        if loss_on not in ("notated", "sheet"):
+            raise ValueError(f"loss_on must be 'notated' or 'sheet', got {loss_on!r}")
+        half = model.config.half_window_frames
+        self.songs = songs = [tables.song(episode.song) for episode in episodes]
+        self.fps = [episode.song.piece.fps for episode in episodes]
+        self.size = size = len(episodes)
+        steps = np.array([episode.n_steps for episode in episodes])
+        self.total_steps = total_steps = int(steps.max(initial=0))
+        self.positions, self.on_score = padded_positions([song.positions for song in songs], half)
+        width = self.positions.shape[1]
+        self.sound = torch.zeros((size, total_steps, self.positions.shape[2]))
+        truth = torch.zeros((size, total_steps + 1), dtype=torch.float64)
+        true_x = torch.zeros((size, total_steps + 1), dtype=torch.float64)
+        position_x = torch.zeros((size, width - 2 * half), dtype=torch.float64)
+        for row, (episode, song) in enumerate(zip(episodes, songs)):
+            n, start = int(steps[row]), episode.start_frame
+            self.sound[row, :n] = torch.from_numpy(song.sound[start:start + n])
+            truth[row, :n + 1] = torch.from_numpy(song.truth[start:start + n + 1])
+            truth[row, n + 1:] = truth[row, n]
+            true_x[row, :n + 1] = torch.from_numpy(song.true_x[start:start + n + 1])
+            true_x[row, n + 1:] = true_x[row, n]
+            position_x[row, :len(song.position_x)] = torch.from_numpy(song.position_x)
+            position_x[row, len(song.position_x):] = song.position_x[-1]
+        self.truth, self.true_x, self.position_x = truth.float(), true_x.float(), position_x.float()
+        self.on_sheet = loss_on == "sheet"
+        self.unit = model.config.offset_scale_px if self.on_sheet else half
+        self.predict_centre = model.config.predict_centre
+        self.alive = torch.from_numpy(np.arange(total_steps)[None, :] < steps[:, None])
+        self.last_position = torch.tensor([len(song.positions) - 1 for song in songs], dtype=torch.float32)
+        self.start = self.truth[:, 0]  # the notated position of the episode's first onset
+        self.motion = torch.zeros(size)  # the estimate's last move, which the model reads
+
+    def rows(self, step: int) -> int:
+        return self.size
+
+    def advance(self, model: PositionRegressor, step: int, centre: torch.Tensor,
+                state: RecurrentState) -> tuple[torch.Tensor, RecurrentState]:
+        return notated_step(model, self.positions, self.on_score, self.sound[:, step], centre, self.motion, state)
+
+    def loss_terms(self, step: int, position: torch.Tensor, previous: torch.Tensor,
+                   jump_penalty: float) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.on_sheet:
+            return step_loss(sheet_x(self.position_x, position), sheet_x(self.position_x, previous),
+                             self.true_x[:, step + 1], self.unit, jump_penalty)
+        return step_loss(position, previous, self.target(step, self.size), self.unit, jump_penalty)
+
+    def target(self, step: int, rows: int) -> torch.Tensor:
+        return self.truth[:, step + 1]
+
+    def weights(self, step: int) -> torch.Tensor:
+        return self.alive[:, step].float()
+
+    def next_centre(self, position: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        self.motion = (position - previous).detach()
+        return position.detach() + (self.motion if self.predict_centre else 0.0)
+
+    def last_centre(self, rows: int) -> torch.Tensor:
+        return self.last_position
+
+    def sheet_x(self, estimates: torch.Tensor) -> np.ndarray:
+        estimates_x = np.zeros((self.size, self.total_steps))
+        for row, song in enumerate(self.songs):
+            estimates_x[row] = song.score_map.x_at(estimates[row].double().numpy() / self.fps[row])
+        return estimates_x
+
+
+def notated_rollout(model: PositionRegressor, episodes: list[Episode], tables: NotatedTables, *,
+                    loss_on: str = "notated", noise_frames: float = 0.0, max_centre_error_frames: float | None = None,
+                    **loop_options) -> RolloutResult:
+    """Follow every episode to its end in notated time; with an ``optimizer``, train on the way. The result's
+    ``positions`` are sheet x (native px). ``loss_on``: see :class:`NotatedSpace`; ``noise_frames`` and
+    ``max_centre_error_frames``: :func:`~agents.supervised.bptt.truncated_bptt`'s ``noise`` and
+    ``max_centre_error`` in notated frames; ``loop_options``: the rest of its keyword arguments."""
+    return truncated_bptt(model, NotatedSpace(model, episodes, tables, loss_on), noise=noise_frames,
+                          max_centre_error=max_centre_error_frames, **loop_options)
 
 
 class NotatedRegressorFollower(Follower):
@@ -326,5 +321,5 @@ class NotatedRegressorFollower(Follower):
         return np.array([x / self._width], dtype=np.float64)
 
 
-__all__ = ["NotatedRegressorFollower", "NotatedSong", "NotatedTables", "heard_frames", "notated_rollout",
+__all__ = ["NotatedRegressorFollower", "NotatedSong", "NotatedSpace", "NotatedTables", "heard_frames", "notated_rollout",
            "notated_song", "notated_step", "padded_positions", "score_positions", "sheet_x", "window_logits"]

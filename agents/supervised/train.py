@@ -44,6 +44,7 @@ from agents.supervised.model import PositionRegressor
 from agents.supervised.notated import NotatedTables, notated_rollout
 from agents.supervised.rollout import FrozenTrunkTables, rollout
 from agents.supervised.validation import ValidationResult, constant_position_metrics, validate
+from sfgym.data.msmd import find_split_dir
 
 RESUMABLE_KEYS = ("training.epochs", "training.max_minutes", "training.patience", "training.device",
                   "training.num_threads", "training.tensorboard")
@@ -313,8 +314,6 @@ def _tensorboard_writer(run_dir: Path):
 
 
 def _split_dirs(config: SupervisedConfig) -> tuple[Path, Path]:
-    from sfgym.data.msmd import find_split_dir
-
     root = runs.data_root(config.data.dir, "data.dir")
     return find_split_dir(root, config.data.train_split), find_split_dir(root, config.data.valid_split)
 

@@ -15,7 +15,7 @@ What the trunk hears is first brought to the level and spectral tilt of its trai
 (:class:`~agents.tracking.normalize.SpectrumNormalizer`, causal), so that a quieter or darker piano is
 heard as the one it learned from. With ``chroma_weight`` > 0 (:class:`FilterSettings`) a second, classical
 piece of evidence joins the trunk's logits: the cosine of the newest frame's chroma and onset-chroma features
-(:class:`~agents.baselines.dtw_features.ChromaOnsetFeatures`, as on-line DTW uses them) with those of the
+(:class:`~sfgym.score.features.ChromaOnsetFeatures`, as on-line DTW uses them) with those of the
 score synthesized at each notated position. The trunk has learned what a piano it knows sounds like in
 music it knows; chroma knows neither but does not depend on the timbre, so each covers the other's blind
 spot. The trunk is the learned part, the filter the recurrent one; unlike the velocity policies and the
@@ -27,21 +27,21 @@ one); the shipped ``pretrained`` follower is one (:mod:`agents.pretrained`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from agents.baselines.dtw_features import ChromaOnsetFeatures, newest_frame_features
-from agents.baselines.online_dtw import reference_features
 from agents.networks import MatchingTrunk
+from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of, write_checkpoint_payload
 from agents.tracking.filter import FilterSettings, TempoPositionFilter
 from agents.tracking.normalize import SpectrumNormalizer
 from sfgym.data.piece import Piece
 from sfgym.envs.geometry import DEFAULT_GEOMETRY, score_observation_values
 from sfgym.followers import Follower
+from sfgym.score.features import ChromaOnsetFeatures, newest_frame_features, reference_features
 from sfgym.score.timing import ScoreMap, notated_notes
 
 LOOK_AHEAD = 1.0
@@ -192,8 +192,6 @@ def load_follower(path: str | Path, name: str | None = None, **settings: Any) ->
     ``best.pt``, or its directory), or on all the trunks of an ensemble (:func:`save_trunk_ensemble`);
     ``settings`` override :class:`FilterSettings` fields, except ``px_per_second`` and ``normalize`` which go
     to the tracker."""
-    from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of
-
     path = resolve_checkpoint(path)
     payload = read_checkpoint(path)
     weights, trunk_config = trunk_of(payload)
@@ -223,8 +221,6 @@ def save_trunk_ensemble(checkpoints: Sequence[str | Path], out: str | Path) -> P
     Raises:
         ValueError: fewer than two checkpoints, a trunk that is not a matching one, or trunks of other settings.
     """
-    from agents.runs import read_checkpoint, resolve_checkpoint, trunk_of, write_checkpoint_payload
-
     paths = [resolve_checkpoint(checkpoint) for checkpoint in checkpoints]
     if len(paths) < 2:
         raise ValueError(f"an ensemble needs at least two trunks, got {len(paths)}")

@@ -1,4 +1,8 @@
-"""Frame features for on-line time warping that do not depend on the piano or the room.
+"""The score's side of the audio comparison: frame features that do not depend on the piano or the room, and
+the features of the score itself, synthesized.
+
+On-line time warping (:mod:`agents.baselines.online_dtw`), the tracker (:mod:`agents.tracking`) and the notated
+regressors compare what they hear with what the score sounds like; this module is what they share.
 
 The follower compares the performance with the score synthesized by *one* piano (TimGM6mb); the
 performance may be played by another piano in a reverberant room. Comparing raw spectra then compares
@@ -15,16 +19,25 @@ timbres as much as notes. :class:`ChromaOnsetFeatures` keeps what the notes deci
 Every frame's feature depends only on that frame and the one before, so the same numbers come from a
 whole spectrogram (:meth:`ChromaOnsetFeatures.__call__`) and from a live stream of columns
 (:meth:`ChromaOnsetFeatures.stream`).
+
+:func:`reference_features`: the features of the score's own notes, synthesized by one piano
+(:func:`synthesized_spectrogram`), cached in memory per score.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from sfgym.data.spectrogram import band_center_frequencies
+
+SAMPLE_RATE = 22050
+"""Of the score's synthesis (:func:`synthesized_spectrogram`)."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,4 +121,51 @@ def newest_frame_features(features, observation: dict[str, np.ndarray]) -> np.nd
     return features(spectrogram[:, -2:])[-1]
 
 
-__all__ = ["ChromaOnsetFeatures", "FeatureStream", "newest_frame_features", "pitch_class_map"]
+# ---------------------------------------------------------------------------- the score, synthesized
+def synthesized_spectrogram(score_notes: np.ndarray, soundfont: str = "TimGM6mb") -> np.ndarray:
+    """The 78-bin spectrogram of ``score_notes`` synthesized with ``soundfont`` (the default reference)."""
+    # imported on first use: the synthesizer and the MIDI writer cost start-up time that the features do not need
+    from sfgym.data.msmd import notes_to_midi
+    from sfgym.data.spectrogram import spectrogram_from_audio
+    from sfgym.data.synth import synthesize_midi
+
+    audio = synthesize_midi(notes_to_midi(score_notes), soundfont=soundfont, sample_rate=SAMPLE_RATE)
+    return spectrogram_from_audio(audio, SAMPLE_RATE)
+
+
+class _ReferenceCache:
+    """Reference features per score, kept in memory (synthesis costs ~0.5 s per minute of music).
+
+    Keyed by the score's notes (and the synthesis), so the performances of one score (``score@variant``)
+    share one entry.
+    """
+
+    def __init__(self, max_entries: int = 64):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        value = compute()
+        self._entries[key] = value
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return value
+
+
+_REFERENCE_CACHE = _ReferenceCache()
+
+
+def reference_features(score_notes: np.ndarray, features: Callable[[np.ndarray], np.ndarray], features_key: str,
+                       soundfont: str = "TimGM6mb") -> np.ndarray:
+    """``features`` of the score's notes synthesized with ``soundfont`` (a frame per notated frame), cached in
+    memory under the notes, the soundfont and ``features_key`` (which must name the features' settings)."""
+    digest = hashlib.sha1(np.ascontiguousarray(score_notes, dtype=np.float64).tobytes()).hexdigest()
+    return _REFERENCE_CACHE.get(f"{soundfont}:{features_key}:{digest}",
+                                lambda: features(synthesized_spectrogram(score_notes, soundfont)))
+
+
+__all__ = ["ChromaOnsetFeatures", "FeatureStream", "newest_frame_features", "pitch_class_map", "reference_features",
+           "synthesized_spectrogram"]
