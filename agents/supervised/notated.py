@@ -9,7 +9,7 @@ steady performance moves a steady number of notated frames per performed frame (
 recurrent state can carry.
 
 Before a piece (as :class:`~agents.tracking.MatchingTracker` does) every notated frame of the score gets the
-trunk's embedding of its sheet column, through the notated timing (:class:`~agents.baselines.score_side.ScoreMap`).
+trunk's embedding of its sheet column, through the notated timing (:class:`~sfgym.score.timing.ScoreMap`).
 At each step the sound of the last ``match_frames`` frames (level and tilt normalized,
 :class:`~agents.tracking.normalize.SpectrumNormalizer`) is embedded and matched against the ``2H + 1`` positions
 ``centre - H .. centre + H`` around the previous estimate (``H`` = ``model.half_window_frames``; positions off the
@@ -63,7 +63,7 @@ def score_positions(trunk: MatchingTrunk, piece: Piece,
                     px_per_second: float | None = None) -> tuple[ScoreMap, np.ndarray, np.ndarray]:
     """``(score map, sheet x of each notated position, float32 (positions, features) embeddings of their
     columns)``: what a follower in notated time knows of the score before the performance (``px_per_second``:
-    :func:`~agents.baselines.score_side.notated_notes`' stand-in speed)."""
+    :func:`~sfgym.score.timing.notated_notes`' stand-in speed)."""
     score_map = ScoreMap.of(piece, notated_notes(piece, px_per_second))
     strip = torch.from_numpy(score_observation_values(DEFAULT_GEOMETRY.strip(piece.sheet)))[None]
     position_x = notated_positions_x(score_map, piece.fps)
@@ -271,7 +271,7 @@ class NotatedRegressorFollower(Follower):
         model: a :class:`PositionRegressor` with ``space: notated`` (put in eval mode here).
         name: shown in tables and legends.
         px_per_second: stand-in speed for pieces without notated timing
-            (:func:`~agents.baselines.score_side.notated_notes`).
+            (:func:`~sfgym.score.timing.notated_notes`).
     """
 
     action_type = "position"
