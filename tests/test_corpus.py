@@ -1,4 +1,4 @@
-"""Tests for sfgym.data.corpus: the built-in default dataset from the music21 corpus."""
+"""Tests for sfgym.data.corpus and sfgym.data.reduction: the built-in default dataset from the music21 corpus."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from sfgym.data.corpus import (
     CorpusError,
     CorpusPiece,
     default_corpus,
-    load_score,
-    load_score_musicxml,
 )
+from sfgym.data.reduction import load_score, load_score_musicxml
 
 music21 = pytest.importorskip("music21")
 verovio = pytest.importorskip("verovio")
