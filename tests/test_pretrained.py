@@ -562,3 +562,18 @@ def test_the_shipped_follower_reads_its_checkpoint_once(monkeypatch):
     monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(args[0]) or real_load(*args, **kwargs))
     follower = make_follower("pretrained")
     assert isinstance(follower, MatchingTracker) and len(loads) == 1
+
+
+def test_the_shipped_card_follows_the_card_schema():
+    """The shipped card holds every required key of :data:`agents.pretrained.card.CARD_SCHEMA`, no other, each of
+    its type; its model file's hash checks; and a card with a stray or missing key is told."""
+    from agents.pretrained.card import CARD_PARTS, CARD_SCHEMA, card_problems
+
+    directory = Path(pretrained.__file__).parent
+    card = pretrained.read_card(directory / "pretrained.json")
+    assert card_problems(card) == [] and card["command"] == "sfgym train pretrained"
+    assert {field.part for field in CARD_SCHEMA.values()} == set(CARD_PARTS)
+    model, checked = pretrained.shipped_model_path("pretrained", directory)
+    assert model.name == card["model_file"] and checked == card
+    broken = {**{key: value for key, value in card.items() if key != "evaluation"}, "history": {}, "seed": "0"}
+    assert card_problems(broken) == ["missing 'evaluation'", "unknown key 'history'", "'seed' is a str, not int or NoneType"]

@@ -2,10 +2,10 @@
 
 Each shipped follower is two files in this folder (:func:`shipped_dir`): its model, ``NAME.zip`` (an
 SB3 model saved by ``sfgym train rl``) or ``NAME.pt`` (a checkpoint of ``sfgym train supervised``), read by
-the ordinary loaders, and its card ``NAME.json`` (:data:`CARD_FORMAT`): what it is, the commands that
-produced it, the data it was trained on (dataset name, build config, a hash of each split's score
-names), its seed, its figures on the valid and test splits, and the model file's SHA-256, checked before
-the model is loaded. ``sfgym train pretrained`` (:mod:`agents.pretrained.train`) writes both.
+the ordinary loaders, and its card ``NAME.json`` (:data:`CARD_FORMAT`; every key it may hold:
+:mod:`agents.pretrained.card`): what it is (and the model file's SHA-256, checked before the model is
+loaded), the data it was trained on (dataset name, build config, a hash of each split's score names), the
+command that makes it and those that measure it, how it was chosen on valid, its settings, and today's figures. ``sfgym train pretrained`` (:mod:`agents.pretrained.train`) writes both.
 
 :func:`register_shipped` registers every card's name, and always :data:`DEFAULT_NAME`, as a named follower;
 registering reads the small cards only: a model is loaded (torch, stable-baselines3) when its follower is
