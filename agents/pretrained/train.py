@@ -2,10 +2,12 @@
 
 Two ways:
 
-- **All stages** (``--out RUN_DIR``), by default for the tracker (``--follower tracker``): build the training
+- **All stages** (``--out RUN_DIR``, the default: ``runs/pretrained``), by default for the tracker
+  (``--follower tracker``; with no options at all this makes the follower that ships, :data:`DEFAULT_JOBS`,
+  :data:`DEFAULT_TRUNK_SET` and :class:`agents.tracking.FilterSettings`' defaults being its settings): build the training
   data (:data:`TRAINING_DATA`: the default corpus with human timing and sound augmentation, and far-tempo
-  performances of it and of the ``piano-v2`` corpus) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, its 30-minute
-  budget) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split of each training dataset
+  performances of it and of the ``piano-v2`` corpus) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, 20 minutes:
+  :data:`DEFAULT_TRUNK_SET`) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split of each training dataset
   with the tracker (:mod:`agents.tracking`) on each and on all trunks averaged (``RUN_DIR/ensemble``), and ship
   the one whose tracker tracks best on valid, each dataset counting once (the average on a tie).
   ``--follower ppo`` trains PPO on one matching trunk instead (config ``ppo_matching``, 25 minutes per seed, into

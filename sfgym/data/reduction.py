@@ -133,19 +133,24 @@ def load_score(piece: CorpusPiece) -> stream.Score:
 
 _RUN_TOGETHER_RE = re.compile(r"(\S)(is overfull:|assuming )")
 """Where music21's overfull-measure warning runs two words together."""
-
+_MEASURE_RE = re.compile(r"\bmeasure (\d+)\b")
+"""The source measure a music21 warning is about."""
 
 _WARNED: set[tuple[str, str]] = set()
-"""(source, message) of the parse warnings shown in this process: the excerpts of one source are parsed one
-by one, and music21 warns about the same measure each time."""
+"""(source, message) of the parse warnings shown in this process: a source parsed again (another excerpt, a
+build run again) brings the same ones."""
 
 
 def _warn_once(piece: CorpusPiece, caught: list[warnings.WarningMessage]) -> None:
-    """Show each of music21's warnings about ``piece``'s source once per process, its words spaced (music21
-    runs "part X" into "is overfull" and "...," into "assuming")."""
+    """Show music21's warnings about ``piece``'s source, its words spaced (music21 runs "part X" into "is
+    overfull" and "...," into "assuming"): once per process, and for an excerpt only those about its own
+    measures (the excerpts of a source are built in several worker processes, each parsing the whole file)."""
     for caught_warning in caught:
         message = _RUN_TOGETHER_RE.sub(r"\1 \2", str(caught_warning.message))
-        if (piece.source, message) in _WARNED:
+        measure = _MEASURE_RE.search(message)
+        outside = (piece.measures is not None and measure is not None
+                   and not piece.measures[0] <= int(measure.group(1)) <= piece.measures[1])
+        if outside or (piece.source, message) in _WARNED:
             continue
         _WARNED.add((piece.source, message))
         warnings.warn_explicit(f"{piece.source}: {message}", caught_warning.category, caught_warning.filename,
