@@ -261,7 +261,7 @@ def test_the_shipped_pretrained_follower_follows_the_msmd_sample(monkeypatch, ms
     assert "pretrained" in follower_descriptions()
     if not pretrained.card_path("pretrained").is_file():
         pytest.skip(f"no follower is shipped yet ({pretrained.card_path('pretrained')} is missing): make one with "
-                    "'sfgym train pretrained' (README, 'Ready to use')")
+                    "'sfgym train pretrained' (docs/model-card.md)")
     card = pretrained.read_card(pretrained.card_path("pretrained"))
     assert card["data"]["name"] and card["data"]["splits"] and card["commands"]
     assert (pretrained.shipped_dir() / card["model_file"]).stat().st_size < 20 * 2**20  # a few MB

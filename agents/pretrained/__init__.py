@@ -54,7 +54,7 @@ given to its loader unless the caller gives its own."""
 
 STAND_IN_SPEED_KEY = "stand_in_px_per_second"
 """Card key of such a follower's own stand-in speed (sheet px per second: the median of its training data's
-train split, :func:`sfgym.data.tempo.median_speed_px_per_s`), used on scores without notated timing (a real
+train split, :func:`sfgym.score.timing.median_speed_px_per_s`), used on scores without notated timing (a real
 MSMD piece, a bare ``.npz``) unless a speed is given; with it the follower needs nothing more than a score."""
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -140,7 +140,7 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no shipped follower {name!r} is installed (no card); make one with "
-            f"'sfgym train pretrained --ship {name}' (see README, 'Ready to use') or give a model file instead")
+            f"'sfgym train pretrained --ship {name}' (see docs/model-card.md) or give a model file instead")
     card = read_card(path)
     model = path.parent / card["model_file"]
     if not model.is_file():

@@ -433,7 +433,7 @@ corpus with human timing and two sound-augmented takes of every train score (oth
 EQ, room, noise). The others add their train splits (``data.extra_train_dirs``): the same scores and splits at
 tempi far from the notated one (``wide``), and the ``piano-v2`` corpus (song accompaniments and keyboard music)
 at 0.7-1.4 (``piano-wide``). The follower shipped is chosen on the mean valid TR over all three. With them each trunk tracked the clean valid
-splits as well or better (README: Ready to use) and a far-tempo, unseen-piano dev set of the default valid scores
+splits as well or better (docs/model-card.md) and a far-tempo, unseen-piano dev set of the default valid scores
 better (0.978 against 0.965 for three trunks averaged). The song accompaniments alone (``--corpus songs``),
 added to the first without the others, made the tracker worse on valid (TR 0.70 against 0.88, one seed each,
 before the chroma evidence)."""
@@ -479,7 +479,7 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
     if len(stages) > 1:
         # all trunks' logits averaged: a candidate too, which wins ties. Valid splits the tracker follows to the
         # end cannot tell the seeds apart, and a single trunk that is no better there is a bet on one seed: on
-        # a far-tempo dev set three such tied trunks spread 0.961-0.982 around their average's 0.978 (README)
+        # a far-tempo dev set three such tied trunks spread 0.961-0.982 around their average's 0.978 (docs/model-card.md)
         ensemble = ensemble_model([run / "best.pt" for _, run in stages], out / "ensemble" / "best.pt")
         tr, tue, valid = _valid_over(ensemble, [main_root, *extra_roots], workers, progress, settings)
         candidates.append((tr, tue, float("inf"), ensemble.parent, valid))

@@ -65,7 +65,7 @@ class FilterSettings:
     """
 
     # The defaults are the settings of the shipped follower ``pretrained`` (its card's ``follower_settings``,
-    # chosen on the valid splits; README: Ready to use): ``sfgym train pretrained`` with no flags makes it.
+    # chosen on the valid splits; docs/model-card.md): ``sfgym train pretrained`` with no flags makes it.
     # A wide tempo range, since performers often play far from the written tempo (0.25-4x in 25 steps,
     # about 12 % apart).
     tempo_min: float = 0.25
