@@ -23,6 +23,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from agents.baselines import BASELINES
+from agents.pretrained import register_shipped
+from agents.runs import read_checkpoint
 from sfgym import followers
 from sfgym.followers import Follower
 
@@ -39,9 +42,6 @@ follower: a supervised regressor, or a matching trunk followed by :class:`agents
 def register_followers() -> None:
     """Register the baselines, the shipped followers and the checkpoint loaders with :mod:`sfgym.followers`
     (idempotent; the shipped followers' cards are read again, so a follower shipped since is found)."""
-    from agents.baselines import BASELINES
-    from agents.pretrained import register_shipped
-
     for name, factory in BASELINES.items():
         followers.register_follower(name, factory)
     register_shipped(reserved=BASELINES)
@@ -61,8 +61,6 @@ class CheckpointLoader:
         ``path`` is not a ``.pt`` file, or not a readable checkpoint: the module's loader says what is wrong)."""
         if Path(path).suffix.lower() != ".pt":
             return self.module, None
-        from agents.runs import read_checkpoint
-
         try:
             checkpoint = read_checkpoint(path)
         except ValueError:

@@ -41,8 +41,18 @@ from typing import Any
 
 import yaml
 
+from agents.config_files import apply_overrides
 from agents.pretrained import (CARD_FORMAT, CARD_VERSION, DEFAULT_NAME, FOLLOWER_SETTINGS_KEY, MODEL_SUFFIXES,
                                NOTATED_TEMPO_KINDS, STAND_IN_SPEED_KEY, card_path, check_name, file_sha256, shipped_dir)
+from agents.rl.follower import MODEL_FILES, read_metadata
+from agents.runs import RunDirectory, is_sb3_model, json_safe, read_checkpoint, resolve_checkpoint, run_as_script
+from agents.tracking import FilterSettings, save_trunk_ensemble
+import sfgym
+from sfgym.data.dataset import BuildConfig, build_dataset, default_dataset_root, read_manifest
+from sfgym.data.msmd import find_split_dir, load_split
+from sfgym.evaluation import AgentSpec, run_evaluation
+from sfgym.files import atomic_write_bytes
+from sfgym.score.timing import median_speed_px_per_s
 
 TRUNK_CONFIG, RL_CONFIG = "trunk_matching", "ppo_matching"
 """The packaged configs of the trunk and PPO stages (and their budgets)."""
@@ -68,8 +78,6 @@ def dataset_identity(root: str | Path) -> dict[str, Any]:
     """What identifies a dataset: its name (the folder's, e.g. ``default-v1``), its manifest's build config
     and creation time, and per split the numbers of scores and performances and the SHA-256 of its
     sorted score names (one per line)."""
-    from sfgym.data.dataset import read_manifest
-
     root = Path(root)
     manifest = read_manifest(root)
     identity: dict[str, Any] = {"name": root.name, "build_config": manifest.get("build_config"),
@@ -89,8 +97,6 @@ def dataset_identity(root: str | Path) -> dict[str, Any]:
 def _data_root(directory: str | None) -> Path:
     """The dataset root a run config names (``None``: the default dataset's place, never built here)."""
     if directory is None:
-        from sfgym.data.dataset import default_dataset_root
-
         return default_dataset_root()
     return Path(directory).expanduser()
 
@@ -125,8 +131,6 @@ def _run_config(run: Path) -> dict[str, Any]:
 
 def _run_status(run: Path) -> dict[str, Any]:
     """The ``status.json`` of the run in ``run`` (``{}``: none); a corrupt one is an error naming the file."""
-    from agents.runs import RunDirectory
-
     return RunDirectory(run, trainer="").status() or {}
 
 
@@ -172,9 +176,6 @@ def trained_model(source: str | Path) -> TrainedModel:
     Raises:
         FileNotFoundError / ValueError: nothing to ship there, or a file of neither kind (named).
     """
-    from agents.rl.follower import MODEL_FILES
-    from agents.runs import is_sb3_model, resolve_checkpoint
-
     source = Path(source)
     if source.is_dir():
         if any((source / name).is_file() for name in MODEL_FILES):
@@ -188,16 +189,12 @@ def trained_model(source: str | Path) -> TrainedModel:
                          "matching trunk's checkpoint (.pt)")
     if model.suffix == ".zip" or is_sb3_model(model):
         return _rl_model(model)
-    from agents.runs import read_checkpoint
-
     if read_checkpoint(model)["trainer"] == "trunk":
         return _tracker_model(model)
     return _supervised_model(model)
 
 
 def _rl_model(model: Path) -> TrainedModel:
-    from agents.rl.follower import read_metadata
-
     metadata = read_metadata(model)
     run = model.parent
     config = _run_config(run)
@@ -217,8 +214,6 @@ def _rl_model(model: Path) -> TrainedModel:
 
 
 def _supervised_model(model: Path) -> TrainedModel:
-    from agents.runs import read_checkpoint
-
     payload = read_checkpoint(model, trainer="supervised")  # names the file when it is not one
     config = payload["config"]
     run = model.parent
@@ -237,8 +232,6 @@ def _supervised_model(model: Path) -> TrainedModel:
 
 def _tracker_model(model: Path) -> TrainedModel:
     """A matching trunk's checkpoint (``sfgym train trunk``), shipped to be followed by the tracker."""
-    from agents.runs import read_checkpoint
-
     payload = read_checkpoint(model, trainer="trunk")
     if payload["trunk"].kind != "matching":
         raise ValueError(f"{model}: a {payload['trunk'].kind!r} trunk; only a matching trunk can be shipped "
@@ -271,10 +264,6 @@ def evaluate_model(model: Path, data: Path, splits: list[str], label: str, worke
                    progress: bool = True, settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The model's figures (:data:`EVALUATION_KEYS`) on each of ``splits`` of ``data``, all performances, its
     follower made with ``settings``."""
-    from agents.runs import json_safe
-    from sfgym.data.msmd import find_split_dir, load_split
-    from sfgym.evaluation import AgentSpec, run_evaluation
-
     figures = {}
     for split in splits:
         pieces = load_split(find_split_dir(data, split), progress=False)
@@ -288,9 +277,6 @@ def evaluate_model(model: Path, data: Path, splits: list[str], label: str, worke
 def stand_in_speed_of(data: Path) -> float | None:
     """The median speed (px/s) of ``data``'s train split, a tracker's stand-in tempo on scores without
     notated timing (:data:`~agents.pretrained.STAND_IN_SPEED_KEY`); ``None`` without a train split."""
-    from sfgym.data.msmd import find_split_dir
-    from sfgym.score.timing import median_speed_px_per_s
-
     try:
         return median_speed_px_per_s(find_split_dir(data, "train"))
     except ValueError:
@@ -316,11 +302,7 @@ def ship(trained: TrainedModel, name: str = DEFAULT_NAME, into: str | Path | Non
     Raises:
         ValueError: a follower of that name is shipped there already and ``overwrite`` is false.
     """
-    import sfgym
     import torch
-
-    from agents.runs import json_safe
-    from sfgym.files import atomic_write_bytes
 
     into = Path(into) if into is not None else shipped_dir()
     card_file = _free_card_path(name, into, overwrite)
@@ -441,8 +423,6 @@ before the chroma evidence)."""
 
 def build_training_data(out: Path, workers: int | None = None, progress: bool = True) -> list[Path]:
     """Build (or complete: a build resumes) each of :data:`TRAINING_DATA` under ``out / "data"``."""
-    from sfgym.data.dataset import BuildConfig, build_dataset
-
     roots = []
     for name, settings in TRAINING_DATA.items():
         root = out / "data" / name
@@ -508,9 +488,6 @@ def _valid_over(model: Path, roots: list[Path], workers: int | None, progress: b
 
 def tracker_settings(items: list[str]) -> dict[str, Any]:
     """``--tracker-set KEY=VALUE`` items as settings of :class:`agents.tracking.FilterSettings` (checked)."""
-    from agents.config_files import apply_overrides
-    from agents.tracking import FilterSettings
-
     settings = apply_overrides({}, items)
     try:
         FilterSettings.checked(settings)
@@ -523,10 +500,6 @@ def ensemble_model(checkpoints: list[Path], out: Path) -> Path:
     """One checkpoint of the matching trunks of ``checkpoints`` (runs or files;
     :func:`agents.tracking.save_trunk_ensemble`),
     at ``out`` (written again only when its members changed)."""
-    from agents.runs import resolve_checkpoint
-    from agents.tracking import save_trunk_ensemble
-    from sfgym.files import atomic_write_bytes
-
     checkpoints = [resolve_checkpoint(checkpoint) for checkpoint in checkpoints]
     sources = out.parent / "members.json"
     fingerprint = [file_sha256(checkpoint) for checkpoint in checkpoints]
@@ -545,8 +518,6 @@ def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool,
                    settings: dict[str, Any] | None = None, cache_name: str = "valid.json") -> dict[str, Any]:
     """The model's figures on the valid split of ``data`` (its follower made with ``settings``), kept beside it
     (``cache_name``): a re-run re-uses them."""
-    from sfgym.files import atomic_write_bytes
-
     cached = model.parent / cache_name
     fingerprint = {"model_sha256": file_sha256(model), "data": str(data), **({"settings": settings} if settings else {})}
     if cached.is_file():
@@ -703,6 +674,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    from agents.runs import run_as_script
-
     run_as_script("agents.pretrained.train", __doc__, add_arguments, main)

@@ -38,10 +38,16 @@ from typing import Any
 
 import numpy as np
 
-from sfgym.data.msmd import list_pieces, piece_files, write_piece
-from sfgym.data.performance import smooth_tempo_factor
-from sfgym.files import atomic_write_bytes
+from sfgym.data.augment import AugmentSettings, augment_audio, augment_notes, draw_program
+from sfgym.data.corpus import CORPORA, corpus_pieces
+from sfgym.data.engrave import engrave
+from sfgym.data.msmd import (list_pieces, midi_bytes, notes_of_midi, notes_to_midi, piece_files, read_midi_notes,
+                             read_score_npz, write_piece)
+from sfgym.data.performance import HumanTiming, human_performance, smooth_tempo_factor
 from sfgym.data.piece import Piece, note_onset_frames
+from sfgym.data.synth import available_soundfonts, synthesize_midi, wav_bytes
+from sfgym.files import atomic_write_bytes
+from sfgym.settings import reject_unknown_fields
 
 DEFAULT_DATASET_NAME = "default-v1"
 SAMPLE_RATE = 22050
@@ -92,8 +98,6 @@ class BuildConfig:
     augment_settings: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        from sfgym.data.corpus import CORPORA
-
         if self.corpus not in CORPORA:
             raise ValueError(f"unknown corpus {self.corpus!r}: choose one of {', '.join(CORPORA)}")
         if self.timing not in TIMING_MODELS:
@@ -111,9 +115,6 @@ class BuildConfig:
 
     def human_timing(self):
         """The :class:`~sfgym.data.performance.HumanTiming` of this build's human-timed performances."""
-        from sfgym.data.performance import HumanTiming
-        from sfgym.settings import reject_unknown_fields
-
         settings = dict(self.timing_settings)
         reject_unknown_fields(HumanTiming, settings, "human timing")
         settings = {key: tuple(value) if isinstance(value, list) else value for key, value in settings.items()}
@@ -121,8 +122,6 @@ class BuildConfig:
 
     def augmentation(self):
         """The :class:`~sfgym.data.augment.AugmentSettings` of this build's augmented takes."""
-        from sfgym.data.augment import AugmentSettings
-
         return AugmentSettings.with_changes(dict(self.augment_settings))
 
 
@@ -154,8 +153,6 @@ def _performance_seed(seed: int, score_name: str, tempo_ratio: float) -> int:
 def _perform(score_notes: np.ndarray, tempo_ratio: float, config: BuildConfig, seed: int):
     """The performed notes (score order) and their velocities (``None``: the builder's constant 80)."""
     if config.timing == "human":
-        from sfgym.data.performance import human_performance
-
         played = human_performance(score_notes, tempo_ratio, seed, config.human_timing())
         return played.notes, played.velocities
     return expressive_timing(score_notes, tempo_ratio, config.tempo_curve_depth, seed), None
@@ -195,8 +192,6 @@ def soundfont_label(soundfont: str) -> str:
 
 
 def _check_soundfonts(soundfonts: tuple[str, ...]) -> tuple[str, ...]:
-    from sfgym.data.synth import available_soundfonts
-
     known = available_soundfonts()
     unknown = [s for s in soundfonts if s not in known and not Path(s).is_file()]
     if unknown or not soundfonts:
@@ -208,11 +203,7 @@ def _build_one_score(score_source, score_name: str, split_dir: Path, config: Bui
                      augment: bool = False) -> dict:
     """Engrave one score and write all its performances (and, with ``augment``, its augmented takes) into
     ``split_dir``. Runs in a worker process."""
-    from sfgym.data.augment import augment_audio, augment_notes, draw_program
-    from sfgym.data.engrave import engrave
-    from sfgym.data.msmd import midi_bytes, notes_of_midi, notes_to_midi
-    from sfgym.data.spectrogram import spectrogram_from_audio
-    from sfgym.data.synth import synthesize_midi, wav_bytes
+    from sfgym.data.spectrogram import spectrogram_from_audio  # here: scipy.fft, ~130 ms of `import sfgym`
 
     started = time.perf_counter()
     engraved = engrave(score_source)
@@ -299,7 +290,7 @@ def build_dataset(
     """
     from tqdm.auto import tqdm
 
-    from sfgym.data.spectrogram import SpectrogramParams
+    from sfgym.data.spectrogram import SpectrogramParams  # here: scipy.fft, ~130 ms of `import sfgym`
     out_dir = Path(out_dir)
     soundfonts = _check_soundfonts(config.soundfonts)
     record = _build_record(config, soundfonts)
@@ -399,7 +390,7 @@ def _build_one_score_safe(source, name, split_dir, config, soundfonts, augment=F
     """Worker wrapper: a score that cannot be built is reported, not fatal to the whole build."""
     try:
         if not isinstance(source, (str, Path)):
-            from sfgym.data.reduction import load_score_musicxml
+            from sfgym.data.reduction import load_score_musicxml  # here: music21 costs ~200 ms to import
 
             source = load_score_musicxml(source)
         return _build_one_score(source, name, Path(split_dir), config, soundfonts, augment)
@@ -410,8 +401,6 @@ def _build_one_score_safe(source, name, split_dir, config, soundfonts, augment=F
 def _resolve_corpus(corpus, max_pieces, corpus_name: str = "default") -> list[tuple[str, object, dict]]:
     """``(score name, source, metadata)`` triples; a source is a path, score text or a CorpusPiece."""
     if corpus is None:
-        from sfgym.data.corpus import corpus_pieces
-
         corpus = corpus_pieces(corpus_name)
     triples = []
     for item in corpus:
@@ -479,8 +468,6 @@ def read_manifest(root: str | Path) -> dict:
 
 def dataset_summary(root: str | Path) -> list[dict]:
     """One row per piece of every split under ``root`` (or of ``root`` itself if it is a split)."""
-    from sfgym.data.msmd import read_midi_notes, read_score_npz
-
     root = Path(root)
     split_dirs = [root] if (root / "score").is_dir() else sorted(p for p in root.iterdir() if (p / "score").is_dir())
     if not split_dirs:
