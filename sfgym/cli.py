@@ -17,7 +17,7 @@ from sfgym.commands import CommandParser
 from sfgym.threads import torch_threads
 
 # Modules under sfgym.commands, in the order their commands are listed in --help.
-COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow", "agents")
+COMMAND_MODULES = ("data", "train", "sweep", "evaluate", "render", "follow", "agents")
 
 DESCRIPTION = """\
 sfgym: score following on MSMD-format data.
