@@ -13,7 +13,7 @@ A trial calls its trainer's own ``main`` (the module of ``sfgym train KIND``) wi
 (``--set SEED_KEY=k``) and its setting's ``--set``s, so a sweep's trial is the run the same command line
 makes by hand. The trainer module says what a sweep reads of a finished run (``selection_figures``,
 ``SEED_KEY``, ``SELECTION_FIGURE``), so this module knows no trainer's files. Its chosen model is then
-followed on the test split of its dataset (:func:`test_figures`, cached in the trial's
+followed on the test split of its dataset (:func:`figures_on_test`, cached in the trial's
 ``test_figures.json``).
 
 ``resume=True`` runs only the trials not complete (``status.json``): an interrupted one continues with
@@ -143,10 +143,10 @@ def plan_trials(swept: dict[str, list[str]], seeds: Sequence[int], samples: int 
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"--seeds: give distinct seeds, got {list(seeds)}")
     varied = [i for i, key in enumerate(keys) if len(swept[key]) > 1]  # a key of one value is no part of a name
-    labels = [_setting_label([keys[i] for i in varied], [values[i] for i in varied], short=True) for values in settings]
-    if len(set(labels)) != len(labels):  # two keys end alike (model.dropout, trunk.dropout): spell them out
-        labels = [_setting_label([keys[i] for i in varied], [values[i] for i in varied], short=False)
-                  for values in settings]
+    names = [keys[i].rsplit(".", 1)[-1] for i in varied]
+    if len(set(names)) != len(names):  # two keys end alike (model.dropout, trunk.dropout): spell them out
+        names = [keys[i] for i in varied]
+    labels = [_setting_label(names, [values[i] for i in varied]) for values in settings]
     trials = []
     for label, values in zip(labels, settings):
         overrides = tuple(f"{key}={value}" for key, value in zip(keys, values))
@@ -155,9 +155,9 @@ def plan_trials(swept: dict[str, list[str]], seeds: Sequence[int], samples: int 
     return trials
 
 
-def _setting_label(keys: Sequence[str], values: Sequence[str], short: bool) -> str:
+def _setting_label(names: Sequence[str], values: Sequence[str]) -> str:
     """A setting as a directory name: ``lr=0.001_hidden_size=16`` (``config`` for none)."""
-    parts = [f"{key.rsplit('.', 1)[-1] if short else key}={value}" for key, value in zip(keys, values)]
+    parts = [f"{name}={value}" for name, value in zip(names, values)]
     return re.sub(r"[^A-Za-z0-9._=+-]+", "-", "_".join(parts)).strip("-") or "config"
 
 
@@ -226,11 +226,11 @@ def run_trial(kind: str, trial: Trial, trainer_args: Sequence[str], trial_dir: s
     figures = module.selection_figures(trial_dir)
     if test and figures.get("model") and not (trial_dir / TEST_FIGURES).is_file():
         atomic_write_bytes(trial_dir / TEST_FIGURES,
-                           (json.dumps(test_figures(figures["model"], figures.get("data")), indent=2) + "\n").encode())
+                           (json.dumps(figures_on_test(figures["model"], figures.get("data")), indent=2) + "\n").encode())
     return figures
 
 
-def test_figures(model: str, data: str | None) -> dict[str, float]:
+def figures_on_test(model: str, data: str | None) -> dict[str, float]:
     """TR and TUE of ``model`` (a follower file) followed over the test split of ``data`` (None: the
     default dataset), once per piece, in this process."""
     from sfgym.data.msmd import find_split_dir, load_split
@@ -441,4 +441,4 @@ def _fit(tune, kind: str, trainer_args: Sequence[str], trials: Sequence[Trial], 
 
 __all__ = ["INSTALL_HINT", "RayUnavailable", "SweepPlan", "Trial", "TrialsFailed", "import_ray", "parse_seeds", "parse_sets",
            "plan_trials", "read_sweep_file", "run_sweep", "run_trial", "setting_rows", "split_values",
-           "summary_markdown", "test_figures", "trial_rows", "trial_state", "write_tables"]
+           "summary_markdown", "figures_on_test", "trial_rows", "trial_state", "write_tables"]
