@@ -28,6 +28,7 @@ Typical session:
   sfgym evaluate --agents oracle,constant_tempo,online_dtw --out results/
   sfgym train supervised --config lstm
   sfgym train rl --config ppo
+  sfgym sweep supervised --config lstm --set training.lr=1e-3,3e-3 --out sweeps/lr   # on Ray
   sfgym render --agents constant_tempo,online_dtw --piece NAME --video out.mp4
   sfgym follow take.wav --score piece.musicxml --positions take.csv
   sfgym agents                          # the followers these commands take

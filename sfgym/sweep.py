@@ -156,9 +156,10 @@ def plan_trials(swept: dict[str, list[str]], seeds: Sequence[int], samples: int 
 
 
 def _setting_label(names: Sequence[str], values: Sequence[str]) -> str:
-    """A setting as a directory name: ``lr=0.001_hidden_size=16`` (``config`` for none)."""
-    parts = [f"{name}={value}" for name, value in zip(names, values)]
-    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", "_".join(parts)).strip("-") or "config"
+    """A setting as a directory name: ``lr-0.001_hidden_size-16`` (``config`` for none; no ``=``, which
+    ``sfgym evaluate --agents LABEL=SPEC`` would read as a label)."""
+    parts = [f"{name}-{value}" for name, value in zip(names, values)]
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", "_".join(parts)).strip("-") or "config"
 
 
 def parse_seeds(text: str) -> list[int]:

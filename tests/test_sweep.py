@@ -40,12 +40,12 @@ def test_the_plan_is_the_grid_times_the_seeds_named_by_what_varies():
     trials = plan_trials({"training.lr": ["0.001", "0.003"], "model.cell": ["lstm"], "model.hidden_size": ["8", "16"]},
                          seeds=[0, 1])
     assert len(trials) == 8
-    assert trials[0] == Trial("lr=0.001_hidden_size=8-seed0", "training.lr=0.001 model.hidden_size=8",
+    assert trials[0] == Trial("lr-0.001_hidden_size-8-seed0", "training.lr=0.001 model.hidden_size=8",
                               ("training.lr=0.001", "model.cell=lstm", "model.hidden_size=8"), 0)
     assert len({t.name for t in trials}) == 8
     # keys that end alike are spelled out; no swept key: the config's own setting
     alike = plan_trials({"model.dropout": ["0", "0.1"], "trunk.dropout": ["0", "0.1"]}, seeds=[0])
-    assert alike[1].name == "model.dropout=0_trunk.dropout=0.1-seed0"
+    assert alike[1].name == "model.dropout-0_trunk.dropout-0.1-seed0"
     assert [t.name for t in plan_trials({}, seeds=[0, 1])] == ["config-seed0", "config-seed1"]
     samples = plan_trials({"a": ["1", "2", "3"], "b": ["1", "2"]}, seeds=[0], samples=4)
     assert len(samples) == 4 and len({t.setting for t in samples}) == 4
@@ -132,7 +132,7 @@ def _run(arguments, capsys) -> str:
 @pytest.mark.slow
 def test_a_tiny_sweep_writes_run_directories_and_its_table(tiny_sweep, tmp_path):
     sweep_dir, _, out = tiny_sweep
-    names = [f"lr={lr}-seed{seed}" for lr in LEARNING_RATES for seed in SEEDS]
+    names = [f"lr-{lr}-seed{seed}" for lr in LEARNING_RATES for seed in SEEDS]
     assert sorted(path.name for path in (sweep_dir / "trials").iterdir()) == sorted(names)
     assert sum(line.startswith("[") and ": valid_tr " in line for line in out.splitlines()) == 6  # one line a trial
     for name in names:
@@ -154,7 +154,7 @@ def test_a_tiny_sweep_writes_run_directories_and_its_table(tiny_sweep, tmp_path)
 
     # an ordinary run directory: `sfgym evaluate` takes its model
     trial = sweep_dir / "trials" / names[0]
-    assert main(["evaluate", "--agents", f"t={trial / 'best.pt'}", "--data", _data_dir(trial),
+    assert main(["evaluate", "--agents", str(trial / "best.pt"), "--data", _data_dir(trial),
                  "--out", str(tmp_path / "eval"), "--no-plots", "--workers", "1"]) == 0
     evaluated = pd.read_csv(tmp_path / "eval" / "summary.csv")
     assert evaluated["tr"][0] == pytest.approx(trials["test_tr"][0])
@@ -176,9 +176,9 @@ def test_the_sweep_gives_the_figures_of_the_same_runs_started_by_hand(tiny_sweep
             _run(["train", "supervised", *TINY_SUPERVISED, "--data", str(toy_dataset), "--set", f"training.lr={lr}",
                   "--set", f"training.seed={seed}", "--out", str(run), "--no-progress"], capsys)
             by_hand = json.loads((run / "metrics.json").read_text())["valid"]
-            swept = trials.loc[f"lr={lr}-seed{seed}"]
+            swept = trials.loc[f"lr-{lr}-seed{seed}"]
             assert (swept["valid_tr"], swept["valid_tue"]) == (by_hand["tr"], by_hand["tue"])
-            swept_history = pd.read_csv(sweep_dir / "trials" / f"lr={lr}-seed{seed}" / "history.csv")
+            swept_history = pd.read_csv(sweep_dir / "trials" / f"lr-{lr}-seed{seed}" / "history.csv")
             hand_history = pd.read_csv(run / "history.csv")
             columns = [c for c in hand_history.columns if c != "seconds"]
             pd.testing.assert_frame_equal(swept_history[columns], hand_history[columns])
@@ -191,7 +191,7 @@ def test_a_resumed_sweep_runs_only_the_trials_left(tiny_sweep, capsys):
     sweep_dir, arguments, _ = tiny_sweep
     before = (sweep_dir / "trials.csv").read_text()
     trials = sweep_dir / "trials"
-    deleted, interrupted = trials / "lr=0.001-seed1", trials / "lr=0.003-seed2"
+    deleted, interrupted = trials / "lr-0.001-seed1", trials / "lr-0.003-seed2"
     kept = {path.name: (path / "best.pt").stat().st_mtime_ns for path in trials.iterdir()
             if path not in (deleted, interrupted)}
     shutil.rmtree(deleted)
@@ -211,3 +211,25 @@ def test_a_resumed_sweep_runs_only_the_trials_left(tiny_sweep, capsys):
     # a resumed sweep must be the same sweep
     assert main([a.replace("0.001,0.003", "0.001,0.01") for a in arguments] + ["--resume"]) == 1
     assert "holds another sweep" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, options, seed_key, figure, tested", [
+    ("rl", ["--config", "tiny", "--set", "total_timesteps=128"], ("seed",), "valid_tr", True),
+    ("trunk", ["--config", "trunk_offset", "--set", "training.max_steps=2", "--set", "training.eval_every_steps=2",
+               "--set", "training.device=cpu", "--set", "training.num_threads=1", "--set", "data.valid_pieces=1",
+               "--set", "data.valid_samples=8"], ("training", "seed"), "valid_mae_px", False),
+])
+def test_every_trainer_sweeps_with_its_seed_and_its_figure(local_ray, tmp_path, toy_dataset, kind, options, seed_key,
+                                                           figure, tested):
+    import yaml
+
+    sweep_dir = tmp_path / kind
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["sweep", kind, *options, "--data", str(toy_dataset), "--seeds", "3", "--out", str(sweep_dir)]) == 0
+    assert f"config-seed3: {figure} " in out.getvalue()
+    config = yaml.safe_load((sweep_dir / "trials" / "config-seed3" / "config.yaml").read_text())
+    assert config[seed_key[0]] == 3 if len(seed_key) == 1 else config[seed_key[0]][seed_key[1]] == 3
+    settings = pd.read_csv(sweep_dir / "summary.csv")
+    assert settings["seeds"][0] == 1 and not pd.isna(settings[f"{figure}_mean"][0])
+    assert ("test_tr_mean" in settings.columns) == tested
