@@ -391,13 +391,29 @@ def run_sweep(kind: str, trainer_args: Sequence[str], trials: Sequence[Trial], s
 
 
 def _tune_trial(config: dict[str, Any]) -> None:
-    """Tune's trainable: one trial (:func:`run_trial`), reporting its selection figure."""
+    """Tune's trainable: one trial (:func:`run_trial`), reporting its selection figure, or its error (the
+    traceback goes to the trial's ``sweep.log``: one line on the console, not Tune's pages of it).
+
+    Tune starts a trial in a directory of its own; it runs in the sweep's working directory instead, where
+    there is one, so that relative paths in the trainer options mean what they meant on the command line."""
+    import os
+    import traceback
+
     from ray import tune
 
     spec = config["spec"]
+    if os.path.isdir(spec["cwd"]):
+        os.chdir(spec["cwd"])
     trial = Trial(**{**spec["trial"], "overrides": tuple(spec["trial"]["overrides"])})
-    figures = run_trial(spec["kind"], trial, spec["trainer_args"], spec["trial_dir"], spec["test"])
-    tune.report({k: v for k, v in figures.items() if isinstance(v, (int, float))} | {"trial_name": trial.name})
+    try:
+        figures = run_trial(spec["kind"], trial, spec["trainer_args"], spec["trial_dir"], spec["test"])
+    except Exception as error:
+        Path(spec["trial_dir"]).mkdir(parents=True, exist_ok=True)
+        with open(Path(spec["trial_dir"]) / TRIAL_LOG, "a") as log:
+            traceback.print_exc(file=log)
+        tune.report({"error": f"{type(error).__name__}: {error}"})
+        return
+    tune.report({k: v for k, v in figures.items() if isinstance(v, (int, float))})
 
 
 def _fit(tune, kind: str, trainer_args: Sequence[str], trials: Sequence[Trial], sweep_dir: Path,
@@ -407,7 +423,7 @@ def _fit(tune, kind: str, trainer_args: Sequence[str], trials: Sequence[Trial], 
     Tune's own experiment state (``SWEEP_DIR/tune``) is made afresh each time: what is done lives in the
     trial directories, so a resumed sweep is a new experiment over the trials left."""
     specs = [{"kind": kind, "trainer_args": list(trainer_args), "trial": asdict(t), "test": test,
-              "trial_dir": str(sweep_dir / TRIALS / t.name)} for t in trials]
+              "trial_dir": str(sweep_dir / TRIALS / t.name), "cwd": str(Path.cwd())} for t in trials]
     shutil.rmtree(sweep_dir / "tune", ignore_errors=True)
     started = time.monotonic()
 
@@ -421,8 +437,12 @@ def _fit(tune, kind: str, trainer_args: Sequence[str], trials: Sequence[Trial], 
                     f"({time.monotonic() - started:.0f} s)")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            value = (trial.last_result or {}).get(module_figure)
-            self._line(trial, f"{module_figure} {value:.3f}" if isinstance(value, (int, float)) else "done")
+            result = trial.last_result or {}
+            value = result.get(module_figure)
+            if "error" in result:
+                self._line(trial, f"failed: {result['error']}")
+            else:
+                self._line(trial, f"{module_figure} {value:.3f}" if isinstance(value, (int, float)) else "done")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             self._line(trial, "failed")
