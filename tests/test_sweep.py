@@ -191,20 +191,26 @@ def test_a_resumed_sweep_runs_only_the_trials_left(tiny_sweep, capsys):
     sweep_dir, arguments, _ = tiny_sweep
     before = (sweep_dir / "trials.csv").read_text()
     trials = sweep_dir / "trials"
-    deleted, interrupted = trials / "lr-0.001-seed1", trials / "lr-0.003-seed2"
+    deleted, interrupted, unsaved = trials / "lr-0.001-seed1", trials / "lr-0.003-seed2", trials / "lr-0.003-seed0"
     kept = {path.name: (path / "best.pt").stat().st_mtime_ns for path in trials.iterdir()
-            if path not in (deleted, interrupted)}
+            if path not in (deleted, interrupted, unsaved)}
     shutil.rmtree(deleted)
     status = json.loads((interrupted / "status.json").read_text())
     (interrupted / "status.json").write_text(json.dumps({**status, "state": "interrupted"}))
+    # killed before its first checkpoint: a run directory with nothing to resume
+    for name in ("best.pt", "last.pt", "metrics.json", "history.csv", "test_figures.json"):
+        (unsaved / name).unlink()
+    (unsaved / "status.json").write_text(json.dumps({**status, "state": "running"}))
 
     assert main(arguments) == 1  # without --resume: refused
     assert "--resume" in capsys.readouterr().err
     out = _run(arguments + ["--resume"], capsys)
-    assert "sweep of 6 trials (4 done before)" in out
+    assert "sweep of 6 trials (3 done before)" in out
     finished = [line for line in out.splitlines() if line.startswith("[")]
-    assert len(finished) == 2 and {line.split()[1] for line in finished} == {f"{deleted.name}:", f"{interrupted.name}:"}
+    assert {line.split()[1] for line in finished} == {f"{deleted.name}:", f"{interrupted.name}:", f"{unsaved.name}:"}
+    assert len(finished) == 3
     assert "resuming" in (interrupted / "sweep.log").read_text()  # continued from its last.pt, not started again
+    assert "nothing to resume: starting the trial again" in (unsaved / "sweep.log").read_text()
     assert {name: (trials / name / "best.pt").stat().st_mtime_ns for name in kept} == kept
     assert (sweep_dir / "trials.csv").read_text() == before  # the same seeds: the same figures
 
