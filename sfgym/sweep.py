@@ -11,8 +11,8 @@ of them, times every seed), run on Ray Tune (:func:`run_sweep`: local Ray, or a 
 
 A trial calls its trainer's own ``main`` (the module of ``sfgym train KIND``) with ``--out``, its seed
 (``--set SEED_KEY=k``) and its setting's ``--set``s, so a sweep's trial is the run the same command line
-makes by hand. The trainer module says what a sweep reads of a finished run (``selection_figures``,
-``SEED_KEY``, ``SELECTION_FIGURE``), so this module knows no trainer's files. Its chosen model is then
+makes by hand. The trainer module says what a sweep reads of a run (``selection_figures``, ``SEED_KEY``,
+``SELECTION_FIGURE``, ``RESUME_FILE``), so this module knows no trainer's files. Its chosen model is then
 followed on the test split of its dataset (:func:`figures_on_test`, cached in the trial's
 ``test_figures.json``).
 
@@ -190,7 +190,7 @@ def trainer_module(kind: str):
     if kind not in trainer_modules():
         raise ValueError(f"unknown trainer kind {kind!r} (known: {', '.join(sorted(trainer_modules()))})")
     parser, module = kind_parser(kind)
-    missing = [name for name in ("selection_figures", "SEED_KEY", "SELECTION_FIGURE") if not hasattr(module, name)]
+    missing = [name for name in ("selection_figures", "SEED_KEY", "SELECTION_FIGURE", "RESUME_FILE") if not hasattr(module, name)]
     if missing:
         raise ValueError(f"'sfgym train {kind}' cannot be swept: its module {module.__name__} has no "
                          f"{', '.join(missing)}")
@@ -210,20 +210,17 @@ def run_trial(kind: str, trial: Trial, trainer_args: Sequence[str], trial_dir: s
     trial_dir = Path(trial_dir)
     parser, module = trainer_module(kind)
     arguments = trainer_arguments(trial, trainer_args, module.SEED_KEY, trial_dir)
-    if trial_state(trial_dir) != "complete":
+    state = trial_state(trial_dir)
+    if state != "complete":
         trial_dir.mkdir(parents=True, exist_ok=True)
         with open(trial_dir / TRIAL_LOG, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            resumable = trial_state(trial_dir) is not None
-            try:
-                module.main(parser.parse_args(arguments + (["--resume"] if resumable else [])))
-            except FileNotFoundError:  # nothing to resume (killed before its first checkpoint): start again
-                if not resumable:
-                    raise
+            resume = state is not None and (trial_dir / module.RESUME_FILE).is_file()
+            if state is not None and not resume:  # killed before its first checkpoint: nothing to resume
                 print("nothing to resume: starting the trial again")
                 for path in trial_dir.iterdir():
                     if path.name != TRIAL_LOG:
                         shutil.rmtree(path) if path.is_dir() else path.unlink()
-                module.main(parser.parse_args(arguments))
+            module.main(parser.parse_args(arguments + (["--resume"] if resume else [])))
     figures = module.selection_figures(trial_dir)
     if test and figures.get("model") and not (trial_dir / TEST_FIGURES).is_file():
         atomic_write_bytes(trial_dir / TEST_FIGURES,

@@ -53,6 +53,8 @@ from sfgym.data.msmd import load_canonical_first
 TRAINER = "trunk"
 SEED_KEY = "training.seed"
 """The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
+RESUME_FILE = LAST
+"""The file ``--resume`` continues from: a sweep resumes a trial that has it, and starts one without it again."""
 SELECTION_FIGURE = "valid_mae_px"
 """The figure ``best.pt`` is chosen on (lower is better), first of :func:`selection_figures`."""
 HISTORY_COLUMNS = ("step", "samples", "wall_s", "train_mae_px", "valid_mae_px", "valid_r2")
@@ -427,4 +429,4 @@ if __name__ == "__main__":  # `sfgym train pretrained --jobs N` runs each trunk 
 
 
 __all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
-           "main", "PRETRAINING_MODELS", "pretraining_model", "SEED_KEY", "SELECTION_FIGURE", "selection_figures", "train"]
+           "main", "PRETRAINING_MODELS", "pretraining_model", "RESUME_FILE", "SEED_KEY", "SELECTION_FIGURE", "selection_figures", "train"]

@@ -53,13 +53,15 @@ from sfgym.data.piece import Piece
 from sfgym.envs import MSMDFollowEnv
 
 TRAINER = "rl"
-SEED_KEY = "seed"
-"""The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
-SELECTION_FIGURE = "valid_tr"
-"""The figure ``best_model.zip`` is chosen on (higher is better), first of :func:`selection_figures`."""
 FINAL_MODEL = "final_model.zip"
 LAST_MODEL = "last_model.zip"
 """The training model itself (for a frozen-trunk run: the one on looked-up features): what --resume loads."""
+SEED_KEY = "seed"
+"""The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
+RESUME_FILE = LAST_MODEL
+"""The file ``--resume`` continues from: a sweep resumes a trial that has it, and starts one without it again."""
+SELECTION_FIGURE = "valid_tr"
+"""The figure ``best_model.zip`` is chosen on (higher is better), first of :func:`selection_figures`."""
 RESUMABLE_KEYS = ("total_timesteps", "max_minutes", "device", "torch_threads", "data", "vec_env", "progress_bar",
                   "checkpoint_every_steps")
 """Config keys a resumed run may change (budgets and where it runs); any other difference is an error."""

@@ -52,6 +52,8 @@ RESUMABLE_KEYS = ("training.epochs", "training.max_minutes", "training.patience"
 
 SEED_KEY = "training.seed"
 """The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
+RESUME_FILE = LAST
+"""The file ``--resume`` continues from: a sweep resumes a trial that has it, and starts one without it again."""
 SELECTION_FIGURE = "valid_tr"
 """The figure the best checkpoint is chosen on (higher is better), first of :func:`selection_figures`."""
 
@@ -366,5 +368,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["RESUMABLE_KEYS", "RunState", "SEED_KEY", "SELECTION_FIGURE", "add_arguments", "final_line", "main",
+__all__ = ["RESUMABLE_KEYS", "RESUME_FILE", "RunState", "SEED_KEY", "SELECTION_FIGURE", "add_arguments", "final_line", "main",
            "selection_figures", "train", "validation_score"]
