@@ -12,7 +12,7 @@ Every performance of the split (score + tempo-curved performance MIDI, the truth
 - ``same piano``: the performance MIDI synthesized with TimGM6mb, the soundfont the dataset's score audio uses;
 - ``other piano + room``: synthesized with ``--soundfont`` (a piano the data never uses) and played in a seeded
   synthetic room of RT60 ``--rt60`` — the unseen-piano evaluation's rendering
-  (:func:`sfgym.data.variant.render_performance`; defaults: MuseScore General, 0.4 s, as in the README).
+  (:func:`sfgym.data.variant.render_performance`; defaults: MuseScore General, 0.4 s, as in docs/data.md).
 
 The truth of a score note is the onset of the same note in the performance MIDI (the dataset writes the two
 note lists in one order; ``coord2onset`` points into both). Printed per condition: median and 95th percentile

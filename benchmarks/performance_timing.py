@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sfgym.data.augment import augment_audio, augment_notes
-from sfgym.data.corpus import default_corpus, load_score_musicxml
+from sfgym.data.corpus import default_corpus
+from sfgym.data.reduction import load_score_musicxml
 from sfgym.data.dataset import expressive_timing
 from sfgym.data.engrave import engrave
 from sfgym.data.msmd import midi_bytes, notes_to_midi

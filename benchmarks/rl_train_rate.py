@@ -4,7 +4,7 @@
 
 Times ``model.learn`` (rollouts and updates, no evaluation) for two setups on the same pieces:
 
-- ``image trunk``: the shipped ``ppo`` as the README's CPU run sized it (quarter-width trunk,
+- ``image trunk``: the shipped ``ppo`` as docs/results.md's CPU run sized it (quarter-width trunk,
   128 features, difference channels, 8 envs, 15-step rollouts): every step runs the convolutional
   trunk forward, every update backward.
 - ``frozen trunk``: the shipped ``ppo_frozen`` (half-width trunk of 256 features, frozen, its

@@ -7,7 +7,7 @@ and 1.3 of their notated tempo with human timing made rougher than the training 
 rubato, a fermata at half the phrase ends, 20 % of the chords late by 50-200 ms, 30 ms onset jitter, more rolled
 chords), synthesized with FluidR3 (``apt-get install fluid-soundfont-gm``), never a training piano. All
 performances go to the ``valid`` split but one score's (split fractions 0 / 1 / 0 leave one score in ``test``).
-The README's tracker settings were compared on it.
+The tracker's settings were compared on it (docs/model-card.md).
 
 ``--pedal DIR`` then writes ``rough-pedal``, a copy in which every performance is sustain-pedalled, as real
 performances are (:func:`sfgym.data.augment.augment_notes` with the pedal always down between changes 0.8-3 s

@@ -20,7 +20,7 @@ Selection, deterministic:
 - at most ``per_composer`` songs per composer (more for the largest collections), chosen by CRC-32 of the
   file name;
 - then those in ``FAILED`` are dropped (not replaced): songs that sfgym's corpus check
-  (``python -m sfgym.data.corpus --corpus piano-v2 --engrave``) rejects, that last over 180 s at the
+  (``python -m sfgym.data.corpus_check --corpus piano-v2 --engrave``) rejects, that last over 180 s at the
   notated tempo (tempo changes and all) or whose piano part is sparse (under 1.5 notes per second:
   chords under a recitative).
 """
@@ -51,7 +51,7 @@ EXTRA_DEATHS = {
 MAX_DEATH_YEAR = 1945
 MORE_PER_COMPOSER = {"Brahms,_Johannes": 4, "Schubert,_Franz": 4, "Schumann,_Robert": 4, "Hensel,_Fanny": 3,
                      "Wolf,_Hugo": 3, "Fauré,_Gabriel": 3, "Mahler,_Gustav": 3, "Chaminade,_Cécile": 3}
-# Songs dropped after the check (`python -m sfgym.data.corpus --corpus piano-v2 --engrave`), with why.
+# Songs dropped after the check (`python -m sfgym.data.corpus_check --corpus piano-v2 --engrave`), with why.
 FAILED: dict[str, str] = {
     "lc29748842.mxl": "TostiFP Sogno: 6 of 654 noteheads outside the sheet's 200-row cut",
     "lc30346709.mxl": "FlegierA Le-cor: 1 of 1365 noteheads outside the sheet's 200-row cut",

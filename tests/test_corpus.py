@@ -1,4 +1,4 @@
-"""Tests for sfgym.data.corpus: the built-in default dataset from the music21 corpus."""
+"""Tests for sfgym.data.corpus and sfgym.data.reduction: the built-in default dataset from the music21 corpus."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from sfgym.data.corpus import (
     CorpusError,
     CorpusPiece,
     default_corpus,
-    load_score,
-    load_score_musicxml,
 )
+from sfgym.data.reduction import load_score, load_score_musicxml
 
 music21 = pytest.importorskip("music21")
 verovio = pytest.importorskip("verovio")
@@ -123,3 +122,22 @@ def test_repeats_are_dropped_and_first_endings_skipped():
     assert root.find(".//repeat") is None and root.find(".//ending") is None
     first_endings = 2  # measures 27 and 44: volta 1 of each repeat, which ends in a repeat sign
     assert len(root.findall("part/measure")) == source_measures - first_endings
+
+
+def test_a_music21_warning_is_shown_once_spaced_and_only_for_the_excerpt_it_concerns():
+    import warnings
+
+    from sfgym.data import reduction
+
+    music21_says = ("Warning: measure 40 in part Bb Clarinetis overfull: 4.5 > 4.0,assuming 4.0 is correct.")
+    caught = [warnings.WarningMessage(music21_says, UserWarning, "xmlToM21.py", 1)]
+    excerpt = CorpusPiece("WeberCM__Op26__m38-72", "weber/x.mxl", "Carl Maria von Weber", "t", "piano_accompaniment",
+                          90, measures=(38, 72))
+    elsewhere = CorpusPiece("WeberCM__Op26__m1-37", "weber/x.mxl", "Carl Maria von Weber", "t", "piano_accompaniment",
+                            60, measures=(1, 37))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        for piece in (elsewhere, excerpt, excerpt):
+            reduction._warn_once(piece, caught)
+    assert [str(warning.message) for warning in shown] == [
+        "weber/x.mxl: Warning: measure 40 in part Bb Clarinet is overfull: 4.5 > 4.0, assuming 4.0 is correct."]

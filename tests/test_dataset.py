@@ -103,11 +103,28 @@ def test_split_is_by_score_deterministic_and_seeded():
 
 
 def test_data_info_lists_pieces(built, capsys):
-    assert sfgym_main(["data", "info", str(built)]) == 0
+    assert sfgym_main(["data", "info", str(built), "--pieces"]) == 0
     output = capsys.readouterr().out
     assert "tiny_long@t0.90-TimGM6mb" in output and "1 scores, 2 performances" in output
     rows = dataset_summary(built)
     assert len(rows) == 6 and all(row["onsets"] > 0 for row in rows)
+
+
+def test_data_info_summarizes_by_default_and_filters(built, capsys):
+    rows = dataset_summary(built)
+    assert sfgym_main(["data", "info", str(built)]) == 0
+    output = capsys.readouterr().out
+    assert "1 scores, 2 performances" in output and not any(f" {row['piece']} " in output for row in rows)
+    split = rows[0]["split"]
+    assert sfgym_main(["data", "info", str(built), "--split", split, "--pieces"]) == 0
+    output = capsys.readouterr().out
+    assert all((f" {row['piece']} " in output) == (row["split"] == split) for row in rows)
+    assert sfgym_main(["data", "info", str(built), "--piece", "tiny_long@*"]) == 0
+    output = capsys.readouterr().out
+    listed = [row["piece"] for row in rows if f" {row['piece']} " in output]
+    assert listed and all(piece.startswith("tiny_long@") for piece in listed)
+    assert sfgym_main(["data", "info", str(built), "--piece", "nothing*"]) == 0
+    assert "no performances match" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- import

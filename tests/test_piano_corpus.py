@@ -20,12 +20,12 @@ from sfgym.data.corpus import (
     CorpusPiece,
     corpus_pieces,
     default_corpus,
-    load_score_musicxml,
     piano_v2_corpus,
     reserved_for_acceptance,
     vendored_pieces,
 )
 from sfgym.data.dataset import BuildConfig, build_dataset
+from sfgym.data.reduction import load_score_musicxml
 
 SCORES = Path(corpus_module.__file__).parent / "scores"
 # Two short songs (~40 s each): Brahms's lullaby (3/4, 75 qpm) and Beethoven's Molly's Abschied.
@@ -123,7 +123,7 @@ def test_vendored_songs_engrave_as_their_piano_part_with_every_note():
         musicxml = load_score_musicxml(piece)
         root = ET.fromstring(musicxml.encode("utf-8"))
         assert len(root.findall("part")) == 1 and root.find(".//lyric") is None
-        source = converter.parse(corpus_module._vendored_path(piece.source))
+        source = converter.parse(corpus_module.vendored_path(piece.source))
         piano_notes = sum(len(n.pitches) for part in source.parts[1:] for n in part.recurse().notes)
         assert len(re.findall(r'<note\b[^>]*\bid="n', musicxml)) == piano_notes  # voice gone, piano whole
         engraved = engrave(musicxml)

@@ -261,7 +261,7 @@ def test_the_shipped_pretrained_follower_follows_the_msmd_sample(monkeypatch, ms
     assert "pretrained" in follower_descriptions()
     if not pretrained.card_path("pretrained").is_file():
         pytest.skip(f"no follower is shipped yet ({pretrained.card_path('pretrained')} is missing): make one with "
-                    "'sfgym train pretrained' (README, 'Ready to use')")
+                    "'sfgym train pretrained' (docs/model-card.md)")
     card = pretrained.read_card(pretrained.card_path("pretrained"))
     assert card["data"]["name"] and card["data"]["splits"] and card["commands"]
     assert (pretrained.shipped_dir() / card["model_file"]).stat().st_size < 20 * 2**20  # a few MB
@@ -317,7 +317,7 @@ def _sets(option: str, values: dict) -> list[str]:
 def test_all_stages_train_the_trunk_then_ppo_per_seed_and_ship_the_best_on_valid(tmp_path, shipped, toy_dataset,
                                                                                    capsys):
     out = tmp_path / "runs" / "pretrained"
-    arguments = ["--out", str(out), "--follower", "ppo", "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate",
+    arguments = ["--out", str(out), "--jobs", "1", "--follower", "ppo", "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate",
                  "test", "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN),
                  *_sets("--rl-set", TINY_PPO_RUN)]
     assert main(_parse(arguments)) == 0
@@ -379,7 +379,7 @@ def test_every_stage_trainer_runs_as_the_process_jobs_start(trainer):
 def test_all_stages_of_the_tracker_train_a_trunk_per_seed_and_ship_the_one_that_tracks_best_on_valid(
         tmp_path, shipped, toy_dataset, capsys, monkeypatch):
     out = tmp_path / "runs" / "pretrained"
-    arguments = ["--out", str(out), "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
+    arguments = ["--out", str(out), "--jobs", "1", "--data", str(toy_dataset), "--seeds", "0,1", "--evaluate", "test",
                  "--workers", "1", "--no-progress", *_sets("--trunk-set", TINY_TRUNK_RUN)]
     assert main(_parse(arguments)) == 0
     valid = {name: json.loads((out / name / "valid.json").read_text())["figures"]
@@ -534,3 +534,46 @@ def test_the_tracker_is_chosen_on_the_mean_valid_tr_over_all_its_training_datase
     assert (tmp_path / "run" / "trunk-seed0" / "valid-far.json").is_file()
     config = yaml.safe_load((tmp_path / "run" / "trunk-seed0" / "config.yaml").read_text())
     assert config["data"]["dir"] == str(toy_dataset) and config["data"]["extra_train_dirs"] == [str(other)]
+
+
+def test_the_shipped_settings_are_the_defaults():
+    """``sfgym train pretrained`` with no flags makes what ships: the tracker's defaults are the settings on the
+    shipped card, and the trainer's defaults are the options of the command that made it."""
+    from dataclasses import asdict
+
+    from agents.pretrained.train import DEFAULT_JOBS, DEFAULT_OUT, DEFAULT_TRUNK_SET
+    from agents.tracking import FilterSettings
+
+    card = pretrained.read_card(Path(pretrained.__file__).parent / "pretrained.json")
+    defaults = asdict(FilterSettings())
+    assert {key: defaults[key] for key in card["follower_settings"]} == card["follower_settings"]
+    args = _parse([])
+    assert (args.out, args.source, args.jobs, args.follower, args.seeds) == (DEFAULT_OUT, None, DEFAULT_JOBS, "tracker", "0,1,2")
+    assert args.trunk_set == list(DEFAULT_TRUNK_SET) == ["training.max_minutes=20"] and args.tracker_set == []
+
+
+def test_the_shipped_follower_reads_its_checkpoint_once(monkeypatch):
+    """The card says what the model is (``kind``), so only its loader reads the 6 MB checkpoint."""
+    from agents.tracking import MatchingTracker
+
+    monkeypatch.delenv(pretrained.SHIPPED_DIR_ENV, raising=False)
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: loads.append(args[0]) or real_load(*args, **kwargs))
+    follower = make_follower("pretrained")
+    assert isinstance(follower, MatchingTracker) and len(loads) == 1
+
+
+def test_the_shipped_card_follows_the_card_schema():
+    """The shipped card holds every required key of :data:`agents.pretrained.card.CARD_SCHEMA`, no other, each of
+    its type; its model file's hash checks; and a card with a stray or missing key is told."""
+    from agents.pretrained.card import CARD_PARTS, CARD_SCHEMA, card_problems
+
+    directory = Path(pretrained.__file__).parent
+    card = pretrained.read_card(directory / "pretrained.json")
+    assert card_problems(card) == [] and card["command"] == "sfgym train pretrained"
+    assert {field.part for field in CARD_SCHEMA.values()} == set(CARD_PARTS)
+    model, checked = pretrained.shipped_model_path("pretrained", directory)
+    assert model.name == card["model_file"] and checked == card
+    broken = {**{key: value for key, value in card.items() if key != "evaluation"}, "history": {}, "seed": "0"}
+    assert card_problems(broken) == ["missing 'evaluation'", "unknown key 'history'", "'seed' is a str, not int or NoneType"]

@@ -14,6 +14,15 @@ from agents.tracking import FilterSettings, MatchingTracker, SpectrumNormalizer,
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+EARLIER_DEFAULTS = dict(tempo_min=0.4, tempo_max=2.5, n_tempi=17, pause_start=0.0, tempo_prior_std=0.15,
+                        temperature=25.0, start_frames=0, chroma_weight=0.0, cover_px=0.0)
+"""The tracker's defaults before the shipped follower's settings became them: what these tests were written on."""
+
+
+def earlier_settings(**changes) -> FilterSettings:
+    """:data:`EARLIER_DEFAULTS` with ``changes``."""
+    return FilterSettings(**{**EARLIER_DEFAULTS, **changes})
+
 
 def _peak(centre: float, width: float = 2.0, height: float = 6.0):
     """Log-likelihood over positions ``low .. high - 1``: a peak at ``centre``."""
@@ -21,7 +30,7 @@ def _peak(centre: float, width: float = 2.0, height: float = 6.0):
 
 
 def test_the_filter_follows_a_peak_moving_at_another_tempo_and_learns_that_tempo():
-    tracker = TempoPositionFilter(n_positions=2000, start=10.0)
+    tracker = TempoPositionFilter(n_positions=2000, start=10.0, settings=earlier_settings())
     for frame in range(300):
         position, tempo = tracker.step(_peak(10.0 + 1.4 * frame))
     assert position == pytest.approx(10.0 + 1.4 * 299, abs=2.0)
@@ -29,7 +38,7 @@ def test_the_filter_follows_a_peak_moving_at_another_tempo_and_learns_that_tempo
 
 
 def test_without_evidence_the_filter_carries_on_at_the_tempo_it_inferred():
-    tracker = TempoPositionFilter(n_positions=2000, start=0.0)
+    tracker = TempoPositionFilter(n_positions=2000, start=0.0, settings=earlier_settings())
     for frame in range(200):
         tracker.step(_peak(0.8 * frame))
     flat = lambda low, high: np.zeros(high - low)  # noqa: E731 - a held chord: nothing tells positions apart
@@ -40,7 +49,7 @@ def test_without_evidence_the_filter_carries_on_at_the_tempo_it_inferred():
 
 
 def test_a_wrong_peak_for_a_few_frames_does_not_make_the_filter_jump():
-    tracker = TempoPositionFilter(n_positions=3000, start=0.0)
+    tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=earlier_settings())
     for frame in range(100):
         tracker.step(_peak(float(frame)))
     for frame in range(100, 105):  # the same notes written 150 frames later: a repeat, heard wrongly
@@ -62,9 +71,9 @@ def test_after_a_fermata_the_filter_finds_the_performer_again_only_if_it_knows_p
             position, tempo = tracker.step(_peak(100.0 + frame - 130))
         return position - (100.0 + 39), tempo
 
-    error, tempo = follow(FilterSettings(pause_start=0.005, pause_end=0.05))
+    error, tempo = follow(earlier_settings(pause_start=0.005, pause_end=0.05))
     assert abs(error) < 2.0 and tempo == pytest.approx(1.0, rel=0.1)
-    error, _ = follow(FilterSettings(pause_start=0.0))
+    error, _ = follow(earlier_settings(pause_start=0.0))
     assert error > 20.0  # without a paused state it ran on through the fermata and stayed ahead
 
 
@@ -79,9 +88,9 @@ def test_a_filter_that_relocates_finds_a_performer_who_went_back_but_ignores_a_f
             errors.append(abs(position - (40.0 + frame - 100)))
         return errors
 
-    relocating = FilterSettings(relocate=1e-4)
+    relocating = earlier_settings(relocate=1e-4)
     assert max(restart(relocating)[70:]) < 3.0  # found again within 3.5 s
-    assert min(restart(FilterSettings(relocate=0.0))) > 20.0  # without it, never
+    assert min(restart(earlier_settings(relocate=0.0))) > 20.0  # without it, never
     tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=relocating)
     for frame in range(100):
         tracker.step(_peak(float(frame)))
@@ -92,7 +101,7 @@ def test_a_filter_that_relocates_finds_a_performer_who_went_back_but_ignores_a_f
 
 def test_a_wide_starting_tempo_belief_follows_a_take_far_slower_than_notated_from_the_start():
     def worst_error(tempo_prior_std):
-        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=FilterSettings(tempo_prior_std=tempo_prior_std))
+        tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=earlier_settings(tempo_prior_std=tempo_prior_std))
         errors = [tracker.step(_peak(0.55 * frame))[0] - 0.55 * frame for frame in range(200)]
         return max(abs(error) for error in errors)
 
@@ -106,15 +115,15 @@ def test_trusting_the_evidence_more_in_the_first_seconds_catches_a_take_twice_as
         return max(abs(tracker.step(_peak(2.0 * frame, height=8.0))[0] - 2.0 * frame) for frame in range(150))
 
     common = dict(temperature=40.0, tempo_prior_std=0.5)
-    assert worst_error(FilterSettings(start_frames=60, start_temperature=10.0, **common)) < 3.0
-    assert worst_error(FilterSettings(**common)) > 5.0  # at one temperature throughout it falls behind at first
+    assert worst_error(earlier_settings(start_frames=60, start_temperature=10.0, **common)) < 3.0
+    assert worst_error(earlier_settings(**common)) > 5.0  # at one temperature throughout it falls behind at first
 
 
 def test_a_tempo_range_to_four_follows_a_score_whose_tempo_mark_is_three_times_too_slow():
     """A score read at a default tempo often is: the take then runs at three times the notated tempo, past the
     default range's fastest ratio (2.5), and the filter falls behind for good; the shipped range (0.25-4) keeps up."""
     def final_error(**range_settings):
-        settings = FilterSettings(temperature=40.0, tempo_prior_std=0.5, start_frames=60, start_temperature=15.0,
+        settings = earlier_settings(temperature=40.0, tempo_prior_std=0.5, start_frames=60, start_temperature=15.0,
                                   **range_settings)
         tracker = TempoPositionFilter(n_positions=3000, start=0.0, settings=settings)
         for frame in range(300):
@@ -128,7 +137,7 @@ def test_a_tempo_range_to_four_follows_a_score_whose_tempo_mark_is_three_times_t
 
 
 def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_band():
-    settings = FilterSettings(band=50, pause_start=0.01, relocate=1e-3)
+    settings = earlier_settings(band=50, pause_start=0.01, relocate=1e-3)
     tracker = TempoPositionFilter(n_positions=120, start=100.0, settings=settings)
     for frame in range(80):  # runs into the end of the score: it stays there
         position, _ = tracker.step(_peak(100.0 + 2 * frame))
@@ -139,7 +148,7 @@ def test_the_filter_stays_in_the_score_and_its_belief_is_a_distribution_in_a_ban
 
 
 def test_bad_evidence_and_settings_are_clear_errors():
-    tracker = TempoPositionFilter(n_positions=100, start=0.0)
+    tracker = TempoPositionFilter(n_positions=100, start=0.0, settings=earlier_settings())
     with pytest.raises(ValueError, match="NaN or inf"):
         tracker.step(lambda low, high: np.full(high - low, np.nan))
     with pytest.raises(ValueError, match="must give"):
@@ -182,7 +191,7 @@ def test_a_trunk_checkpoint_is_a_tracker_follower_that_moves_through_the_notated
 
     checkpoint = _trunk_checkpoint(tmp_path / "trunk" / "best.pt")
     assert needs_notated_tempo(str(checkpoint))  # the commands give it a stand-in tempo where none is notated
-    follower = make_follower(str(checkpoint))
+    follower = make_follower(str(checkpoint), **EARLIER_DEFAULTS)
     assert isinstance(follower, MatchingTracker) and follower.action_type == "position"
     assert follower.name == "tracker:trunk"
     # toy pieces are played at their notated tempo: even an untrained trunk's evidence (flat-ish), filtered,
@@ -191,7 +200,7 @@ def test_a_trunk_checkpoint_is_a_tracker_follower_that_moves_through_the_notated
     trajectory = run_episode(follower, piece)
     assert not trajectory.lost and trajectory.n_steps == piece.last_onset_frame - piece.first_onset_frame
     assert np.all(np.diff(trajectory.follower_x) >= -1e-6)
-    again = run_episode(make_follower(str(checkpoint)), piece)
+    again = run_episode(make_follower(str(checkpoint), **EARLIER_DEFAULTS), piece)
     np.testing.assert_array_equal(again.follower_x, trajectory.follower_x)  # deterministic
 
 
@@ -206,7 +215,7 @@ def test_a_checkpoint_that_is_no_matching_trunk_is_a_clear_error(tmp_path):
     path = save_checkpoint(tmp_path / "offset.pt", "trunk", pretraining_model(trunk),
                            TrunkPretrainingConfig(trunk=trunk).to_dict(), trunk)
     with pytest.raises(ValueError, match=r"offset\.pt: a 'figure3' trunk; the tracker needs a matching trunk"):
-        make_follower(str(path))
+        make_follower(str(path), **EARLIER_DEFAULTS)
     with pytest.raises(ValueError, match=r"unknown tracker setting\(s\) \['speed'\]"):
         load_follower(_trunk_checkpoint(tmp_path / "m.pt"), speed=2)
 
@@ -219,15 +228,15 @@ def test_trunks_of_several_runs_are_one_tracker_that_averages_their_logits(tmp_p
 
     first, second = (_trunk_checkpoint(tmp_path / f"seed{seed}" / "best.pt", seed=seed) for seed in (0, 1))
     ensemble = save_trunk_ensemble([first, second.parent], tmp_path / "ensemble.pt")
-    follower = make_follower(str(ensemble))
+    follower = make_follower(str(ensemble), **EARLIER_DEFAULTS)
     assert isinstance(follower, MatchingTracker) and len(follower.trunks) == 2
     # the file is its first trunk's checkpoint too (--init-from reads that one)
     for (ensemble_weights, _), (first_weights, _) in [(read_trunk(ensemble), read_trunk(first))]:
         assert all(torch.equal(ensemble_weights[key], first_weights[key]) for key in first_weights)
     # its evidence is the mean of the members' logits: an ensemble of one trunk twice follows as that trunk
     piece = toy_pieces[0]
-    twice = make_follower(str(save_trunk_ensemble([first, first], tmp_path / "twice.pt")))
-    alone = run_episode(make_follower(str(first)), piece)
+    twice = make_follower(str(save_trunk_ensemble([first, first], tmp_path / "twice.pt")), **EARLIER_DEFAULTS)
+    alone = run_episode(make_follower(str(first), **EARLIER_DEFAULTS), piece)
     np.testing.assert_allclose(run_episode(twice, piece).follower_x, alone.follower_x, atol=1e-4)
     follower.reset(piece)
     sound = np.random.default_rng(0).random(follower.trunk.config.spectrogram_shape, dtype=np.float32)
@@ -319,9 +328,9 @@ def test_the_tracker_s_trunk_hears_a_quieter_recording_as_the_original(tmp_path,
         run_episode(follower, played)
         return np.concatenate(sounds)
 
-    original = heard_by_the_trunk(load_follower(checkpoint), piece)
-    np.testing.assert_allclose(heard_by_the_trunk(load_follower(checkpoint), quiet), original, atol=1e-4)
-    unnormalized = heard_by_the_trunk(load_follower(checkpoint, normalize=False), quiet)
+    original = heard_by_the_trunk(load_follower(checkpoint, **EARLIER_DEFAULTS), piece)
+    np.testing.assert_allclose(heard_by_the_trunk(load_follower(checkpoint, **EARLIER_DEFAULTS), quiet), original, atol=1e-4)
+    unnormalized = heard_by_the_trunk(load_follower(checkpoint, normalize=False, **EARLIER_DEFAULTS), quiet)
     assert np.abs(unnormalized - original).mean() > 0.1 * np.abs(original).mean()
 
 
@@ -355,8 +364,8 @@ def test_chroma_evidence_carries_an_untrained_trunk_through_a_take_far_from_the_
     from sfgym.evaluation import run_episode
 
     checkpoint = _trunk_checkpoint(tmp_path / "trunk.pt")  # untrained: its logits say nothing about the music
-    alone = run_episode(load_follower(checkpoint), slow_take)
-    with_chroma = run_episode(load_follower(checkpoint, chroma_weight=10.0), slow_take)
+    alone = run_episode(load_follower(checkpoint, **EARLIER_DEFAULTS), slow_take)
+    with_chroma = run_episode(load_follower(checkpoint, **{**EARLIER_DEFAULTS, "chroma_weight": 10.0}), slow_take)
     reached = {label: trajectory.reached_onsets(slow_take.onset_frames).mean()
                for label, trajectory in (("alone", alone), ("with chroma", with_chroma))}
     # alone it runs on at the notated tempo and loses the take; the chroma of what it hears holds it there
@@ -393,8 +402,8 @@ def test_a_tracker_that_covers_reports_other_positions_and_still_follows(tmp_pat
 
     checkpoint = _trunk_checkpoint(tmp_path / "trunk.pt")
     piece = toy_pieces[1]
-    at_mode = run_episode(load_follower(checkpoint), piece)
-    covering = run_episode(load_follower(checkpoint, cover_px=60.0), piece)
+    at_mode = run_episode(load_follower(checkpoint, **EARLIER_DEFAULTS), piece)
+    covering = run_episode(load_follower(checkpoint, **{**EARLIER_DEFAULTS, "cover_px": 60.0}), piece)
     # an untrained trunk's belief is broad: at its mode the follower loses this take, covering it keeps it
     assert at_mode.lost and not covering.lost
     steps = len(at_mode.follower_x)  # its episode ended when it was lost

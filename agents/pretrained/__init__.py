@@ -2,10 +2,10 @@
 
 Each shipped follower is two files in this folder (:func:`shipped_dir`): its model, ``NAME.zip`` (an
 SB3 model saved by ``sfgym train rl``) or ``NAME.pt`` (a checkpoint of ``sfgym train supervised``), read by
-the ordinary loaders, and its card ``NAME.json`` (:data:`CARD_FORMAT`): what it is, the commands that
-produced it, the data it was trained on (dataset name, build config, a hash of each split's score
-names), its seed, its figures on the valid and test splits, and the model file's SHA-256, checked before
-the model is loaded. ``sfgym train pretrained`` (:mod:`agents.pretrained.train`) writes both.
+the ordinary loaders, and its card ``NAME.json`` (:data:`CARD_FORMAT`; every key it may hold:
+:mod:`agents.pretrained.card`): what it is (and the model file's SHA-256, checked before the model is
+loaded), the data it was trained on (dataset name, build config, a hash of each split's score names), the
+command that makes it and those that measure it, how it was chosen on valid, its settings, and today's figures. ``sfgym train pretrained`` (:mod:`agents.pretrained.train`) writes both.
 
 :func:`register_shipped` registers every card's name, and always :data:`DEFAULT_NAME`, as a named follower;
 registering reads the small cards only: a model is loaded (torch, stable-baselines3) when its follower is
@@ -15,12 +15,15 @@ made. ``$SFGYM_SHIPPED_MODELS`` names another folder of shipped followers (tests
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+from sfgym import followers
 
 DEFAULT_NAME = "pretrained"
 """The follower every install offers: the shipped model of this name."""
@@ -36,6 +39,11 @@ MODEL_SUFFIXES = {".zip": ("rl",), ".pt": ("supervised", "tracker")}
 supervised regressor's checkpoint, or a matching trunk's checkpoint followed by the tracker
 (:mod:`agents.tracking`)."""
 
+KIND_LOADERS = {"rl": "agents.rl", "supervised": "agents.supervised", "tracker": "agents.tracking"}
+"""A card's ``kind`` → the module whose ``load_follower(path)`` reads its model. The card says what the file
+holds, so the model is read once, by its loader (not first by :class:`agents.registry.CheckpointLoader` to tell
+its trainer: the shipped tracker is a 6 MB checkpoint); imported when a follower is made."""
+
 NOTATED_TEMPO_KINDS = ("tracker",)
 """Kinds of shipped follower that move through the score's notated timing (they need a stand-in tempo on
 pieces without one, see :attr:`sfgym.followers.Follower.needs_notated_tempo`)."""
@@ -46,7 +54,7 @@ given to its loader unless the caller gives its own."""
 
 STAND_IN_SPEED_KEY = "stand_in_px_per_second"
 """Card key of such a follower's own stand-in speed (sheet px per second: the median of its training data's
-train split, :func:`sfgym.data.tempo.median_speed_px_per_s`), used on scores without notated timing (a real
+train split, :func:`sfgym.score.timing.median_speed_px_per_s`), used on scores without notated timing (a real
 MSMD piece, a bare ``.npz``) unless a speed is given; with it the follower needs nothing more than a score."""
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -132,7 +140,7 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no shipped follower {name!r} is installed (no card); make one with "
-            f"'sfgym train pretrained --ship {name}' (see README, 'Ready to use') or give a model file instead")
+            f"'sfgym train pretrained --ship {name}' (see docs/model-card.md) or give a model file instead")
     card = read_card(path)
     model = path.parent / card["model_file"]
     if not model.is_file():
@@ -145,22 +153,24 @@ def shipped_model_path(name: str, directory: str | Path | None = None) -> tuple[
 
 def load_shipped(name: str, directory: str | Path | None = None, **kwargs: Any):
     """The shipped follower ``name`` (a :class:`sfgym.followers.Follower`), loaded from its model file by the
-    ordinary loader of its kind (the one a ``.zip`` / ``.pt`` path gets); ``kwargs`` go to that loader (e.g.
-    ``stochastic`` for an RL model), over the card's :data:`FOLLOWER_SETTINGS_KEY`. A tracker gets its card's
+    loader of the kind its card records (:data:`KIND_LOADERS`: the file is read once, by that loader);
+    ``kwargs`` go to it (e.g. ``stochastic`` for an RL model), over the card's :data:`FOLLOWER_SETTINGS_KEY`. A tracker gets its card's
     stand-in speed (:data:`STAND_IN_SPEED_KEY`) as ``px_per_second`` unless one is given."""
-    from sfgym import followers
-
     model, card = shipped_model_path(name, directory)
     kwargs = {**(card.get(FOLLOWER_SETTINGS_KEY) or {}), **kwargs}
     if card["kind"] in NOTATED_TEMPO_KINDS and card.get(STAND_IN_SPEED_KEY) and kwargs.get("px_per_second") is None:
         kwargs["px_per_second"] = float(card[STAND_IN_SPEED_KEY])
     try:
-        return followers.make_follower(str(model), **{"name": name, **kwargs})
+        follower = importlib.import_module(KIND_LOADERS[card["kind"]]).load_follower(model, **{"name": name, **kwargs})
     except (ValueError, FileNotFoundError):
         raise
     except Exception as error:  # torch / SB3 raise many types on a file they cannot read
         raise ValueError(f"{model}: the model of shipped follower {name!r} cannot be loaded "
                          f"({type(error).__name__}: {error})") from error
+    if not isinstance(follower, followers.Follower):
+        raise TypeError(f"the loader of {card['kind']} followers returned a {type(follower).__name__} for {model}, "
+                        "not a sfgym.followers.Follower")
+    return follower
 
 
 def card_summary(card: dict[str, Any]) -> str:
@@ -209,13 +219,11 @@ class ShippedFollowerFactory:
 def register_shipped(reserved: Collection[str] = ()) -> None:
     """Register :data:`DEFAULT_NAME` and every card's name in :func:`shipped_dir` with :mod:`sfgym.followers`,
     except the ``reserved`` names (the baselines': a card never replaces one)."""
-    from sfgym import followers
-
     for name in sorted({DEFAULT_NAME, *shipped_names()} - set(reserved)):
         followers.register_follower(name, ShippedFollowerFactory(name))
 
 
-__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "FOLLOWER_SETTINGS_KEY", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS",
+__all__ = ["CARD_FORMAT", "CARD_VERSION", "DEFAULT_NAME", "FOLLOWER_SETTINGS_KEY", "KIND_LOADERS", "MODEL_SUFFIXES", "NOTATED_TEMPO_KINDS",
            "SHIPPED_DIR_ENV", "STAND_IN_SPEED_KEY", "ShippedFollowerFactory",
            "card_path", "card_summary", "check_name", "file_sha256", "load_shipped", "read_card", "register_shipped",
            "shipped_dir", "shipped_model_path", "shipped_names"]

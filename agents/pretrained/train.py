@@ -2,10 +2,12 @@
 
 Two ways:
 
-- **All stages** (``--out RUN_DIR``), by default for the tracker (``--follower tracker``): build the training
+- **All stages** (``--out RUN_DIR``, the default: ``runs/pretrained``), by default for the tracker
+  (``--follower tracker``; with no options at all this makes the follower that ships, :data:`DEFAULT_JOBS`,
+  :data:`DEFAULT_TRUNK_SET` and :class:`agents.tracking.FilterSettings`' defaults being its settings): build the training
   data (:data:`TRAINING_DATA`: the default corpus with human timing and sound augmentation, and far-tempo
-  performances of it and of the ``piano-v2`` corpus) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, its 30-minute
-  budget) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split of each training dataset
+  performances of it and of the ``piano-v2`` corpus) under ``RUN_DIR/data``, pre-train a matching trunk (config ``trunk_matching``, 20 minutes:
+  :data:`DEFAULT_TRUNK_SET`) into ``RUN_DIR/trunk-seedN`` for each of ``--seeds``, follow the valid split of each training dataset
   with the tracker (:mod:`agents.tracking`) on each and on all trunks averaged (``RUN_DIR/ensemble``), and ship
   the one whose tracker tracks best on valid, each dataset counting once (the average on a tie).
   ``--follower ppo`` trains PPO on one matching trunk instead (config ``ppo_matching``, 25 minutes per seed, into
@@ -49,6 +51,14 @@ FOLLOWERS = ("tracker", "ppo")
 SPLITS = ("train", "valid", "test")
 EVALUATION_KEYS = ("tr", "tue", "error_mean_px", "error_median_px", "within_1s", "ms_per_frame", "pieces", "runs")
 """The figures of an evaluation the card keeps (see :func:`sfgym.metrics.aggregate`)."""
+DEFAULT_OUT = "runs/pretrained"
+"""The run directory of all stages when neither ``--out`` nor ``--from`` is given."""
+DEFAULT_JOBS = 2
+"""Seeds trained at a time: the shipped follower's trunks were trained two at a time, on two cores."""
+DEFAULT_TRUNK_SET = ("training.max_minutes=20",)
+"""Trunk config overrides made before any ``--trunk-set``: the shipped follower's trunks had 20 minutes each
+(``trunk_matching`` alone gives 30). With these defaults ``sfgym train pretrained`` makes what ships; the
+tracker's settings are :class:`agents.tracking.FilterSettings`' defaults, the shipped ones."""
 LARGE_MODEL_BYTES = 10 * 2**20
 """Above this a model is shipped with a warning: the package should stay small."""
 
@@ -423,7 +433,7 @@ corpus with human timing and two sound-augmented takes of every train score (oth
 EQ, room, noise). The others add their train splits (``data.extra_train_dirs``): the same scores and splits at
 tempi far from the notated one (``wide``), and the ``piano-v2`` corpus (song accompaniments and keyboard music)
 at 0.7-1.4 (``piano-wide``). The follower shipped is chosen on the mean valid TR over all three. With them each trunk tracked the clean valid
-splits as well or better (README: Ready to use) and a far-tempo, unseen-piano dev set of the default valid scores
+splits as well or better (docs/model-card.md) and a far-tempo, unseen-piano dev set of the default valid scores
 better (0.978 against 0.965 for three trunks averaged). The song accompaniments alone (``--corpus songs``),
 added to the first without the others, made the tracker worse on valid (TR 0.70 against 0.88, one seed each,
 before the chroma evidence)."""
@@ -469,7 +479,7 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
     if len(stages) > 1:
         # all trunks' logits averaged: a candidate too, which wins ties. Valid splits the tracker follows to the
         # end cannot tell the seeds apart, and a single trunk that is no better there is a bet on one seed: on
-        # a far-tempo dev set three such tied trunks spread 0.961-0.982 around their average's 0.978 (README)
+        # a far-tempo dev set three such tied trunks spread 0.961-0.982 around their average's 0.978 (docs/model-card.md)
         ensemble = ensemble_model([run / "best.pt" for _, run in stages], out / "ensemble" / "best.pt")
         tr, tue, valid = _valid_over(ensemble, [main_root, *extra_roots], workers, progress, settings)
         candidates.append((tr, tue, float("inf"), ensemble.parent, valid))
@@ -579,9 +589,10 @@ def train_all_stages(out: Path, seeds: list[int], data: str | None = None, trunk
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train pretrained``."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--out", help="run directory of all stages (RUN/trunk, RUN/rl-seedN); run again to "
-                                      "resume or re-use them")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--out", default=DEFAULT_OUT,
+                        help="run directory of all stages (RUN/trunk-seedN, RUN/rl-seedN); run again to resume or "
+                             f"re-use them (default {DEFAULT_OUT})")
     source.add_argument("--from", dest="source", metavar="RUN",
                         help="ship an already trained model instead: an RL run (best_model.zip), a supervised "
                              "or matching-trunk run (best.pt), or such a file; several matching-trunk runs, "
@@ -605,16 +616,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "under RUN/data; ppo: the default dataset)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds (all stages: of the trunks, or of PPO), the best on "
                                                          "valid is shipped (default 0,1,2)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N",
-                        help="seeds trained at a time, each in its own process (all stages; default 1; 2 on two "
-                             "cores)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+                        help="seeds trained at a time, each in its own process, each on its share of the cores "
+                             f"(all stages; default {DEFAULT_JOBS}; 1: one after the other in this process)")
     parser.add_argument("--trunk-config", default=TRUNK_CONFIG, help=f"trunk config (default {TRUNK_CONFIG})")
     parser.add_argument("--rl-config", default=RL_CONFIG, help=f"PPO config (default {RL_CONFIG})")
     parser.add_argument("--tracker-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a setting of the shipped tracker (agents.tracking.FilterSettings, e.g. temperature=40): "
-                             "used to choose it on valid, to evaluate it, and recorded on its card (repeatable)")
-    parser.add_argument("--trunk-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a trunk config value (repeatable)")
+                        help="a setting of the shipped tracker (agents.tracking.FilterSettings, e.g. temperature=30; "
+                             "its defaults are the shipped follower's): used to choose it on valid, to evaluate it, "
+                             "and recorded on its card (repeatable)")
+    parser.add_argument("--trunk-set", action="append", default=list(DEFAULT_TRUNK_SET), metavar="KEY=VALUE",
+                        help="override a trunk config value (repeatable; after the default "
+                             f"{' '.join(DEFAULT_TRUNK_SET)}, which a later one overrides)")
     parser.add_argument("--rl-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a PPO config value (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import sys
 from pathlib import Path
 
@@ -97,9 +98,18 @@ def register(subparsers) -> None:
     variant.add_argument("--out", type=Path, required=True, help="the variant's dataset root (outside the source)")
     variant.set_defaults(func=run_variant)
 
-    info = data_commands.add_parser("info", help="list pieces, durations, onsets and split sizes",
-                                    description="Summarize a dataset root or split directory.")
+    info = data_commands.add_parser(
+        "info", help="split sizes; with --pieces or --piece, each piece's duration, notes and onsets",
+        description="Summarize a dataset root or split directory: by default the scores, performances and minutes "
+                    "of each split; --pieces lists every performance (a dataset holds hundreds), --split and --piece "
+                    "narrow both.")
     info.add_argument("dir", nargs="?", type=Path, help="dataset root or split (default: the default dataset)")
+    info.add_argument("--split", action="append", metavar="SPLIT",
+                      help="only this split (train, valid, test; repeatable)")
+    info.add_argument("--piece", metavar="PATTERN",
+                      help="only performances whose name matches this shell pattern (e.g. 'bach*' or '*@t1.00*'; "
+                           "lists them)")
+    info.add_argument("--pieces", action="store_true", help="list every performance, one line each")
     info.set_defaults(func=run_info)
 
 
@@ -204,15 +214,22 @@ def run_info(args: argparse.Namespace) -> int:
     from sfgym.data.dataset import dataset_summary, default_dataset_dir, read_manifest
 
     root = args.dir or default_dataset_dir(build=False)
-    rows = dataset_summary(root)
-    table = Table(title=str(root))
-    for column in ("split", "piece", "duration", "notes", "onsets", "noteheads", "audio"):
-        table.add_column(column, justify="left" if column in ("split", "piece") else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(row["split"], row["piece"], f"{row['duration_s']:.1f} s", str(row["notes"]),
-                      str(row["onsets"]), str(row["noteheads"]), "wav" if row["audio"] else "synth")
+    rows = [row for row in dataset_summary(root)
+            if (not args.split or row["split"] in args.split)
+            and (args.piece is None or fnmatch.fnmatchcase(row["piece"], args.piece))]
     console = Console(width=None if sys.stdout.isatty() else 200)  # piped output: don't wrap names
-    console.print(table)
+    if args.pieces or args.piece is not None:
+        table = Table(title=str(root))
+        for column in ("split", "piece", "duration", "notes", "onsets", "noteheads", "audio"):
+            table.add_column(column, justify="left" if column in ("split", "piece") else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(row["split"], row["piece"], f"{row['duration_s']:.1f} s", str(row["notes"]),
+                          str(row["onsets"]), str(row["noteheads"]), "wav" if row["audio"] else "synth")
+        console.print(table)
+    else:
+        console.print(str(root))
+    if not rows:
+        console.print("no performances match")
     splits: dict[str, list[dict]] = {}
     for row in rows:
         splits.setdefault(row["split"], []).append(row)

@@ -16,7 +16,7 @@ Used by ``sfgym data import`` when a performance comes without an alignment CSV.
    A MIDI performance's notes are instead snapped to the closest performed note of the same pitch, which makes
    them exact wherever the performer played the score's notes.
 
-``benchmarks/alignment_accuracy.py`` measures the accuracy (README, "Automatic alignment accuracy").
+``benchmarks/alignment_accuracy.py`` measures the accuracy (docs/data.md, "Automatic alignment accuracy").
 """
 
 from __future__ import annotations

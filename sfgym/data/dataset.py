@@ -399,7 +399,7 @@ def _build_one_score_safe(source, name, split_dir, config, soundfonts, augment=F
     """Worker wrapper: a score that cannot be built is reported, not fatal to the whole build."""
     try:
         if not isinstance(source, (str, Path)):
-            from sfgym.data.corpus import load_score_musicxml
+            from sfgym.data.reduction import load_score_musicxml
 
             source = load_score_musicxml(source)
         return _build_one_score(source, name, Path(split_dir), config, soundfonts, augment)

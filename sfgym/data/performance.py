@@ -2,7 +2,7 @@
 
 The builder's default performances (:func:`sfgym.data.dataset.expressive_timing`) bend the notated timing along a
 smooth ±10 % tempo curve and play every note at one velocity. :func:`human_performance` adds what real
-performances show (see ``docs``/the README's data section):
+performances show (see docs/data.md):
 
 - **Phrase rubato**: the score is cut into phrases (4–10 s of notated time, ending at the longest
   inter-onset gap near the cut); each phrase moves ahead in its middle and broadens at its ends

@@ -1,7 +1,7 @@
 """The in-memory score-following piece that everything downstream uses.
 
 A :class:`Piece` is one *performance* of one *score*, in the MSMD score-following layout
-(see ``docs`` in the README and section 1 of the reference notes):
+(see docs/data.md and section 1 of the reference notes):
 
 - ``sheet``: the unrolled sheet, uint8 ``(200, W)``, all staff systems cut ±100 px around their
   vertical centre and concatenated left to right (white = 255).
