@@ -451,6 +451,21 @@ def add_run_arguments(parser, kind: str, out_help: str, resume_help: str, set_ex
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+# ---------------------------------------------------------------------------- sweeps
+def selection(run_dir: str | Path, figures: dict[str, float | None], model: str | None,
+              data_key: str) -> dict[str, Any]:
+    """What ``sfgym sweep`` reads of a finished run (each trainer's ``selection_figures``): its valid
+    ``figures``, the path of the model chosen on valid (``model`` in the run directory, None when the
+    trainer makes no follower) and the dataset root it trained on (``data_key`` of its ``config.yaml``;
+    None: the default dataset), so that sfgym needs no knowledge of the trainers' files."""
+    run_dir = Path(run_dir)
+    data: Any = yaml.safe_load((run_dir / CONFIG).read_text())
+    for part in data_key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    chosen = run_dir / model if model is not None and (run_dir / model).is_file() else None
+    return {**json_safe(figures), "model": str(chosen) if chosen else None, "data": data}
+
+
 # ---------------------------------------------------------------------------- JSON
 def json_safe(value: Any) -> Any:
     """JSON-safe copy: NaN / inf → None, numpy scalars → Python, tuples → lists."""
@@ -477,4 +492,4 @@ def run_as_script(module: str, description: str, add_arguments: Callable[[argpar
 __all__ = ["add_run_arguments", "BEST", "Budget", "BudgetProgress", "CHECKPOINT_FORMAT", "COMPLETE", "CONFIG", "check_resumable",
            "config_differences", "INTERRUPTED", "LAST",
            "RUNNING", "RunDirectory", "STATUS", "StopRequest", "data_root", "is_sb3_model", "json_safe",
-           "plot_figure", "read_checkpoint", "read_trunk", "resolve_checkpoint", "run_as_script", "save_checkpoint", "setup_torch"]
+           "plot_figure", "read_checkpoint", "read_trunk", "resolve_checkpoint", "run_as_script", "save_checkpoint", "selection", "setup_torch"]

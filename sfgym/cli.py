@@ -17,7 +17,7 @@ from sfgym.commands import CommandParser
 from sfgym.threads import torch_threads
 
 # Modules under sfgym.commands, in the order their commands are listed in --help.
-COMMAND_MODULES = ("data", "train", "evaluate", "render", "follow", "agents")
+COMMAND_MODULES = ("data", "train", "sweep", "evaluate", "render", "follow", "agents")
 
 DESCRIPTION = """\
 sfgym: score following on MSMD-format data.
@@ -28,6 +28,7 @@ Typical session:
   sfgym evaluate --agents oracle,constant_tempo,online_dtw --out results/
   sfgym train supervised --config lstm
   sfgym train rl --config ppo
+  sfgym sweep supervised --config lstm --set training.lr=1e-3,3e-3 --out sweeps/lr   # on Ray
   sfgym render --agents constant_tempo,online_dtw --piece NAME --video out.mp4
   sfgym follow take.wav --score piece.musicxml --positions take.csv
   sfgym agents                          # the followers these commands take

@@ -51,6 +51,12 @@ from agents.supervised.data import (LOSS_THRESHOLD_PX, SCORE_COLUMNS, SCORE_FACT
 from sfgym.data.msmd import load_canonical_first
 
 TRAINER = "trunk"
+SEED_KEY = "training.seed"
+"""The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
+RESUME_FILE = LAST
+"""The file ``--resume`` continues from: a sweep resumes a trial that has it, and starts one without it again."""
+SELECTION_FIGURE = "valid_mae_px"
+"""The figure ``best.pt`` is chosen on (lower is better), first of :func:`selection_figures`."""
 HISTORY_COLUMNS = ("step", "samples", "wall_s", "train_mae_px", "valid_mae_px", "valid_r2")
 RESUMABLE_KEYS = ("training.max_steps", "training.max_minutes", "training.device", "training.num_threads")
 """Config keys a resumed run may change; any other difference is an error."""
@@ -380,6 +386,14 @@ def write_history(run: RunDirectory, history: list[dict[str, Any]], max_offset_p
     run.write_figure(figure, dpi=110)
 
 
+def selection_figures(run_dir: str | Path) -> dict[str, Any]:
+    """The best evaluation's valid offset error and R² (``best.pt``) and the dataset: what a sweep tabulates
+    (:func:`agents.runs.selection`; a trunk is no follower, so no model to test)."""
+    metrics = runs.read_checkpoint(Path(run_dir) / BEST, trainer=TRAINER).get("metrics") or {}
+    return runs.selection(run_dir, {"valid_mae_px": metrics.get("valid_mae_px"), "valid_r2": metrics.get("valid_r2")},
+                          None, "data.dir")
+
+
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sfgym train trunk``."""
@@ -415,4 +429,4 @@ if __name__ == "__main__":  # `sfgym train pretrained --jobs N` runs each trunk 
 
 
 __all__ = ["ColumnMatcher", "OffsetRegressor", "TrunkPretrainingConfig", "add_arguments", "load_config",
-           "main", "PRETRAINING_MODELS", "pretraining_model", "train"]
+           "main", "PRETRAINING_MODELS", "pretraining_model", "RESUME_FILE", "SEED_KEY", "SELECTION_FIGURE", "selection_figures", "train"]

@@ -41,7 +41,7 @@ from typing import Any
 from agents import runs
 from agents.config_files import find_config, load_yaml_with_overrides, mapping, read_yaml_config
 from agents.rl.callbacks import (AtomicCheckpointCallback, FreezeTrunkCallback, PolicyAverageCallback, ProgressCallback,
-                                 StopRequestCallback, TimeBudgetCallback, TrackingEvalCallback, BEST_JSON)
+                                 StopRequestCallback, TimeBudgetCallback, TrackingEvalCallback, BEST_JSON, BEST_MODEL)
 from agents.rl.config import RLConfig, algorithm_class, config_from_dict, policy_name, with_checkpoint_trunk
 from agents.rl.curves import read_curve_csv
 from agents.rl.extractor import TrunkExtractor, load_supervised_trunk, policy_trunks
@@ -56,6 +56,12 @@ TRAINER = "rl"
 FINAL_MODEL = "final_model.zip"
 LAST_MODEL = "last_model.zip"
 """The training model itself (for a frozen-trunk run: the one on looked-up features): what --resume loads."""
+SEED_KEY = "seed"
+"""The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
+RESUME_FILE = LAST_MODEL
+"""The file ``--resume`` continues from: a sweep resumes a trial that has it, and starts one without it again."""
+SELECTION_FIGURE = "valid_tr"
+"""The figure ``best_model.zip`` is chosen on (higher is better), first of :func:`selection_figures`."""
 RESUMABLE_KEYS = ("total_timesteps", "max_minutes", "device", "torch_threads", "data", "vec_env", "progress_bar",
                   "checkpoint_every_steps")
 """Config keys a resumed run may change (budgets and where it runs); any other difference is an error."""
@@ -245,6 +251,13 @@ def _frozen_trunk_setup(config: RLConfig, pieces: list[Piece]):
     env = image_env.envs[0].unwrapped
     tables = TrunkFeatureTables(trunk, score_window=env.score_window, score_factor=env.score_factor)
     return (lambda model: export_image_model(model, image_model)), tables
+
+
+def selection_figures(run_dir: str | Path) -> dict[str, Any]:
+    """The best evaluation's valid TR and TUE (``summary.json``), ``best_model.zip`` and the dataset: what a
+    sweep tabulates (:func:`agents.runs.selection`)."""
+    best = json.loads((Path(run_dir) / "summary.json").read_text()).get("best") or {}
+    return runs.selection(run_dir, {"valid_tr": best.get("tr"), "valid_tue": best.get("tue")}, BEST_MODEL, "data")
 
 
 # ---------------------------------------------------------------------------- command line

@@ -50,6 +50,13 @@ RESUMABLE_KEYS = ("training.epochs", "training.max_minutes", "training.patience"
                   "training.num_threads", "training.tensorboard")
 """Config keys a resumed run may change (budgets and where it runs); any other difference is an error."""
 
+SEED_KEY = "training.seed"
+"""The config key of the run's seed (what ``sfgym sweep --seeds`` sets)."""
+RESUME_FILE = LAST
+"""The file ``--resume`` continues from: a sweep resumes a trial that has it, and starts one without it again."""
+SELECTION_FIGURE = "valid_tr"
+"""The figure the best checkpoint is chosen on (higher is better), first of :func:`selection_figures`."""
+
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_squared_error", "valid_loss", "valid_squared_error", "valid_tr",
                    "valid_tue", "valid_error_mean_px", "valid_error_median_px", "songs", "steps", "seconds")
 
@@ -265,6 +272,13 @@ def _summary(run_dir: Path, config: SupervisedConfig, state: RunState, baseline:
     })
 
 
+def selection_figures(run_dir: str | Path) -> dict[str, Any]:
+    """The best epoch's valid TR and TUE (``metrics.json``), ``best.pt`` and the dataset: what a sweep
+    tabulates (:func:`agents.runs.selection`)."""
+    valid = json.loads((Path(run_dir) / "metrics.json").read_text()).get("valid") or {}
+    return runs.selection(run_dir, {"valid_tr": valid.get("tr"), "valid_tue": valid.get("tue")}, BEST, "data.dir")
+
+
 def final_line(summary: dict[str, Any]) -> str:
     """The one line ``sfgym train supervised`` ends with."""
     valid, base = summary["valid"], summary["constant_position"]
@@ -354,4 +368,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["RESUMABLE_KEYS", "RunState", "add_arguments", "final_line", "main", "train", "validation_score"]
+__all__ = ["RESUMABLE_KEYS", "RESUME_FILE", "RunState", "SEED_KEY", "SELECTION_FIGURE", "add_arguments", "final_line", "main",
+           "selection_figures", "train", "validation_score"]
