@@ -48,7 +48,8 @@ from agents.rl.follower import MODEL_FILES, read_metadata
 from agents.runs import RunDirectory, is_sb3_model, json_safe, read_checkpoint, resolve_checkpoint, run_as_script
 from agents.tracking import FilterSettings, save_trunk_ensemble
 import sfgym
-from sfgym.data.dataset import BuildConfig, build_dataset, default_dataset_root, read_manifest
+from sfgym.data import dataset
+from sfgym.data.dataset import BuildConfig, default_dataset_root, read_manifest
 from sfgym.data.msmd import find_split_dir, load_split
 from sfgym.evaluation import AgentSpec, run_evaluation
 from sfgym.files import atomic_write_bytes
@@ -427,7 +428,8 @@ def build_training_data(out: Path, workers: int | None = None, progress: bool = 
     for name, settings in TRAINING_DATA.items():
         root = out / "data" / name
         print(f"training data {name}: {root}")
-        roots.append(build_dataset(root, config=BuildConfig(**settings), workers=workers, progress=progress))
+        # through the module, so that tests can stand in for the builder
+        roots.append(dataset.build_dataset(root, config=BuildConfig(**settings), workers=workers, progress=progress))
     return roots
 
 
