@@ -1,4 +1,4 @@
-"""``sfgym follow``: follow a recording as if it were live, printing the position and page turns."""
+"""``sfgym follow``: follow the microphone, or a recording as if it were live, printing the position and page turns."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ def register(subparsers) -> None:
     from sfgym.threads import add_torch_threads_argument
 
     parser = subparsers.add_parser(
-        "follow", help="follow an audio file live: position, page-turn events, per-frame latency",
-        description="Feed a recording to a follower as if it came from a sound card: blocks at the audio's own "
+        "follow", help="follow the microphone (--live) or an audio file: position, page turns, per-frame latency",
+        description="Follow the sound card's input (--live, --input-device) or feed a recording to a follower as "
+        "if it came from a sound card: blocks at the audio's own "
         "pace, each spectrogram frame computed as soon as its samples arrive (causally), the follower stepped as "
         "soon as its observation is complete. Prints the position, emits page-turn (system-change) events with "
         "their latency, and ends with the per-frame latency (feature extraction + follower step). The score is "
         "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
         "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported. On silent "
-        "frames the follower holds its position; --positions writes every position as CSV.")
+        "frames, and before music that matches the score's opening, the follower holds its position; --positions "
+        "writes every position as CSV, --record DIR keeps the whole session.")
     parser.add_argument("audio", nargs="?", type=Path,
                         help=f"the recording ({AUDIO_FORMATS_HELP}); default: --piece's own")
     source = parser.add_mutually_exclusive_group()
@@ -53,7 +55,8 @@ def register(subparsers) -> None:
     parser.add_argument("--live", action="store_true",
                         help="follow the sound card's input (the default input device) instead of a file; Ctrl-C stops")
     parser.add_argument("--input-device", metavar="N|NAME",
-                        help="follow this input device (its number or part of its name in --list-devices); implies --live")
+                        help="follow this input device (its number, or part of its name, in --list-devices); "
+                        "implies --live")
     parser.add_argument("--list-devices", action="store_true", help="list the audio input devices and exit")
     parser.add_argument("--max-minutes", type=float, default=60.0,
                         help="live: the longest a session lasts (default 60)")
@@ -222,7 +225,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"positions: {args.positions} ({len(report.steps)} rows)")
     if recorder is not None:
         kept = recorder.finish(report)
-        print(f"session kept in {kept}; import it as a piece with: sfgym data import --score {kept / ('score' + score_file.suffix)} "
+        kept_score = kept / f"score{score_file.suffix}"
+        print(f"session kept in {kept}; import it as a piece with: sfgym data import --score {kept_score} "
               f"--performance {kept / 'take.wav'} --out DIR")
     return 0
 

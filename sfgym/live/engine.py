@@ -245,8 +245,8 @@ def write_positions_csv(path: str | Path, steps: list[LiveStep]) -> None:
     step where the position was held (silence, or before the music started).
     """
     lines = ["frame,time_s,x,system,page_turn,silent"]
-    lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},{int(s.silent or s.waiting)}"
-              for s in steps]
+    lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},"
+              f"{int(s.silent or s.waiting)}" for s in steps]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 

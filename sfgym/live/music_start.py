@@ -7,13 +7,15 @@ room noise just above it walked on-line time warping six systems ahead before a 
 
 - *louder than the room*: the frames of the last :attr:`WaitForMusic.sustain_s` are, by their median,
   :attr:`WaitForMusic.above_room_db` louder than the room (a low percentile of the loudness of the
-  :attr:`WaitForMusic.room_s` before them; in the first :attr:`WaitForMusic.room_s`, when the room is not known yet, the music must be louder than
-  :attr:`WaitForMusic.unknown_room_dbfs`);
-- *the score's opening*: the chroma of what those frames add to the room's spectrum (the room's own spectrum,
-  a low percentile of each band over all that was heard, subtracted) correlates with the pitch classes of the score's first notes by at
-  least :attr:`WaitForMusic.min_opening_match`, on every frame of a run :attr:`WaitForMusic.sustain_s` long.
+  :attr:`WaitForMusic.room_s` before them; in a recording's first ``room_s``, while the room is not known
+  yet, louder than :attr:`WaitForMusic.unknown_room_dbfs`);
+- *the score's opening*: the chroma of what those frames add to the room's spectrum (the room's own
+  spectrum, a low percentile of each band over all that was heard, subtracted) correlates with the pitch
+  classes of the score's first notes by at least :attr:`WaitForMusic.min_opening_match`, on every frame of a
+  run :attr:`WaitForMusic.sustain_s` long.
 
-The music's start is then the first sounding frame of that run. Where the score gives no pitches only the
+The music's start is then the first of the loud frames that lead, without a quiet one, into that run (the
+opening may match only after a few notes). Where the score gives no pitches only the
 loudness test is made.
 """
 
@@ -46,10 +48,10 @@ class WaitForMusic:
 
     sustain_s: float = 0.75
     above_room_db: float = 8.0
-    min_opening_match: float = 0.45
+    min_opening_match: float = 0.55
     room_s: float = 5.0
     room_percentile: float = 20.0
-    unknown_room_dbfs: float = -40.0
+    unknown_room_dbfs: float = -45.0
     opening_notes: tuple[int, ...] = (4, 8, 16)
 
 
@@ -120,13 +122,20 @@ class MusicStartDetector:
         self._frames_seen += 1
         self._run = self._run + 1 if self._frame_passes() else 0
         if self._run >= self._sustain:
-            frame = self._frames_seen - 1
-            window = np.array(self._rms[-self._sustain:])
-            sounding = np.flatnonzero(window >= self._loud_enough)
-            first_of_run = frame - self._sustain + 1
-            self.start_frame = first_of_run + (int(sounding[0]) if len(sounding) else 0)
-            self.found_at = frame
+            self.found_at = self._frames_seen - 1
+            self.start_frame = self._frames_seen - len(self._rms) + self._music_began()
         return self.started
+
+    def _music_began(self) -> int:
+        """Where, in the frames kept, the music began: the first of the loud frames that lead without a quiet
+        one into the passing run (the opening may match only after its first notes)."""
+        loud = np.array(self._rms) >= self._loud_enough
+        first = len(loud) - self._sustain
+        while first > 0 and loud[first - 1]:
+            first -= 1
+        while first < len(loud) - 1 and not loud[first]:  # the run itself may open on a quiet frame
+            first += 1
+        return first
 
     def _frame_passes(self) -> bool:
         """Whether the newest ``sustain_s`` of audio is louder than the room and sounds like the opening."""
@@ -150,4 +159,4 @@ class MusicStartDetector:
         return match >= settings.min_opening_match
 
 
-__all__ = ["MusicStartDetector", "WaitForMusic", "opening_profile"]
+__all__ = ["MusicStartDetector", "WaitForMusic", "opening_profiles"]
