@@ -5,12 +5,15 @@
 
 Each piece's performance is followed as ``sfgym follow`` follows a file (:class:`sfgym.live.LiveFollowing`,
 as fast as possible), alone and after ``--noise-s`` of noise at ``--dbfs`` (RMS): *room* noise (pink noise,
-an air conditioner's hum at 50 Hz and its harmonics) and *speech* (``espeak-ng`` reading a text, if installed,
+an air conditioner's hum at 50 Hz and its harmonics), *hiss* (white noise: a distant microphone turned up)
+and *speech* (``espeak-ng`` reading a text, if installed,
 else noise bursts band-passed to the voice's range at a syllable rate). Printed per follower and noise:
 
 - ``turns before``: page turns before the first note (pieces with any / all turns);
+- ``moved``: how far the position moved from the start before the first note (px; the most of any piece);
 - ``TR alone`` / ``TR after noise``: the share of frames from the first note on within 170 px of the truth;
-- ``start found``: how late after the first note the music was found (median, max).
+- ``start found``: how late after the first note the music was found (median, max; a negative time is a
+  false start, in the noise).
 
 The pieces: the MSMD sample of the tests (its score has no notated timing: a stand-in 70 px/s) and every
 piece under ``--data`` (e.g. a dataset built by ``sfgym data build --max-pieces 6 --out DIR``).
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 import soundfile
+import soxr
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_SPLIT = REPO / "tests" / "fixtures" / "msmd_sample"
@@ -61,14 +65,14 @@ def speech(seconds: float, seed: int = 0) -> tuple[np.ndarray, str]:
             wav = Path(folder) / "speech.wav"
             subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SPEECH_TEXT], check=True)
             voice, rate = soundfile.read(str(wav), dtype="float32")
-        import soxr
-
         voice = soxr.resample(voice, rate, RATE)
         return np.resize(voice, n).astype(np.float32), "espeak-ng"
     rng = np.random.default_rng(seed)
     sos = scipy.signal.butter(4, [200, 3000], btype="band", fs=RATE, output="sos")
     voice = scipy.signal.sosfilt(sos, rng.standard_normal(n))
-    syllables = (np.sin(2 * np.pi * 4.0 * np.arange(n) / RATE) > 0.3) * (rng.random(n // RATE + 1) > 0.3).repeat(RATE)[:n]
+    syllable_rate = np.sin(2 * np.pi * 4.0 * np.arange(n) / RATE) > 0.3  # four syllables a second
+    talking = (rng.random(n // RATE + 1) > 0.3).repeat(RATE)[:n]  # pauses between words
+    syllables = syllable_rate * talking
     return (voice * syllables).astype(np.float32), "band-passed noise bursts"
 
 
@@ -105,8 +109,10 @@ def follow(files, spec: str, audio: np.ndarray, rate: int, delay_s: float, wait:
     live.close()
     first_note = int(np.floor(notes[:, 0].min() * FPS))
     errors = np.array([s.error for s in report.steps if s.frame >= first_note])
+    before = [s.x for s in report.steps if s.frame < first_note]
     found = report.music_found_frame
     return {"turns_before": sum(e.frame < first_note for e in report.events),
+            "moved_px": max(before) - min(before) if before else 0.0,
             "tr": float(np.mean(errors <= LOSS_THRESHOLD_PX)),
             "found_late_s": None if found is None else (found - first_note) / FPS}
 
@@ -124,13 +130,14 @@ def main() -> None:
     from sfgym.threads import torch_threads
 
     voice, voice_kind = speech(args.noise_s)
-    noises = {"room": scaled_to_dbfs(room_noise(args.noise_s), args.dbfs),
+    hiss = np.random.default_rng(1).standard_normal(int(args.noise_s * RATE)).astype(np.float32)
+    noises = {"room": scaled_to_dbfs(room_noise(args.noise_s), args.dbfs), "hiss": scaled_to_dbfs(hiss, args.dbfs),
               "speech": scaled_to_dbfs(voice, args.dbfs)}
     found = pieces(args.data)
     print(f"{len(found)} pieces; {args.noise_s:g} s of noise at {args.dbfs:g} dBFS before the music (speech: "
           f"{voice_kind}); {'no waiting (the -60 dBFS gate only)' if args.no_wait else 'waiting for the music'}")
-    print(f"{'follower':<12} {'noise':<7} {'turns before (pieces)':>22} {'TR alone':>9} {'TR after noise':>15} "
-          f"{'start found after (median, max)':>32}")
+    print(f"{'follower':<12} {'noise':<7} {'turns before (pieces)':>22} {'moved':>6} {'TR alone':>9} "
+          f"{'TR after noise':>15} {'start found after (median, max)':>32}")
     with torch_threads(1):
         takes = [(files, *performance_audio(files)[:2]) for files in found]
         for spec in [s.strip() for s in args.agents.split(",") if s.strip()]:
@@ -138,17 +145,20 @@ def main() -> None:
             for name, noise in noises.items():
                 after = []
                 for files, audio, rate in takes:
-                    lead = noise if rate == RATE else __import__("soxr").resample(noise, RATE, rate)
+                    lead = noise if rate == RATE else soxr.resample(noise, RATE, rate)
                     after.append(follow(files, spec, np.concatenate([lead, audio]), rate, args.noise_s,
                                         not args.no_wait))
                 turned = [r["turns_before"] for r in after]
                 late = [r["found_late_s"] for r in after if r["found_late_s"] is not None]
                 late_text = f"{np.median(late):.2f} s, {max(late):.2f} s" if late else "-"
+                if late and min(late) < 0:
+                    late_text += f" ({sum(t < 0 for t in late)} false)"
                 if len(late) < len(after):
                     late_text += f" ({len(after) - len(late)} never)"
-                print(f"{spec:<12} {name:<7} {sum(turned):>10} ({sum(t > 0 for t in turned)}/{len(turned)})"
-                      f"{'':>7} {np.mean([r['tr'] for r in alone]):>9.3f} {np.mean([r['tr'] for r in after]):>15.3f} "
-                      f"{late_text:>32}")
+                moved = max(r["moved_px"] for r in after)
+                tr_alone, tr_after = np.mean([r["tr"] for r in alone]), np.mean([r["tr"] for r in after])
+                print(f"{spec:<12} {name:<7} {sum(turned):>10} ({sum(t > 0 for t in turned)}/{len(turned)}){'':>7} "
+                      f"{moved:>6.0f} {tr_alone:>9.3f} {tr_after:>15.3f} {late_text:>32}")
 
 
 if __name__ == "__main__":
