@@ -459,15 +459,19 @@ class LiveFollowing:
         self.start(source.sample_rate)
         started = time.perf_counter()
         samples_fed = 0
+        blocks = source.blocks()
         try:
-            for block in source.blocks():
+            for block in blocks:
                 samples_fed += len(block)
                 self._announce(self.push(block), on_step, on_event)
                 if self.over or (should_stop is not None and should_stop()):
                     break
             else:
                 self._announce(self.finish(), on_step, on_event)
-        finally:  # also when interrupted (Ctrl-C): the report holds what was followed
+        finally:  # also when interrupted (Ctrl-C): the source is closed (a sound card's stream with it) and the
+            # report holds what was followed
+            if hasattr(blocks, "close"):
+                blocks.close()
             self.report.audio_seconds = samples_fed / source.sample_rate
             self.report.wall_seconds = time.perf_counter() - started
         return self.report
