@@ -22,7 +22,8 @@ SAMPLE_SCORE = MSMD_SAMPLE_SPLIT / "score" / f"{MSMD_SAMPLE_PIECE}.npz"
 
 
 def _noise_bursts(seconds: float, every_s: float = 0.4, seed: int = 0) -> np.ndarray:
-    """Quiet noise with a loud burst every ``every_s`` seconds: audio a follower can hear."""
+    """Quiet noise with a loud burst every ``every_s`` seconds: audio a follower can hear (not music: the tests
+    that follow it do not wait for the music)."""
     rng = np.random.default_rng(seed)
     audio = (0.01 * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
     for start in range(0, len(audio), int(every_s * RATE)):
@@ -55,12 +56,13 @@ def test_push_api_gives_the_positions_of_following_the_whole_file(toy_dataset, t
     wav, csv = tmp_path / "take.wav", tmp_path / "take.csv"
     soundfile.write(str(wav), audio, RATE, subtype="FLOAT")
     assert main(["follow", str(wav), "--score", str(score), "--agent", "online_dtw", "--speed", "0",
-                 "--positions", str(csv)]) == 0
+                 "--positions", str(csv), "--no-wait-for-music"]) == 0
     whole_file = pd.read_csv(csv)
     assert list(whole_file.columns) == ["frame", "time_s", "x", "system", "page_turn", "silent"]
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically
 
-    live = LiveFollowing.for_score(score, make_follower("online_dtw"), max_seconds=len(audio) / RATE)
+    live = LiveFollowing.for_score(score, make_follower("online_dtw"), max_seconds=len(audio) / RATE,
+                                   wait_for_music=None)
     live.start(RATE)
     pushed = []
     sizes = np.random.default_rng(1).integers(1, 3000, size=len(audio) // 100)
@@ -77,7 +79,7 @@ def test_push_api_gives_the_positions_of_following_the_whole_file(toy_dataset, t
 
 def test_push_api_holds_on_silence_and_warns_once(toy_dataset) -> None:
     score = toy_dataset / "train" / "score" / "toy_b.npz"
-    live = LiveFollowing.for_score(score, make_follower("constant_tempo"), max_seconds=20)
+    live = LiveFollowing.for_score(score, make_follower("constant_tempo"), max_seconds=20, wait_for_music=None)
     live.start(RATE)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -144,7 +146,7 @@ class Accelerating(OracleFollower):
 @pytest.mark.parametrize("action_type", ["continuous", "discrete"])
 def test_velocity_followers_come_to_a_stop_on_silence(toy_dataset, action_type) -> None:
     live = LiveFollowing.for_score(toy_dataset / "train" / "score" / "toy_b.npz", Accelerating(action_type),
-                                   max_seconds=10)
+                                   max_seconds=10, wait_for_music=None)
     live.start(RATE)
     sounding = live.push(_noise_bursts(0.4))
     assert sounding[-1].x > sounding[0].x + 10  # it got going (at about 5 px/frame)

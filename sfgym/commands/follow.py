@@ -1,4 +1,4 @@
-"""``sfgym follow``: follow a recording as if it were live, printing the position and page turns."""
+"""``sfgym follow``: follow the microphone, or a recording as if it were live, printing the position and page turns."""
 
 from __future__ import annotations
 
@@ -19,17 +19,19 @@ def register(subparsers) -> None:
     from sfgym.threads import add_torch_threads_argument
 
     parser = subparsers.add_parser(
-        "follow", help="follow an audio file live: position, page-turn events, per-frame latency",
-        description="Feed a recording to a follower as if it came from a sound card: blocks at the audio's own "
+        "follow", help="follow the microphone (--live) or an audio file: position, page turns, per-frame latency",
+        description="Follow the sound card's input (--live, --input-device) or feed a recording to a follower as "
+        "if it came from a sound card: blocks at the audio's own "
         "pace, each spectrogram frame computed as soon as its samples arrive (causally), the follower stepped as "
         "soon as its observation is complete. Prints the position, emits page-turn (system-change) events with "
         "their latency, and ends with the per-frame latency (feature extraction + follower step). The score is "
         "--score (an MSMD score .npz, or a MusicXML/MEI/kern/ABC file, engraved) or the score of a built "
         "--piece; with --piece and no AUDIO the piece's own performance is followed and errors are reported. On silent "
-        "frames the follower holds its position; --positions writes every position as CSV.")
+        "frames, and before music that matches the score's opening, the follower holds its position; --positions "
+        "writes every position as CSV, --record DIR keeps the whole session.")
     parser.add_argument("audio", nargs="?", type=Path,
                         help=f"the recording ({AUDIO_FORMATS_HELP}); default: --piece's own")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--score", type=Path, help="MSMD score .npz (score/<name>.npz; a <name>.mid beside it "
                         "gives the notated timing) or a score file (.xml/.musicxml/.mxl/.mei/.krn/.abc)")
     source.add_argument("--piece", help="a piece of the dataset (as in 'sfgym data info')")
@@ -50,6 +52,22 @@ def register(subparsers) -> None:
     parser.add_argument("--positions", type=Path, metavar="CSV",
                         help="also write the positions as CSV for other programs: frame, time_s, x, system "
                         "(from 1), page_turn (1 on a page turn), silent (1 where the position was held)")
+    parser.add_argument("--live", action="store_true",
+                        help="follow the sound card's input (the default input device) instead of a file; Ctrl-C stops")
+    parser.add_argument("--input-device", metavar="N|NAME",
+                        help="follow this input device (its number, or part of its name, in --list-devices); "
+                        "implies --live")
+    parser.add_argument("--list-devices", action="store_true", help="list the audio input devices and exit")
+    parser.add_argument("--max-minutes", type=float, default=60.0,
+                        help="live: the longest a session lasts (default 60)")
+    parser.add_argument("--no-wait-for-music", dest="wait_for_music", action="store_false",
+                        help="follow from the first sound (by default, on --live input and an AUDIO file, the follower "
+                        "waits until the audio is music that matches the score's opening: room noise and talking "
+                        "before it do not move it; a --piece's own performance, like evaluation, is followed at once)")
+    parser.add_argument("--record", type=Path, metavar="DIR",
+                        help="keep the session in DIR (a new directory): take.wav (the audio as heard), positions.csv, "
+                        "page_turns.csv and the score, importable with 'sfgym data import --score DIR/score.* "
+                        "--performance DIR/take.wav'")
     parser.add_argument("--no-hold-on-silence", dest="hold_on_silence", action="store_false",
                         help="ask the follower on silent frames too (by default it holds its position there: "
                         "on silence on-line DTW drifts)")
@@ -76,62 +94,122 @@ def _rms_dbfs(samples: np.ndarray) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sfgym.commands import check_output_path
+    from sfgym.live import LiveInputError
+
+    try:
+        return _run(args)
+    except LiveInputError as error:  # no PortAudio, no such device: said in one line, not traced
+        print(f"sfgym follow: {error}", file=sys.stderr)
+        return 1
+
+
+def _input_source(args: argparse.Namespace, files):
+    """``(source, performance notes or None)``: the sound card, the AUDIO file, or the piece's own performance."""
     from sfgym.data.audio import performance_audio
     from sfgym.data.msmd import read_midi_notes
+    from sfgym.live import RecordingSource, SoundCardSource
+
+    if args.live:
+        return SoundCardSource(args.input_device), None
+    if args.audio is not None:
+        return RecordingSource.from_file(args.audio, speed=args.speed), None
+    samples, rate, audio_name = performance_audio(files)  # the piece's own performance: its MIDI is the truth
+    return RecordingSource(samples, rate, speed=args.speed, name=audio_name), read_midi_notes(files.midi)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sfgym.commands import check_output_path
     from sfgym.data.piece import FPS
     from sfgym.envs.geometry import LOSS_THRESHOLD_PX
     from sfgym.followers import make_follower
-    from sfgym.live import LiveFollowing, RecordingSource, SilentInputWarning, write_positions_csv
+    from sfgym.live import LiveFollowing, SilentInputWarning, WaitForMusic, list_input_devices, write_positions_csv
+    from sfgym.live.record import SessionRecorder
     from sfgym.score.timing import stand_in_tempo
 
+    if args.list_devices:
+        devices = list_input_devices()
+        print("\n".join(str(device) for device in devices) if devices else "no audio input device found")
+        return 0
+    args.live = args.live or args.input_device is not None
+    if args.score is None and args.piece is None:
+        raise ValueError("give the score to follow: --score FILE or --piece NAME")
     if args.speed < 0:
         raise ValueError(f"--speed must be >= 0, got {args.speed}")
-    if args.audio is None and args.piece is None:
+    if args.live and args.audio is not None:
+        raise ValueError("give either an AUDIO file or --live (the sound card), not both")
+    if not args.live and args.audio is None and args.piece is None:
         raise ValueError("give the AUDIO file to follow (or --piece NAME to follow a piece's own performance)")
     if args.positions is not None:
         check_output_path(args.positions, "--positions", directory=False)
+    if args.record is not None and args.record.exists():
+        raise ValueError(f"--record {args.record} exists: give a new directory for the session")
     score, files = _score_side(args)
-    if args.audio is not None:
-        source = RecordingSource.from_file(args.audio, speed=args.speed)
-        performance_notes = None
-    else:  # the piece's own performance: its MIDI is the ground truth
-        samples, rate, audio_name = performance_audio(files)
-        source = RecordingSource(samples, rate, speed=args.speed, name=audio_name)
-        performance_notes = read_midi_notes(files.midi)
-    loudness = _rms_dbfs(source.samples)
-    if loudness < args.silence_dbfs:
-        hold = "holds its position" if args.hold_on_silence else "is asked all the same (--no-hold-on-silence)"
-        print(f"warning: {source.name} is silent (RMS {loudness:.1f} dBFS, below {args.silence_dbfs:g}): there "
-              f"is nothing to follow; the follower {hold}", file=sys.stderr)
+    source, performance_notes = _input_source(args, files)
+    # a built piece's own performance is followed as evaluation follows it, from its first frame
+    wait_for_music = args.wait_for_music and args.hold_on_silence and performance_notes is None
+    if not args.live:
+        loudness = _rms_dbfs(source.samples)
+        if loudness < args.silence_dbfs:
+            hold = "holds its position" if args.hold_on_silence else "is asked all the same (--no-hold-on-silence)"
+            print(f"warning: {source.name} is silent (RMS {loudness:.1f} dBFS, below {args.silence_dbfs:g}): there "
+                  f"is nothing to follow; the follower {hold}", file=sys.stderr)
 
     spec = args.agent or "online_dtw"
     tempo = stand_in_tempo([(spec, spec)], timing_missing=score.score_notes is None, score_speed=args.score_speed,
                            score_name=score.name)
     follower = make_follower(spec, **tempo.get(spec, {}))
-    live = LiveFollowing.for_score(score, follower, max_seconds=source.duration_s, seed=args.seed,
+    duration_s = 60.0 * args.max_minutes if args.live else source.duration_s
+    live = LiveFollowing.for_score(score, follower, max_seconds=duration_s, seed=args.seed,
                                    performance_notes=performance_notes, hold_on_silence=args.hold_on_silence,
-                                   silence_dbfs=args.silence_dbfs)
+                                   silence_dbfs=args.silence_dbfs,
+                                   wait_for_music=WaitForMusic() if wait_for_music else None)
     bounds = score.system_bounds
-    print(f"following {source.name} ({source.duration_s:.1f} s) in {score.name}: {len(bounds)} systems, "
-          f"follower {spec}, {'real time' if args.speed == 1 else 'as fast as possible' if args.speed == 0 else f'x{args.speed:g}'}")
+    pace = ("live: Ctrl-C stops" if args.live else "real time" if args.speed == 1
+            else "as fast as possible" if args.speed == 0 else f"x{args.speed:g}")
+    length = "" if args.live else f" ({source.duration_s:.1f} s)"
+    print(f"following {source.name}{length} in {score.name}: {len(bounds)} systems, follower {spec}, {pace}")
+    if wait_for_music:
+        print("waiting for the music (the score's opening) before following; --no-wait-for-music follows at once")
+    sys.stdout.flush()
     printer = _Printer(args.print_every, len(bounds))
     window = _Window(live, score.name, spec, bounds) if args.show else None
+    score_file = args.score if args.score is not None else files.score
+    recorder = SessionRecorder(args.record, score_file, source.sample_rate) if args.record is not None else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SilentInputWarning)  # silence is reported below, once
             on_step = (lambda step: (printer.step(step), window.show(step))) if window else printer.step
-            report = live.follow(source, on_step=on_step, on_event=printer.event,
-                                 should_stop=window.closed if window else None)
+            # The follower runs on this (the main) thread; a sound card's callback, on PortAudio's thread, only
+            # queues its blocks. So Ctrl-C reaches the follower's loop here, and --show's window (pygame wants the
+            # main thread) is drawn where the positions are made.
+            try:
+                report = live.follow(recorder.listen(source) if recorder else source, on_step=on_step,
+                                     on_event=printer.event, should_stop=window.closed if window else None)
+            except KeyboardInterrupt:
+                report = live.report  # what was followed until then
+                print("stopped (Ctrl-C)")
+    except BaseException:
+        if recorder is not None:
+            recorder.abandon()
+        raise
     finally:
         live.close()
         if window is not None:
             window.close()
 
     latency = report.latency_summary()
-    feature = np.array(report.feature_ms)
-    print(f"done: {len(report.steps)} frames in {report.wall_seconds:.1f} s for {source.duration_s:.1f} s of audio; "
-          f"{len(report.events)} page turns")
+    feature = np.array(report.feature_ms) if report.feature_ms else np.array([np.nan])
+    print(f"done: {len(report.steps)} frames in {report.wall_seconds:.1f} s for {report.audio_seconds:.1f} s of "
+          f"audio; {len(report.events)} page turns")
+    if args.live and getattr(source, "dropped_blocks", 0):
+        print(f"warning: {source.dropped_blocks} audio blocks were dropped (the follower fell behind the sound card)",
+              file=sys.stderr)
+    if report.music_start_frame is not None:
+        print(f"the music started at t={report.music_start_frame / FPS:.2f} s (found at "
+              f"t={report.music_found_frame / FPS:.2f} s); before it the follower held its start position")
+    elif wait_for_music and report.steps:
+        print("no music matching the score's opening was heard: the follower held its start position "
+              "(--no-wait-for-music follows from the first sound)")
     if report.silent_steps:
         print(f"{report.silent_steps} of {len(report.steps)} frames ({report.silent_steps / FPS:.1f} s) were silent "
               f"(below {args.silence_dbfs:g} dBFS): the follower held its position there")
@@ -145,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
     if args.positions is not None:
         write_positions_csv(args.positions, report.steps)
         print(f"positions: {args.positions} ({len(report.steps)} rows)")
+    if recorder is not None:
+        kept = recorder.finish(report)
+        kept_score = kept / f"score{score_file.suffix}"
+        print(f"session kept in {kept}; import it as a piece with: sfgym data import --score {kept_score} "
+              f"--performance {kept / 'take.wav'} --out DIR")
     return 0
 
 

@@ -6,6 +6,10 @@
 - :mod:`sfgym.live.streaming`: the reference spectrogram computed causally, block by block.
 - :mod:`sfgym.live.sources`: where the audio comes from: the :class:`AudioSource` interface and
   :class:`RecordingSource`, a recording fed as if it were live.
+- :mod:`sfgym.live.microphone`: :class:`SoundCardSource`, a sound card's input (sounddevice / PortAudio,
+  imported when first used), and the listing of input devices.
+- :mod:`sfgym.live.music_start`: waiting for the music (:class:`WaitForMusic`): the follower starts when the
+  audio is music that matches the score's opening, not on room noise or talking before it.
 
 The command-line front end is ``sfgym follow``; drawing the follower (``--show``) is :mod:`sfgym.rendering`'s.
 """
@@ -13,10 +17,13 @@ The command-line front end is ``sfgym follow``; drawing the follower (``--show``
 from sfgym.live.engine import (SCORE_FILE_SUFFIXES, SILENCE_DBFS, SILENCE_WARNING_S, LiveFollowing, LiveReport,
                                LiveScore, LiveStep, SilentInputWarning, SystemChange, live_piece, read_live_score,
                                read_piece_score, write_positions_csv)
+from sfgym.live.microphone import LiveInputError, SoundCardSource, list_input_devices
+from sfgym.live.music_start import MusicStartDetector, WaitForMusic
 from sfgym.live.sources import DEFAULT_BLOCK_SIZE, AudioSource, RecordingSource
 from sfgym.live.streaming import StreamingSpectrogram
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "SCORE_FILE_SUFFIXES", "SILENCE_DBFS", "SILENCE_WARNING_S", "AudioSource",
-           "LiveFollowing", "LiveReport", "LiveScore", "LiveStep", "RecordingSource", "SilentInputWarning",
+           "LiveFollowing", "LiveInputError", "LiveReport", "LiveScore", "LiveStep", "MusicStartDetector",
+           "RecordingSource", "SoundCardSource", "WaitForMusic", "list_input_devices", "SilentInputWarning",
            "StreamingSpectrogram", "SystemChange", "live_piece", "read_live_score", "read_piece_score",
            "write_positions_csv"]

@@ -20,6 +20,13 @@ A *system change* is emitted the first time the follower's position enters a lat
 (wall clock from the arrival of the audio block that completed the last frame the decision needed, to the
 event) and, with a ground truth, how many seconds after the true position crossed the same boundary.
 
+*Waiting for the music*: until the audio is music that matches the score's opening
+(:class:`~sfgym.live.music_start.MusicStartDetector`, settings :class:`~sfgym.live.music_start.WaitForMusic`),
+the follower is not asked and holds its start position, as on silence: room noise, talking or tuning before
+the first note do not move it. Once the start is found (up to ``sustain_s`` after it), the follower is given
+the frames since the start at once, to catch up, and follows from then on; the frames before the start are
+shown to it as silence (zeros).
+
 *Silence*: a step whose newest frame is silent (its samples' RMS below :data:`SILENCE_DBFS`) does not ask
 the follower; it holds its position (a follower asked on silence may wander: on-line time warping, given
 digital silence against the MSMD sample's score, moved from 85 to 154 px within 2 s), and :class:`SilentInputWarning` is issued once after
@@ -58,6 +65,7 @@ from sfgym.envs import MSMDFollowEnv
 from sfgym.envs.geometry import LOSS_THRESHOLD_PX, NEVER_LOST_PX
 from sfgym.files import atomic_write_bytes
 from sfgym.followers import Follower
+from sfgym.live.music_start import MusicStartDetector, WaitForMusic, opening_profiles
 from sfgym.live.sources import DEFAULT_BLOCK_SIZE, AudioSource, RecordingSource
 from sfgym.live.streaming import StreamingSpectrogram
 from sfgym.score.timing import stand_in_notes
@@ -83,6 +91,7 @@ class LiveStep:
     latency_ms: float  # arrival of the audio block that completed the needed frame -> step done
     true_x: float | None = None
     silent: bool = False  # the newest frame was silence: the follower was not asked and held its position
+    waiting: bool = False  # the music had not started: the follower was not asked and held its position
     page_turn: SystemChange | None = None  # the system change this step made, if any
 
     @property
@@ -121,6 +130,8 @@ class LiveReport:
     feature_ms: list[float] = field(default_factory=list)  # per audio block: spectrogram frames computed
     wall_seconds: float = 0.0
     audio_seconds: float = 0.0
+    music_start_frame: int | None = None  # where the music was found to start (when waiting for it)
+    music_found_frame: int | None = None  # the frame on which that was decided
 
     @property
     def latencies_ms(self) -> np.ndarray:
@@ -138,6 +149,11 @@ class LiveReport:
     def silent_steps(self) -> int:
         """Steps taken on silence (the follower held its position)."""
         return sum(step.silent for step in self.steps)
+
+    @property
+    def waiting_steps(self) -> int:
+        """Steps taken before the music started (the follower held its position)."""
+        return sum(step.waiting for step in self.steps)
 
     def tracking_summary(self) -> dict[str, float] | None:
         """Mean / median error and share of steps within 170 px, if the truth was known."""
@@ -226,11 +242,11 @@ def write_positions_csv(path: str | Path, steps: list[LiveStep]) -> None:
     """Write the positions of ``steps`` as CSV (atomically): ``frame, time_s, x, system, page_turn, silent``.
 
     ``system`` counts from 1; ``page_turn`` is 1 on the step that entered a later system, ``silent`` 1 on a
-    step taken on silence (the position held).
+    step where the position was held (silence, or before the music started).
     """
     lines = ["frame,time_s,x,system,page_turn,silent"]
-    lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},{int(s.silent)}"
-              for s in steps]
+    lines += [f"{s.frame},{s.time_s:.2f},{s.x:.2f},{s.system + 1},{int(s.page_turn is not None)},"
+              f"{int(s.silent or s.waiting)}" for s in steps]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
@@ -249,6 +265,12 @@ class LiveFollowing:
             so that it neither drifts on silence (on-line DTW would) nor learns from it. Position and
             continuous-speed followers stop at once; discrete ones brake as fast as their actions allow.
         silence_dbfs: the silence threshold in dB relative to full scale.
+        wait_for_music: hold the follower until the audio is music matching the score's opening (see the
+            module's docstring); ``None`` (here the default, as in the environment) follows from the first
+            sound; :meth:`for_score`, for a musician's recordings and live input, waits by default. Off where
+            ``hold_on_silence`` is (the follower is then asked on every frame).
+        opening_pitches: the pitches of the score's first notes, in onset order, for ``wait_for_music``
+            (default: those of ``piece.score_notes``; without either only the loudness is tested).
 
     Feed it with :meth:`follow` (any :class:`~sfgym.live.sources.AudioSource`), :meth:`run` (a whole
     recording, paced) or push-style, as audio arrives from a sound card: :meth:`start`, then :meth:`push` per
@@ -256,7 +278,8 @@ class LiveFollowing:
     """
 
     def __init__(self, follower: Follower, piece: Piece, system_bounds: np.ndarray, *, truth_known: bool,
-                 seed: int = 0, hold_on_silence: bool = True, silence_dbfs: float = SILENCE_DBFS):
+                 seed: int = 0, hold_on_silence: bool = True, silence_dbfs: float = SILENCE_DBFS,
+                 wait_for_music: WaitForMusic | None = None, opening_pitches: np.ndarray | None = None):
         self.follower = follower
         self.piece = piece
         self.system_bounds = np.asarray(system_bounds, dtype=np.int64).reshape(-1, 2)
@@ -273,6 +296,12 @@ class LiveFollowing:
         self.silence_dbfs = float(silence_dbfs)
         self._silence_rms = 10.0 ** (self.silence_dbfs / 20.0)
         self._rms: list[float] = []  # per computed frame
+        self.wait_for_music = wait_for_music if hold_on_silence else None
+        if opening_pitches is None and piece.score_notes is not None:
+            opening_pitches = np.asarray(piece.score_notes)[:, 1]
+        self._opening = None if wait_for_music is None else opening_profiles(opening_pitches,
+                                                                            wait_for_music.opening_notes)
+        self._music: MusicStartDetector | None = None
         self._stream: StreamingSpectrogram | None = None
         self._state: dict[str, Any] | None = None
         #: what the current (or last) stream produced
@@ -280,14 +309,17 @@ class LiveFollowing:
 
     @classmethod
     def for_score(cls, score: str | Path | LiveScore, follower: Follower, *, max_seconds: float, seed: int = 0,
-                  performance_notes: np.ndarray | None = None, **kwargs) -> LiveFollowing:
+                  performance_notes: np.ndarray | None = None,
+                  wait_for_music: WaitForMusic | None = WaitForMusic(), **kwargs) -> LiveFollowing:
         """Live following of a performance of ``score`` (a file for :func:`read_live_score`, or one read).
 
         ``max_seconds``: the longest the performance may last; the follower's timeline ends there (later
         audio is ignored). ``performance_notes``: the performance's own notes, when it is a built piece's
         (``(onset s, pitch, duration s)`` rows from its MIDI): the ground truth, so errors are reported, and
         the timeline lasts at least to the last onset. Without them (a user's recording) the positions are
-        the follower's alone. ``kwargs``: those of the constructor (``hold_on_silence``, ``silence_dbfs``).
+        the follower's alone. ``wait_for_music``: wait for music that matches the score's opening before
+        following (default :class:`~sfgym.live.music_start.WaitForMusic`'s settings; ``None``: follow from the
+        first sound). ``kwargs``: those of the constructor (``hold_on_silence``, ``silence_dbfs``).
         """
         if not max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {max_seconds!r}")
@@ -298,8 +330,9 @@ class LiveFollowing:
             n_frames = max(n_frames, int(np.floor(performance_notes[:, 0].max() * FPS)) + 1)
         piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, n_frames,
                            notes=performance_notes, score_notes=score.score_notes, pitches=score.pitches)
+        opening = score.score_notes[:, 1] if score.score_notes is not None else score.pitches
         return cls(follower, piece, score.system_bounds, truth_known=performance_notes is not None, seed=seed,
-                   **kwargs)
+                   wait_for_music=wait_for_music, opening_pitches=opening, **kwargs)
 
     # ------------------------------------------------------------------ observation
     def spectrogram_window(self, frame: int) -> np.ndarray:
@@ -317,10 +350,12 @@ class LiveFollowing:
         self._rms = []
         self._silent_run = 0
         self._warned_silence = False
+        self._music = (None if self.wait_for_music is None
+                       else MusicStartDetector(self.wait_for_music, self._opening, self._silence_rms))
         self.follower.reset(self.piece, seed=self.seed)
         observation, info = self.env.reset(seed=self.seed, options={"piece": self.piece.name})
         self._state = {"observation": observation, "info": info, "over": False, "previous_window": None,
-                       "reached": system_index(self.system_bounds, info["follower_x"])}
+                       "music_heard": False, "reached": system_index(self.system_bounds, info["follower_x"])}
 
     @property
     def over(self) -> bool:
@@ -365,6 +400,43 @@ class LiveFollowing:
         self.spectrogram[:, self.frames_computed : end] = frames
         self._rms.extend(rms)
         self.frames_computed = end
+        if self._music is not None and not self._music.started:
+            for column, loudness in zip(frames.T, rms):
+                if self._music.add(column, loudness):
+                    self.report.music_start_frame = self._music.start_frame
+                    self.report.music_found_frame = self._music.found_at
+                    break
+
+    def music_started_by(self, frame: int) -> bool:
+        """Whether the music had been found to start by spectrogram frame ``frame`` (always, when not waiting)."""
+        return self._music is None or (self._music.found_at is not None and self._music.found_at <= frame)
+
+    def _follower_window(self, frame: int) -> np.ndarray:
+        """The spectrogram window the follower sees at ``frame``: the frames before the music's start as
+        zeros (silence), with the difference channels if the follower takes them."""
+        window = self.spectrogram_window(frame)
+        start = 0 if self._music is None or self._music.start_frame is None else self._music.start_frame
+        before_start = int(np.clip(start - (frame - window.shape[-1]), 0, window.shape[-1]))
+        if before_start:
+            window = window.copy()
+            window[..., :before_start] = 0.0
+        if self.difference_channels:
+            state = self._state
+            previous = window if state["previous_window"] is None else state["previous_window"]
+            state["previous_window"] = window
+            window = np.concatenate([window, window - previous])
+        return window
+
+    def _catch_up(self, frame: int) -> None:
+        """The music was found late (up to ``sustain_s``): give the follower the frames since its start,
+        up to the one before ``frame``, so that it follows from the first note (its answers are dropped)."""
+        state = self._state
+        start = self._music.start_frame
+        state["previous_window"] = None
+        for earlier in range(start + 1, frame):
+            window = self._follower_window(earlier)
+            if not self.is_silent(earlier - 1):
+                self.follower.act({**state["observation"], "spectrogram": window}, state["info"])
 
     def is_silent(self, frame: int) -> bool:
         """Whether spectrogram frame ``frame`` is silence (RMS below ``silence_dbfs``); before the start, yes."""
@@ -387,15 +459,21 @@ class LiveFollowing:
         self.start(source.sample_rate)
         started = time.perf_counter()
         samples_fed = 0
-        for block in source.blocks():
-            samples_fed += len(block)
-            self._announce(self.push(block), on_step, on_event)
-            if self.over or (should_stop is not None and should_stop()):
-                break
-        else:
-            self._announce(self.finish(), on_step, on_event)
-        self.report.audio_seconds = samples_fed / source.sample_rate
-        self.report.wall_seconds = time.perf_counter() - started
+        blocks = source.blocks()
+        try:
+            for block in blocks:
+                samples_fed += len(block)
+                self._announce(self.push(block), on_step, on_event)
+                if self.over or (should_stop is not None and should_stop()):
+                    break
+            else:
+                self._announce(self.finish(), on_step, on_event)
+        finally:  # also when interrupted (Ctrl-C): the source is closed (a sound card's stream with it) and the
+            # report holds what was followed
+            if hasattr(blocks, "close"):
+                blocks.close()
+            self.report.audio_seconds = samples_fed / source.sample_rate
+            self.report.wall_seconds = time.perf_counter() - started
         return self.report
 
     def run(self, audio: np.ndarray, sample_rate: int, *, speed: float = 1.0, block_size: int = DEFAULT_BLOCK_SIZE,
@@ -440,15 +518,17 @@ class LiveFollowing:
         steps = []
         while not state["over"] and self.frames_computed >= state["info"]["frame"]:
             frame = state["info"]["frame"]
-            window = self.spectrogram_window(frame)
-            if self.difference_channels:
-                previous = window if state["previous_window"] is None else state["previous_window"]
-                state["previous_window"] = window
-                window = np.concatenate([window, window - previous])
-            # the newest frame the observation shows is frame - 1: silent, the follower is not asked and holds
+            # the newest frame the observation shows is frame - 1: before the music, or silent, the follower
+            # is not asked and holds
+            waiting = not self.music_started_by(frame - 1)
+            if not waiting and not state["music_heard"]:
+                state["music_heard"] = True
+                if self._music is not None:
+                    self._catch_up(frame)
+            window = self._follower_window(frame)
             silent = self.hold_on_silence and self.is_silent(frame - 1)
             self._note_silence(silent)
-            if silent:
+            if silent or waiting:
                 action = self._hold_action(state["info"])
             else:
                 action = self.follower.act({**state["observation"], "spectrogram": window}, state["info"])
@@ -459,7 +539,8 @@ class LiveFollowing:
             system = system_index(self.system_bounds, info["follower_x"])
             step = LiveStep(frame=info["frame"], x=float(info["follower_x"]), system=system,
                             audio_time_s=audio_time_s, latency_ms=latency_ms,
-                            true_x=float(info["true_x"]) if self.truth_known else None, silent=silent)
+                            true_x=float(info["true_x"]) if self.truth_known else None, silent=silent,
+                            waiting=waiting)
             if system > state["reached"]:
                 step.page_turn = SystemChange(frame=step.frame, from_system=state["reached"], to_system=system,
                                               audio_time_s=audio_time_s, latency_ms=latency_ms,

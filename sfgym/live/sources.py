@@ -1,9 +1,9 @@
 """Where live audio comes from: blocks of mono samples, in order, as they arrive.
 
-:class:`~sfgym.live.engine.LiveFollowing` follows any :class:`AudioSource`. A sound card's callback is one
-(a caller wraps it); :class:`RecordingSource` is a recording fed *as if* it were live, block by block at the
-audio's own pace (or faster), which is what ``sfgym follow`` does with a file and what the tests and the
-latency benchmark measure against.
+:class:`~sfgym.live.engine.LiveFollowing` follows any :class:`AudioSource`. A sound card is one
+(:class:`sfgym.live.microphone.SoundCardSource`); :class:`RecordingSource` is a recording fed *as if* it
+were live, block by block at the audio's own pace (or faster), which is what ``sfgym follow`` does with a
+file and what the tests and the latency benchmark measure against.
 """
 
 from __future__ import annotations
