@@ -1,8 +1,11 @@
-"""``sfgym data build --ray`` and ``sfgym data variant --ray``: the files of a local build, made by Ray tasks."""
+"""On local Ray: ``sfgym data build --ray`` and ``sfgym data variant --ray`` (the files of a local build, made
+by Ray tasks) and ``sfgym train pretrained --ray`` (its stages as Ray tasks)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +17,8 @@ from sfgym.data.variant import build_variant
 
 from scores import SCALE, melody_musicxml
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 CORPUS = [
     ("tiny_scale", melody_musicxml(SCALE * 2, tempo_bpm=120)),
     ("tiny_chords", melody_musicxml(SCALE[::-1] * 2, tempo_bpm=100, chord_every=2)),
@@ -57,10 +61,11 @@ def test_without_ray_the_build_says_how_to_install_it(monkeypatch, tmp_path, cap
 # ---------------------------------------------------------------------------- on local Ray
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray session (2 CPUs) for the module's builds; its workers import this checkout."""
+    """One local Ray session (2 CPUs) for the module; its workers import this checkout (and the stages they
+    start, ``tests/stage_stub.py``)."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}})
     yield ray
     ray.shutdown()
 
@@ -85,3 +90,51 @@ def test_a_variant_on_ray_writes_the_files_of_a_local_variant(local_ray, local_b
     local = build_variant(local_build, tmp_path / "local", **options)
     on_ray = build_variant(local_build, tmp_path / "ray", ray=True, workers=2, **options)
     assert assert_same_files(local, on_ray) == 1 + 2 * 2 + 4 * 3  # manifest; per score .npz, .mid; per take .wav .mid .npy
+
+
+# ---------------------------------------------------------------------------- sfgym train pretrained --ray
+@pytest.mark.slow
+def test_the_stages_on_ray_ask_for_their_share_of_the_cores_and_a_failed_one_is_named(local_ray, tmp_path, monkeypatch):
+    from agents.pretrained import train as pretrained_train
+
+    monkeypatch.setitem(pretrained_train.STAGE_MODULES, "rl", "stage_stub")  # tests/stage_stub.py: no training
+    monkeypatch.setattr(pretrained_train.os, "cpu_count", lambda: 2)  # --jobs 2: one CPU a stage, as local Ray has
+    runs = [tmp_path / f"rl-seed{seed}" for seed in range(3)]
+    stages = [(["--seed", str(seed), "--out", str(run)], run) for seed, run in enumerate(runs)]
+    commands = pretrained_train._run_stages_on_ray("rl", stages, jobs=2)
+    assert commands == [f"sfgym train rl --seed {seed} --out {run}" for seed, run in enumerate(runs)]
+    assert [json.loads((run / "arguments.json").read_text())[1] for run in runs] == ["0", "1", "2"]
+    (runs[1] / "arguments.json").unlink()
+    pretrained_train._run_stages_on_ray("rl", stages, jobs=2)  # complete runs are re-used
+    assert not (runs[1] / "arguments.json").exists()
+    with pytest.raises(ValueError, match=r"failing: 'sfgym train rl' stopped with exit code 3"):
+        pretrained_train._run_stages_on_ray("rl", [(["--fail"], tmp_path / "failing")], jobs=2)
+    interrupted = tmp_path / "interrupted"  # a stage stopped by Ctrl-C stops the command, which resumes it
+    with pytest.raises(KeyboardInterrupt):
+        pretrained_train._run_stages_on_ray("rl", [(["--interrupt", "--out", str(interrupted)], interrupted)], jobs=2)
+    # each stage asks Ray for --jobs' share of the machine's cores: 6 cores / 3 jobs, 2 CPUs a stage
+    asked, remote = [], local_ray.remote
+    monkeypatch.setattr(local_ray, "remote", lambda **options: asked.append(options) or remote(**options))
+    monkeypatch.setattr(pretrained_train.os, "cpu_count", lambda: 6)
+    wide = tmp_path / "wide"
+    assert len(pretrained_train._run_stages_on_ray("rl", [(["--out", str(wide)], wide)], jobs=3)) == 1
+    assert asked == [{"num_cpus": 2.0}]
+
+
+def test_ray_and_address_send_every_stage_to_ray(tmp_path, monkeypatch):
+    from agents.pretrained import train as pretrained_train
+
+    started = []
+
+    def record(trainer, stages, jobs, address=None):
+        started.append((trainer, len(stages), jobs, address))
+        return [f"sfgym train {trainer}"] * len(stages)
+
+    monkeypatch.setattr(pretrained_train, "_run_stages_on_ray", record)
+    parser = argparse.ArgumentParser()
+    pretrained_train.add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path), "--follower", "ppo", "--seeds", "0,1", "--jobs", "2",
+                              "--data", str(tmp_path), "--address", "HEAD:6379"])
+    with pytest.raises(FileNotFoundError):  # no PPO ran, so no best.json: the stages were all Ray's
+        pretrained_train._model_to_ship(args, {}, tmp_path)
+    assert started == [("trunk", 1, 2, "HEAD:6379"), ("rl", 2, 2, "HEAD:6379")]
