@@ -16,6 +16,7 @@ from sfgym.data.dataset import BuildConfig, build_dataset
 from sfgym.data.variant import build_variant
 
 from scores import SCALE, melody_musicxml
+from test_pretrained import check_stage_runner
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -99,19 +100,7 @@ def test_the_stages_on_ray_ask_for_their_share_of_the_cores_and_a_failed_one_is_
 
     monkeypatch.setitem(pretrained_train.STAGE_MODULES, "rl", "stage_stub")  # tests/stage_stub.py: no training
     monkeypatch.setattr(pretrained_train.os, "cpu_count", lambda: 2)  # --jobs 2: one CPU a stage, as local Ray has
-    runs = [tmp_path / f"rl-seed{seed}" for seed in range(3)]
-    stages = [(["--seed", str(seed), "--out", str(run)], run) for seed, run in enumerate(runs)]
-    commands = pretrained_train._run_stages_on_ray("rl", stages, jobs=2)
-    assert commands == [f"sfgym train rl --seed {seed} --out {run}" for seed, run in enumerate(runs)]
-    assert [json.loads((run / "arguments.json").read_text())[1] for run in runs] == ["0", "1", "2"]
-    (runs[1] / "arguments.json").unlink()
-    pretrained_train._run_stages_on_ray("rl", stages, jobs=2)  # complete runs are re-used
-    assert not (runs[1] / "arguments.json").exists()
-    with pytest.raises(ValueError, match=r"failing: 'sfgym train rl' stopped with exit code 3"):
-        pretrained_train._run_stages_on_ray("rl", [(["--fail"], tmp_path / "failing")], jobs=2)
-    interrupted = tmp_path / "interrupted"  # a stage stopped by Ctrl-C stops the command, which resumes it
-    with pytest.raises(KeyboardInterrupt):
-        pretrained_train._run_stages_on_ray("rl", [(["--interrupt", "--out", str(interrupted)], interrupted)], jobs=2)
+    check_stage_runner(lambda stages: pretrained_train._run_stages_on_ray("rl", stages, jobs=2), tmp_path)
     # each stage asks Ray for --jobs' share of the machine's cores: 6 cores / 3 jobs, 2 CPUs a stage
     asked, remote = [], local_ray.remote
     monkeypatch.setattr(local_ray, "remote", lambda **options: asked.append(options) or remote(**options))
