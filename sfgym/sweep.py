@@ -41,18 +41,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from sfgym import ray_support
 from sfgym.files import atomic_write_bytes
+from sfgym.ray_support import INSTALL_HINT, RayUnavailable
 
 TRIALS = "trials"
 PLAN = "sweep.json"
 TEST_FIGURES = "test_figures.json"
 TRIAL_LOG = "sweep.log"
 TEST_SPLIT = "test"
-INSTALL_HINT = 'pip install -e ".[ray]"'
-
-
-class RayUnavailable(RuntimeError):
-    """Ray (Tune) is not installed: the message says how to install it."""
 
 
 class TrialsFailed(RuntimeError):
@@ -60,15 +57,9 @@ class TrialsFailed(RuntimeError):
 
 
 def import_ray():
-    """``ray`` and ``ray.tune``, imported here only: Ray is an optional extra, and a module-level import
-    would make every sfgym command need it (and load it, ~1 s)."""
-    try:
-        import ray
-        from ray import tune
-    except ImportError as error:
-        raise RayUnavailable(f"sfgym sweep runs on Ray Tune, which is not installed ({error}); "
-                             f"install it with: {INSTALL_HINT}") from error
-    return ray, tune
+    """``ray`` and ``ray.tune`` (:func:`sfgym.ray_support.import_ray`: an optional extra, imported when a
+    sweep runs)."""
+    return ray_support.import_ray("sfgym sweep runs on Ray Tune", tune=True)
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -375,8 +366,7 @@ def run_sweep(kind: str, trainer_args: Sequence[str], trials: Sequence[Trial], s
     todo = [t for t in trials if not trial_done(sweep_dir / TRIALS / t.name, test)]
     log(f"sweep of {len(trials)} trials ({len(trials) - len(todo)} done before) into {sweep_dir}")
     if todo:
-        if not ray.is_initialized():
-            ray.init(address=address, log_to_driver=False, include_dashboard=False, configure_logging=False)
+        ray_support.connect_ray(ray, address)
         _fit(tune, kind, trainer_args, todo, sweep_dir, cpus_per_trial, max_concurrent, test, log)
     settings = write_tables(sweep_dir, kind, trials)
     failed = [t.name for t in trials if trial_state(sweep_dir / TRIALS / t.name) != "complete"]

@@ -344,21 +344,28 @@ def test_jobs_run_the_seeds_in_processes_of_their_own_and_a_failed_one_is_named(
 
     monkeypatch.setitem(pretrained_train.STAGE_MODULES, "rl", "stage_stub")  # tests/stage_stub.py: no training
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    check_stage_runner(lambda stages: pretrained_train._run_stages_in_parallel("rl", stages, jobs=2), tmp_path)
+
+
+def check_stage_runner(run_stages, tmp_path: Path) -> None:
+    """``run_stages(stages)`` (a runner of ``rl`` stages, ``tests/stage_stub.py`` standing in for the trainer)
+    runs each, re-uses a complete run, names a failed one and stops at an interrupted one."""
+    from agents.pretrained import train as pretrained_train
+
     runs = [tmp_path / f"rl-seed{seed}" for seed in range(3)]
     stages = [(["--seed", str(seed), "--out", str(run)], run) for seed, run in enumerate(runs)]
-    commands = pretrained_train._run_stages_in_parallel("rl", stages, jobs=2)
+    commands = run_stages(stages)
     assert commands == [f"sfgym train rl --seed {seed} --out {run}" for seed, run in enumerate(runs)]
     assert [json.loads((run / "arguments.json").read_text())[1] for run in runs] == ["0", "1", "2"]
     (runs[1] / "arguments.json").unlink()
-    pretrained_train._run_stages_in_parallel("rl", stages, jobs=2)  # complete runs are re-used
+    run_stages(stages)  # complete runs are re-used
     assert not (runs[1] / "arguments.json").exists()
     with pytest.raises(ValueError, match=r"failing: 'sfgym train rl' stopped with exit code 3"):
-        pretrained_train._run_stages_in_parallel("rl", [(["--fail"], tmp_path / "failing")] * 2, jobs=2)
+        run_stages([(["--fail"], tmp_path / "failing")] * 2)
     # a stage stopped by Ctrl-C (saved, marked interrupted) stops the command, which a second run resumes
     interrupted = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
-        pretrained_train._run_stages_in_parallel("rl", [(["--interrupt", "--out", str(interrupted)], interrupted)] * 2,
-                                                 jobs=2)
+        run_stages([(["--interrupt", "--out", str(interrupted)], interrupted)] * 2)
     assert pretrained_train._stage_arguments(["--out", str(interrupted)], interrupted)[-1] == "--resume"
 
 

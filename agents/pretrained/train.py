@@ -37,7 +37,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -53,6 +53,7 @@ from sfgym.data.dataset import BuildConfig, default_dataset_root, read_manifest
 from sfgym.data.msmd import find_split_dir, load_split
 from sfgym.evaluation import AgentSpec, run_evaluation
 from sfgym.files import atomic_write_bytes
+from sfgym.ray_support import connect_ray, import_ray
 from sfgym.score.timing import median_speed_px_per_s
 
 TRUNK_CONFIG, RL_CONFIG = "trunk_matching", "ppo_matching"
@@ -376,33 +377,65 @@ def _run_stage(trainer: str, arguments: list[str], run: Path) -> str:
     return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
 
 
-def _run_stages(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
+def _run_stages(trainer: str, stages: list[tuple[list[str], Path]], jobs: int, ray: bool = False,
+                ray_address: str | None = None) -> list[str]:
     """:func:`_run_stage` for each ``(arguments, run)`` of ``stages``: in this process one after the other, or with
-    ``jobs`` > 1 that many at a time (:func:`_run_stages_in_parallel`). Returns the commands as run."""
+    ``jobs`` > 1 that many at a time (:func:`_run_stages_in_parallel`), or with ``ray`` as Ray tasks
+    (:func:`_run_stages_on_ray`). Returns the commands as run."""
+    if ray:
+        return _run_stages_on_ray(trainer, stages, jobs, ray_address)
     if jobs > 1 and len(stages) > 1:
         return _run_stages_in_parallel(trainer, stages, jobs)
     return [_run_stage(trainer, arguments, run) for arguments, run in stages]
 
 
-def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
-    """Like :func:`_run_stage` for several runs, ``jobs`` at a time, each in its own process (Ctrl-C reaches
-    them all: each saves its run, which the next invocation resumes). Returns the commands as run."""
+def _stage_process(module: str, arguments: list[str]) -> int:
+    """``python -m MODULE ARGUMENTS`` (a stage's trainer), to its end; its exit code."""
     import subprocess
     import sys
+
+    return subprocess.run([sys.executable, "-m", module, *arguments], check=False).returncode
+
+
+def _run_stage_in_a_process(trainer: str, arguments: list[str], run: Path,
+                            start: Callable[[str, list[str]], int] = _stage_process) -> str:
+    """Like :func:`_run_stage`, the trainer in a process of its own that ``start`` runs (here, or as a Ray
+    task) and whose exit code it returns. Returns the command as run."""
+    todo = _stage_arguments(arguments, run)
+    if todo is not None:
+        exit_code = start(STAGE_MODULES[trainer], todo)
+        if exit_code != 0:
+            raise ValueError(f"{run}: 'sfgym train {trainer}' stopped with exit code {exit_code}")
+        _check_complete(run, trainer)
+    return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
+
+
+def _run_stages_in_parallel(trainer: str, stages: list[tuple[list[str], Path]], jobs: int) -> list[str]:
+    """:func:`_run_stage_in_a_process` for several runs, ``jobs`` at a time (Ctrl-C reaches them all: each
+    saves its run, which the next invocation resumes). Returns the commands as run."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def run_one(stage: tuple[list[str], Path]) -> str:
-        arguments, run = stage
-        todo = _stage_arguments(arguments, run)
-        if todo is not None:
-            completed = subprocess.run([sys.executable, "-m", STAGE_MODULES[trainer], *todo], check=False)
-            if completed.returncode != 0:
-                raise ValueError(f"{run}: 'sfgym train {trainer}' stopped with exit code {completed.returncode}")
-            _check_complete(run, trainer)
-        return f"sfgym train {trainer} {shlex.join(todo or arguments)}"
-
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(run_one, stages))
+        return list(pool.map(lambda stage: _run_stage_in_a_process(trainer, *stage), stages))
+
+
+def _run_stages_on_ray(trainer: str, stages: list[tuple[list[str], Path]], jobs: int,
+                       address: str | None = None) -> list[str]:
+    """:func:`_run_stage_in_a_process` for each stage, its process started by a Ray task (local Ray, or the
+    cluster at ``address``) that asks for this machine's share of ``jobs`` (its CPUs / ``jobs``): ``jobs``
+    stages at a time here, as with ``--jobs``, and as many as fit on a cluster. The runs are written by the
+    task, so on a cluster ``--out`` and the data must be on paths every machine sees. Returns the commands."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ray = import_ray("--ray runs the stages on Ray")
+    connect_ray(ray, address)
+    task = ray.remote(num_cpus=(os.cpu_count() or 1) / jobs)(_stage_process)
+
+    def start_on_ray(module: str, arguments: list[str]) -> int:
+        return ray.get(task.remote(module, arguments))
+
+    with ThreadPoolExecutor(max_workers=len(stages)) as pool:  # threads only wait: Ray places the stages
+        return list(pool.map(lambda stage: _run_stage_in_a_process(trainer, *stage, start=start_on_ray), stages))
 
 
 TRAINING_DATA = {
@@ -422,26 +455,32 @@ added to the first without the others, made the tracker worse on valid (TR 0.70 
 before the chroma evidence)."""
 
 
-def build_training_data(out: Path, workers: int | None = None, progress: bool = True) -> list[Path]:
-    """Build (or complete: a build resumes) each of :data:`TRAINING_DATA` under ``out / "data"``."""
+def build_training_data(out: Path, workers: int | None = None, progress: bool = True, ray: bool = False,
+                        ray_address: str | None = None) -> list[Path]:
+    """Build (or complete: a build resumes) each of :data:`TRAINING_DATA` under ``out / "data"`` (with ``ray``,
+    on Ray: :func:`sfgym.data.dataset.build_dataset`)."""
     roots = []
     for name, settings in TRAINING_DATA.items():
         root = out / "data" / name
         print(f"training data {name}: {root}")
         # through the module, so that tests can stand in for the builder
-        roots.append(dataset.build_dataset(root, config=BuildConfig(**settings), workers=workers, progress=progress))
+        roots.append(dataset.build_dataset(root, config=BuildConfig(**settings), workers=workers, progress=progress,
+                                           ray=ray, ray_address=ray_address))
     return roots
 
 
 def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
                          trunk_set: list[str] = (), progress: bool = True, jobs: int = 1,
-                         workers: int | None = None, settings: dict[str, Any] | None = None) -> TrainedModel:
+                         workers: int | None = None, settings: dict[str, Any] | None = None, ray: bool = False,
+                         ray_address: str | None = None) -> TrainedModel:
     """The training data (:data:`TRAINING_DATA`, unless ``data`` names a dataset root to train on alone), a
     matching trunk per seed (``jobs`` at a time), each followed by the tracker on the valid split of every
     training dataset, and all trunks averaged too; the candidate whose tracker tracks best on valid (mean TR over
-    the datasets, then mean TUE; the average wins a tie, then the lowest seed)."""
+    the datasets, then mean TUE; the average wins a tie, then the lowest seed). With ``ray`` the data are built
+    and the trunks trained as Ray tasks (:func:`_run_stages_on_ray`)."""
     if data is None:
-        main_root, *extra_roots = build_training_data(out, workers, progress)
+        on_ray = {"ray": True, "ray_address": ray_address} if ray else {}  # without Ray: the call as before
+        main_root, *extra_roots = build_training_data(out, workers, progress, **on_ray)
     else:
         main_root, extra_roots = Path(data), []
     # trunks side by side share the cores: each on its share of threads (torch's default, every core in each
@@ -452,7 +491,7 @@ def train_tracker_stages(out: Path, seeds: list[int], data: str | None = None, t
               *threads, *[f"--set={item}" for item in trunk_set]]
     stages = [(["--config", trunk_config, "--out", str(out / f"trunk-seed{seed}"), *common,
                 f"--set=training.seed={seed}"], out / f"trunk-seed{seed}") for seed in seeds]
-    commands = _run_stages("trunk", stages, jobs)
+    commands = _run_stages("trunk", stages, jobs, ray, ray_address)
     candidates = []
     for seed, (_, run) in zip(seeds, stages):
         tr, tue, valid = _valid_over(run / "best.pt", [main_root, *extra_roots], workers, progress, settings)
@@ -536,17 +575,20 @@ def _valid_figures(model: Path, data: Path, workers: int | None, progress: bool,
 
 def train_all_stages(out: Path, seeds: list[int], data: str | None = None, trunk_config: str = TRUNK_CONFIG,
                      rl_config: str = RL_CONFIG, trunk_set: list[str] = (), rl_set: list[str] = (),
-                     progress: bool = True, jobs: int = 1) -> TrainedModel:
+                     progress: bool = True, jobs: int = 1, ray: bool = False,
+                     ray_address: str | None = None) -> TrainedModel:
     """The matching trunk, then PPO on it (frozen) for each seed (``jobs`` seeds at a time, each in its own
-    process when more than one), into ``out``; the seed best on valid (``--follower ppo``)."""
+    process when more than one; with ``ray`` every stage a Ray task), into ``out``; the seed best on valid
+    (``--follower ppo``)."""
     common = (["--data", data] if data else []) + ([] if progress else ["--no-progress"])
     trunk_run = out / "trunk"
-    commands = [_run_stage("trunk", ["--config", trunk_config, "--out", str(trunk_run), *common,
-                                     *[f"--set={item}" for item in trunk_set]], trunk_run)]
+    trunk_stage = (["--config", trunk_config, "--out", str(trunk_run), *common, *[f"--set={item}" for item in trunk_set]],
+                   trunk_run)
+    commands = (_run_stages("trunk", [trunk_stage], jobs, ray, ray_address) if ray else [_run_stage("trunk", *trunk_stage)])
     stages = [(["--config", rl_config, "--init-from", str(trunk_run), "--out", str(out / f"rl-seed{seed}"),
                 "--seed", str(seed), *common, *[f"--set={item}" for item in rl_set]], out / f"rl-seed{seed}")
               for seed in seeds]
-    commands += _run_stages("rl", stages, jobs)
+    commands += _run_stages("rl", stages, jobs, ray, ray_address)
     candidates = []
     for seed, (_, rl_run) in zip(seeds, stages):
         best = json.loads((rl_run / "best.json").read_text())
@@ -592,6 +634,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
                         help="seeds trained at a time, each in its own process, each on its share of the cores "
                              f"(all stages; default {DEFAULT_JOBS}; 1: one after the other in this process)")
+    parser.add_argument("--ray", action="store_true",
+                        help="run the stages (and the training data's build) as Ray tasks, each asking for its --jobs "
+                             "share of this machine's CPUs: local Ray, or a cluster with --address (--out and the "
+                             "data on paths every machine sees); needs the ray extra: pip install -e \".[ray]\"")
+    parser.add_argument("--address", help="a running Ray cluster for the stages ('auto', or HOST:6379; implies --ray)")
     parser.add_argument("--trunk-config", default=TRUNK_CONFIG, help=f"trunk config (default {TRUNK_CONFIG})")
     parser.add_argument("--rl-config", default=RL_CONFIG, help=f"PPO config (default {RL_CONFIG})")
     parser.add_argument("--tracker-set", action="append", default=[], metavar="KEY=VALUE",
@@ -642,12 +689,13 @@ def _model_to_ship(args: argparse.Namespace, settings: dict[str, Any], staging: 
         raise ValueError("--seeds: give at least one seed")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    on_ray = {"ray": True, "ray_address": args.address} if args.ray or args.address else {}
     if args.follower == "tracker":
         return train_tracker_stages(Path(args.out), seeds, args.data, args.trunk_config, args.trunk_set,
                                     progress=not args.no_progress, jobs=args.jobs, workers=args.workers,
-                                    settings=settings)
+                                    settings=settings, **on_ray)
     return train_all_stages(Path(args.out), seeds, args.data, args.trunk_config, args.rl_config,
-                            args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs)
+                            args.trunk_set, args.rl_set, progress=not args.no_progress, jobs=args.jobs, **on_ray)
 
 
 def main(args: argparse.Namespace) -> int:

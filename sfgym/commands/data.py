@@ -47,7 +47,9 @@ def register(subparsers) -> None:
                        "vendored from OpenScore Lieder, fewer chorales) or songs (those 100 song parts alone, none "
                        "of them in the default corpus); without --out NAME goes to ~/.cache/sfgym/NAME")
     build.add_argument("--seed", type=int, default=0, help="seed of the train/valid/test split (default 0)")
-    build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs)")
+    build.add_argument("--workers", type=int, help="parallel processes (default: number of CPUs); with --ray, scores "
+                       "at a time (default: as the cluster's CPUs allow)")
+    _add_ray_options(build, "scores")
     build.set_defaults(func=run_build)
 
     importer = data_commands.add_parser(
@@ -96,6 +98,9 @@ def register(subparsers) -> None:
                          help="reverberation time RT60 of the synthetic room in seconds (default 0.4; 0 = dry)")
     variant.add_argument("--seed", type=int, default=0, help="seed of the room impulse responses (default 0)")
     variant.add_argument("--out", type=Path, required=True, help="the variant's dataset root (outside the source)")
+    variant.add_argument("--workers", type=int, help="with --ray, pieces at a time (default: as the cluster's CPUs "
+                         "allow); without, the pieces are made one after the other in this process")
+    _add_ray_options(variant, "pieces")
     variant.set_defaults(func=run_variant)
 
     info = data_commands.add_parser(
@@ -111,6 +116,20 @@ def register(subparsers) -> None:
                            "lists them)")
     info.add_argument("--pieces", action="store_true", help="list every performance, one line each")
     info.set_defaults(func=run_info)
+
+
+def _add_ray_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--ray", action="store_true",
+                        help=f"build the {what} as Ray tasks (local Ray, or a cluster with --address; the output must "
+                        "be on a path every machine sees); needs the ray extra: pip install -e \".[ray]\"")
+    parser.add_argument("--address", help="a running Ray cluster to build on ('auto', or HOST:6379; implies --ray); "
+                        "default with --ray: start local Ray")
+
+
+def _ray_unavailable(error: Exception) -> int:
+    """A missing Ray extra as one line saying how to install it, not a traceback."""
+    print(f"sfgym: error: {error}", file=sys.stderr)
+    return 1
 
 
 def _number(text: str) -> int | float:
@@ -151,10 +170,16 @@ def run_build(args: argparse.Namespace) -> int:
         timing_settings=settings_pairs(args.timing_set, "--timing-set"),
         augment_settings=settings_pairs(args.augment_set, "--augment-set"),
     )
-    if args.out is None and config == BuildConfig():
-        root = default_dataset_dir(workers=args.workers)
-    else:
-        root = build_dataset(args.out or corpus_dataset_root(config.corpus), config=config, workers=args.workers)
+    from sfgym.ray_support import RayUnavailable
+
+    where = {"workers": args.workers, "ray": args.ray or args.address is not None, "ray_address": args.address}
+    try:
+        if args.out is None and config == BuildConfig():
+            root = default_dataset_dir(**where)
+        else:
+            root = build_dataset(args.out or corpus_dataset_root(config.corpus), config=config, **where)
+    except RayUnavailable as error:
+        return _ray_unavailable(error)
     manifest = read_manifest(root)
     print(f"{root}: {manifest['split_sizes']} scores; built {manifest['scores_built_this_run']} now "
           f"in {manifest['build_seconds_this_run']:.0f} s; {len(manifest['failed'])} failed")
@@ -201,8 +226,14 @@ def run_variant(args: argparse.Namespace) -> int:
 
     source = args.source or default_dataset_dir(build=False)
     splits = tuple(s for s in args.split.split(",") if s)
-    root = build_variant(source, args.out, splits=splits, soundfont=args.soundfont, reverb_s=args.reverb,
-                         seed=args.seed)
+    from sfgym.ray_support import RayUnavailable
+
+    try:
+        root = build_variant(source, args.out, splits=splits, soundfont=args.soundfont, reverb_s=args.reverb,
+                             seed=args.seed, ray=args.ray or args.address is not None, ray_address=args.address,
+                             workers=args.workers)
+    except RayUnavailable as error:
+        return _ray_unavailable(error)
     print(f"{root}: {', '.join(splits)} of {source} re-synthesized with {args.soundfont}, reverb RT60 {args.reverb} s")
     return 0
 

@@ -31,7 +31,6 @@ import os
 import platform
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from sfgym.data.performance import HumanTiming, human_performance, smooth_tempo_
 from sfgym.data.piece import Piece, note_onset_frames
 from sfgym.data.synth import available_soundfonts, synthesize_midi, wav_bytes
 from sfgym.files import atomic_write_bytes
+from sfgym.ray_support import map_unordered
 from sfgym.settings import reject_unknown_fields
 
 DEFAULT_DATASET_NAME = "default-v1"
@@ -274,6 +274,8 @@ def build_dataset(
     *,
     workers: int | None = None,
     progress: bool = True,
+    ray: bool = False,
+    ray_address: str | None = None,
 ) -> Path:
     """Build an MSMD-format dataset root from scores; resume an interrupted build.
 
@@ -282,8 +284,12 @@ def build_dataset(
         corpus: :class:`sfgym.data.corpus.CorpusPiece` list, or ``(name, path_or_text)`` pairs; default: the
             built-in public-domain corpus.
         config: augmentation and split parameters.
-        workers: parallel processes (default: the machine's CPU count).
+        workers: parallel processes (default: the machine's CPU count); with ``ray``, scores at a time
+            (default: as the cluster's CPUs allow).
         progress: show a progress bar.
+        ray: build the scores as Ray tasks (:func:`sfgym.ray_support.map_unordered`) rather than in a local process pool: the
+            same worker, the same files. On a cluster ``out_dir`` must be a path every machine sees.
+        ray_address: with ``ray``, the cluster to join (``auto``, ``HOST:6379``; default: start local Ray).
 
     Returns:
         ``out_dir``, whose ``manifest.json`` lists every score, its split and its performances.
@@ -311,18 +317,16 @@ def build_dataset(
             todo.append((name, source, meta))
 
     started = time.perf_counter()
-    workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_build_one_score_safe, source, name, out_dir / splits[name],
-                               config, soundfonts, splits[name] == "train"): (name, meta) for name, source, meta in todo}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="building scores", disable=not progress):
-            name, meta = futures[future]
-            result = future.result()
-            if "error" in result:
-                failures.append({"score": name, "error": result["error"]})
-            else:
-                entries.append({"split": splits[name], **meta, **result,
-                                "performances": [p["name"] for p in result["performances"]]})
+    jobs = [(source, name, out_dir / splits[name], config, soundfonts, splits[name] == "train")
+            for name, source, _ in todo]
+    results = map_unordered(_build_one_score_safe, jobs, workers=workers, ray_address=ray_address, ray=ray)
+    for index, result in tqdm(results, total=len(jobs), desc="building scores", disable=not progress):
+        name, _, meta = todo[index]
+        if "error" in result:
+            failures.append({"score": name, "error": result["error"]})
+        else:
+            entries.append({"split": splits[name], **meta, **result,
+                            "performances": [p["name"] for p in result["performances"]]})
     elapsed = time.perf_counter() - started
 
     entries.sort(key=lambda e: e["score"])
@@ -419,8 +423,9 @@ def _resolve_corpus(corpus, max_pieces, corpus_name: str = "default") -> list[tu
 
 # ---------------------------------------------------------------------------- the default dataset
 def default_dataset_dir(*, build: bool = True, data_dir: str | Path | None = None, progress: bool = True,
-                        workers: int | None = None) -> Path:
-    """The built-in default dataset's root, built on first use and re-used afterwards.
+                        workers: int | None = None, ray: bool = False, ray_address: str | None = None) -> Path:
+    """The built-in default dataset's root, built on first use (``ray``: on Ray, see :func:`build_dataset`)
+    and re-used afterwards.
 
     Location: ``data_dir`` if given, else ``$SFGYM_DATA_DIR``, else ``$XDG_CACHE_HOME/sfgym/default-v1``
     (``~/.cache/sfgym/default-v1``).
@@ -433,7 +438,7 @@ def default_dataset_dir(*, build: bool = True, data_dir: str | Path | None = Non
     if not build:
         raise FileNotFoundError(f"{root}: the default dataset is not built yet (run 'sfgym data build')")
     print(f"Building the default dataset into {root} (once; set ${DATA_DIR_ENV} to choose another place)")
-    return build_dataset(root, progress=progress, workers=workers)
+    return build_dataset(root, progress=progress, workers=workers, ray=ray, ray_address=ray_address)
 
 
 def corpus_dataset_root(corpus: str) -> Path:

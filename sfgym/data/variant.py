@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from sfgym.data.msmd import find_split_dir, list_pieces, piece_files, write_array_npy
+from sfgym.data.msmd import PieceFiles, find_split_dir, list_pieces, piece_files, write_array_npy
 from sfgym.data.spectrogram import spectrogram_from_audio
 from sfgym.data.synth import available_soundfonts, synthesize_midi, write_wav_atomic
 from sfgym.files import atomic_write_bytes
+from sfgym.ray_support import map_unordered, on_one_blas_thread
 
 SAMPLE_RATE = 22050
 PRE_DELAY_S = 0.01
@@ -99,8 +100,23 @@ def render_performance(midi_path: str | Path, soundfont: str, rt60_s: float, see
     return reverberate(audio, rt60_s, SAMPLE_RATE, seed) if rt60_s > 0 else audio
 
 
+def write_variant_piece(split: str, files: PieceFiles, out_dir: Path, soundfont: str, reverb_s: float, seed: int) -> None:
+    """One piece of a variant: its score copied, its performance re-synthesized and reverberated, its
+    spectrogram recomputed, into ``out_dir/split``. Runs in the builder's process or a Ray task."""
+    target = piece_files(out_dir / split, files.name)
+    for original, copy in ((files.score, target.score), (files.score_midi, target.score.with_suffix(".mid"))):
+        if original is not None and not copy.is_file():
+            atomic_write_bytes(copy, original.read_bytes())
+    audio = render_performance(files.midi, soundfont, reverb_s, _piece_seed(seed, files.name))
+    # audio before MIDI before spectrogram: a piece appears with its MIDI, and its cache is newest
+    write_wav_atomic(target.midi.with_suffix(".wav"), audio, SAMPLE_RATE)
+    atomic_write_bytes(target.midi, files.midi.read_bytes())
+    write_array_npy(target.spectrogram, spectrogram_from_audio(audio, SAMPLE_RATE).astype(np.float32))
+
+
 def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str, ...] = ("test",),
-                  soundfont: str, reverb_s: float = 0.4, seed: int = 0, progress: bool = True) -> Path:
+                  soundfont: str, reverb_s: float = 0.4, seed: int = 0, progress: bool = True,
+                  ray: bool = False, ray_address: str | None = None, workers: int | None = None) -> Path:
     """Copy ``splits`` of the dataset ``source`` to ``out_dir`` with re-synthesized, reverberated performances.
 
     Args:
@@ -112,6 +128,9 @@ def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str,
         reverb_s: reverberation time RT60 of the synthetic room in seconds (0 = dry).
         seed: seeds each piece's impulse response (with the piece's name).
         progress: show a progress bar.
+        ray: make the pieces as Ray tasks (:func:`sfgym.ray_support.map_unordered`, ``workers`` at a time, on
+            the cluster at ``ray_address`` or local Ray), rather than one after the other in this process: the
+            same files, the same manifest but its timing.
 
     Returns:
         ``out_dir``, with ``manifest.json`` recording the source, soundfont, reverb, seed and pieces.
@@ -124,17 +143,16 @@ def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str,
         raise ValueError(f"{out_dir}: the variant must be written outside its source dataset {source}")
     jobs = [(split, files) for split in splits for files in list_pieces(find_split_dir(source, split))]
     started = time.perf_counter()
+    piece_jobs = [(split, files, out_dir, soundfont, reverb_s, seed) for split, files in jobs]
+    if ray:
+        results = map_unordered(write_variant_piece, piece_jobs, ray=True, ray_address=ray_address, workers=workers)
+    else:  # one after the other in this process (on one BLAS thread, as a Ray task: the same bytes)
+        results = ((index, on_one_blas_thread(write_variant_piece, *job)) for index, job in enumerate(piece_jobs))
+    done = sorted(index for index, _ in tqdm(results, total=len(jobs), desc="re-synthesizing performances",
+                                             disable=not progress))
     written: dict[str, list[str]] = {split: [] for split in splits}
-    for split, files in tqdm(jobs, desc="re-synthesizing performances", disable=not progress):
-        target = piece_files(out_dir / split, files.name)
-        for original, copy in ((files.score, target.score), (files.score_midi, target.score.with_suffix(".mid"))):
-            if original is not None and not copy.is_file():
-                atomic_write_bytes(copy, original.read_bytes())
-        audio = render_performance(files.midi, soundfont, reverb_s, _piece_seed(seed, files.name))
-        # audio before MIDI before spectrogram: a piece appears with its MIDI, and its cache is newest
-        write_wav_atomic(target.midi.with_suffix(".wav"), audio, SAMPLE_RATE)
-        atomic_write_bytes(target.midi, files.midi.read_bytes())
-        write_array_npy(target.spectrogram, spectrogram_from_audio(audio, SAMPLE_RATE).astype(np.float32))
+    for index in done:  # in the source's order, however the pieces finished
+        split, files = jobs[index]
         written[split].append(files.name)
     manifest = {
         "format": "msmd-score-following",
@@ -152,4 +170,4 @@ def build_variant(source: str | Path, out_dir: str | Path, *, splits: tuple[str,
     return out_dir
 
 
-__all__ = ["build_variant", "render_performance", "reverberate", "room_impulse_response"]
+__all__ = ["build_variant", "write_variant_piece", "render_performance", "reverberate", "room_impulse_response"]
