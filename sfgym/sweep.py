@@ -42,6 +42,10 @@ import pandas as pd
 import yaml
 
 from sfgym import ray_support
+from sfgym.commands.train import kind_parser, trainer_modules
+from sfgym.data.dataset import default_dataset_dir
+from sfgym.data.msmd import find_split_dir, load_split
+from sfgym.evaluation import run_evaluation
 from sfgym.files import atomic_write_bytes
 from sfgym.ray_support import INSTALL_HINT, RayUnavailable
 
@@ -176,8 +180,6 @@ def trial_state(trial_dir: Path) -> str | None:
 
 def trainer_module(kind: str):
     """The parser and module of ``sfgym train KIND``, checked to say what a sweep reads of its runs."""
-    from sfgym.commands.train import kind_parser, trainer_modules
-
     if kind not in trainer_modules():
         raise ValueError(f"unknown trainer kind {kind!r} (known: {', '.join(sorted(trainer_modules()))})")
     parser, module = kind_parser(kind)
@@ -222,12 +224,7 @@ def run_trial(kind: str, trial: Trial, trainer_args: Sequence[str], trial_dir: s
 def figures_on_test(model: str, data: str | None) -> dict[str, float]:
     """TR and TUE of ``model`` (a follower file) followed over the test split of ``data`` (None: the
     default dataset), once per piece, in this process."""
-    from sfgym.data.msmd import find_split_dir, load_split
-    from sfgym.evaluation import run_evaluation
-
     if data is None:
-        from sfgym.data.dataset import default_dataset_dir
-
         data = default_dataset_dir()
     pieces = load_split(find_split_dir(data, TEST_SPLIT), progress=False)
     summary = run_evaluation([f"chosen={model}"], pieces, seeds=1, workers=1, progress=False).summary()

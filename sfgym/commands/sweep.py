@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sfgym.commands import CommandParser
 
@@ -76,7 +77,5 @@ def run(args: argparse.Namespace) -> int:
     except (RayUnavailable, TrialsFailed) as error:
         print(f"sfgym: error: {error}", file=sys.stderr)
         return 1
-    from pathlib import Path
-
     print((Path(options.out) / "summary.md").read_text(), end="")
     return 0 if len(settings) else 1

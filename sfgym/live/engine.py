@@ -330,9 +330,9 @@ class LiveFollowing:
             n_frames = max(n_frames, int(np.floor(performance_notes[:, 0].max() * FPS)) + 1)
         piece = live_piece(score.name, score.sheet, score.coords, score.coord2onset, n_frames,
                            notes=performance_notes, score_notes=score.score_notes, pitches=score.pitches)
-        opening = score.score_notes[:, 1] if score.score_notes is not None else score.pitches
+        # the opening's pitches: the constructor takes them from the piece's notated timing, else these
         return cls(follower, piece, score.system_bounds, truth_known=performance_notes is not None, seed=seed,
-                   wait_for_music=wait_for_music, opening_pitches=opening, **kwargs)
+                   wait_for_music=wait_for_music, opening_pitches=score.pitches, **kwargs)
 
     # ------------------------------------------------------------------ observation
     def spectrogram_window(self, frame: int) -> np.ndarray:
